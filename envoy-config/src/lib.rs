@@ -1,0 +1,33 @@
+//! Harness for real-Envoy end-to-end tests: loopback backends that report who
+//! answered and keep per-session state, a small HTTP/1.1 client with a cookie
+//! jar, and an Envoy process started from a bootstrap rendered by stickyctl.
+//! Every process started here is stopped by its PID when its handle drops.
+
+pub mod backend;
+pub mod client;
+pub mod envoy;
+pub mod rig;
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Path of an artifact from an env var or its default under the root; panics
+/// with the command to run when it is missing (tests only).
+pub fn artifact(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(default));
+    assert!(
+        path.exists(),
+        "{} not found (set {var} or run `make setup wasm` first)",
+        path.display()
+    );
+    path
+}

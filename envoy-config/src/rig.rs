@@ -1,0 +1,250 @@
+//! A whole test set-up: backends per cluster, EDS files, a bootstrap rendered
+//! by stickyctl, and Envoy running it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use stickyctl::eds::{self, Endpoint};
+use stickyctl::render::envoy::{Affinity, ClusterPlan, Plan, bootstrap};
+
+use crate::backend::Backend;
+use crate::envoy::{Envoy, StartError};
+
+/// base64 of 32 bytes 0x11: the rig's sealing key, id `k1`.
+pub const KEY_1: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
+/// base64 of 32 bytes 0x22: a second key, id `k2`.
+pub const KEY_2: &str = "IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI=";
+/// The session header the rig configures.
+pub const SESSION_HEADER: &str = "x-sticky-session";
+
+/// What to set up.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// (cluster name, weight, number of backends).
+    pub clusters: Vec<(String, u32, usize)>,
+    /// Affinity mode; `None` means sticky wasm from dist/.
+    pub affinity: Option<Affinity>,
+    /// Plugin config; `None` = the rig default for these clusters.
+    pub plugin: Option<Value>,
+    /// Retry policy on routes.
+    pub retry: bool,
+    /// stateful_session strict mode.
+    pub strict: bool,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            clusters: vec![("v1".into(), 90, 2), ("v2".into(), 10, 2)],
+            affinity: None,
+            plugin: None,
+            retry: true,
+            strict: false,
+        }
+    }
+}
+
+/// The rig's default plugin config for `clusters`.
+pub fn default_plugin(clusters: &[&str]) -> Value {
+    json!({
+        "cookie": {"name": "sticky", "ttl_seconds": 600, "secure": false},
+        "session_header": SESSION_HEADER,
+        "clusters": clusters,
+        "keys": [{"id": "k1", "secret": KEY_1}],
+    })
+}
+
+/// A running set-up.
+pub struct Rig {
+    /// Envoy.
+    pub envoy: Envoy,
+    /// Backends by cluster.
+    pub backends: BTreeMap<String, Vec<Backend>>,
+    /// Endpoints as last written, by cluster.
+    pub endpoints: BTreeMap<String, Vec<Endpoint>>,
+    /// The rendered plan.
+    pub plan: Plan,
+    /// The bootstrap file.
+    pub config_path: PathBuf,
+    version: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// Starts backends, writes EDS and the bootstrap, starts Envoy.
+    pub fn start(spec: Spec) -> Result<Rig, StartError> {
+        let err = |m: String| StartError {
+            message: m,
+            log: String::new(),
+        };
+        let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
+        let eds_dir = dir.path().join("eds");
+        std::fs::create_dir_all(&eds_dir).map_err(|e| err(e.to_string()))?;
+        let mut backends = BTreeMap::new();
+        let mut endpoints = BTreeMap::new();
+        let mut clusters = Vec::new();
+        for (name, weight, n) in &spec.clusters {
+            let bs: Vec<Backend> = (0..*n)
+                .map(|i| Backend::start(&format!("{name}-{i}")))
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(e.to_string()))?;
+            let eps: Vec<Endpoint> = bs
+                .iter()
+                .map(|b| Endpoint::healthy("127.0.0.1", b.addr.port()))
+                .collect();
+            let eds_path = eds_dir.join(format!("{}.json", file_safe(name)));
+            eds::write(&eds_path, name, &eps, "sticky", 1).map_err(|e| err(e.to_string()))?;
+            clusters.push(ClusterPlan {
+                name: name.clone(),
+                weight: *weight,
+                eds_path,
+            });
+            backends.insert(name.clone(), bs);
+            endpoints.insert(name.clone(), eps);
+        }
+        let names: Vec<&str> = spec.clusters.iter().map(|c| c.0.as_str()).collect();
+        let affinity = spec
+            .affinity
+            .clone()
+            .unwrap_or_else(|| Affinity::StickyWasm {
+                wasm_path: crate::artifact("STICKY_WASM", "dist/sticky.wasm"),
+            });
+        let mut extra_env: Vec<(&str, PathBuf)> = Vec::new();
+        if let Affinity::StickyNative { .. } = affinity {
+            let so = crate::artifact("STICKY_NATIVE", "dist/libsticky.so");
+            extra_env.push((
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                so.parent().map(PathBuf::from).unwrap_or_default(),
+            ));
+        }
+        let plan = Plan {
+            listen_address: "127.0.0.1".into(),
+            listen_port: 0,
+            admin_port: 0,
+            affinity,
+            plugin_config: spec
+                .plugin
+                .clone()
+                .unwrap_or_else(|| default_plugin(&names)),
+            clusters,
+            eds_dir,
+            retry: spec.retry,
+            strict: spec.strict,
+            runtime_key_prefix: Some("sticky.split".into()),
+            connect_timeout_ms: 250,
+        };
+        let config_path = dir.path().join("envoy.json");
+        let text = serde_json::to_vec_pretty(&bootstrap(&plan)).map_err(|e| err(e.to_string()))?;
+        std::fs::write(&config_path, text).map_err(|e| err(e.to_string()))?;
+        let envoy_bin = crate::artifact("STICKY_ENVOY", ".venv/envoy");
+        let env_refs: Vec<(&str, &std::path::Path)> =
+            extra_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        let envoy = Envoy::start(&envoy_bin, &config_path, dir.path(), &env_refs)?;
+        let rig = Rig {
+            envoy,
+            backends,
+            endpoints,
+            plan,
+            config_path,
+            version: 1,
+            _dir: dir,
+        };
+        rig.wait_hosts_healthy();
+        Ok(rig)
+    }
+
+    /// The listener address.
+    pub fn addr(&self) -> SocketAddr {
+        self.envoy.listener
+    }
+
+    /// A backend by name (`v1-0`, ...).
+    pub fn backend(&self, name: &str) -> &Backend {
+        self.backends
+            .values()
+            .flatten()
+            .find(|b| b.name == name)
+            .unwrap_or_else(|| panic!("no backend {name}"))
+    }
+
+    /// The name of the backend at "ip:port".
+    pub fn backend_at(&self, host: &str) -> Option<String> {
+        self.backends
+            .values()
+            .flatten()
+            .find(|b| b.host() == host)
+            .map(|b| b.name.clone())
+    }
+
+    /// The cluster a backend belongs to.
+    pub fn cluster_of(&self, backend: &str) -> Option<String> {
+        self.backends
+            .iter()
+            .find(|(_, bs)| bs.iter().any(|b| b.name == backend))
+            .map(|(c, _)| c.clone())
+    }
+
+    /// Rewrites a cluster's EDS file and waits until Envoy applied it.
+    pub fn update_endpoints(&mut self, cluster: &str, f: impl FnOnce(&mut Vec<Endpoint>)) {
+        let eps = self
+            .endpoints
+            .get_mut(cluster)
+            .unwrap_or_else(|| panic!("no cluster {cluster}"));
+        f(eps);
+        self.version += 1;
+        let stat = format!("cluster.{cluster}.update_success");
+        let before = self.envoy.stat(&stat).unwrap_or(0);
+        let path = self
+            .plan
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .map(|c| c.eds_path.clone())
+            .unwrap_or_default();
+        eds::write(&path, cluster, eps, "sticky", self.version)
+            .unwrap_or_else(|e| panic!("eds write: {e}"));
+        let applied = self.envoy.wait_for(Duration::from_secs(5), |e| {
+            e.stat(&stat).unwrap_or(0) > before
+        });
+        assert!(applied, "Envoy did not apply the EDS update of {cluster}");
+    }
+
+    /// Waits until every cluster reports its hosts (EDS loaded).
+    fn wait_hosts_healthy(&self) {
+        for (cluster, eps) in &self.endpoints {
+            let stat = format!("cluster.{cluster}.membership_total");
+            let want = eps.len() as u64;
+            self.envoy
+                .wait_for(Duration::from_secs(5), |e| e.stat(&stat) == Some(want));
+        }
+    }
+
+    /// The log lines that betray a crashed filter (should be none).
+    pub fn wasm_failures(&self) -> Vec<String> {
+        self.envoy
+            .log()
+            .lines()
+            .filter(|l| {
+                l.contains("panicked at")
+                    || l.contains("Uncaught RuntimeError")
+                    || l.contains("Wasm VM failed")
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,385 @@
+//! Issue 3: the sticky filter end to end through a real Envoy 1.40.
+//! Every assertion is about which backend (named in `x-backend`) answered.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use sticky_core::keys::{Key, KeyId, Keyring};
+use sticky_core::token::{self, Claims};
+use sticky_e2e::client::{Session, send};
+use sticky_e2e::rig::{KEY_1, Rig, SESSION_HEADER, Spec};
+
+fn rig() -> Rig {
+    Rig::start(Spec::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn keyring(id: &str, secret_b64: &str) -> Keyring {
+    let secret: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(secret_b64)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    Keyring::new(vec![Key::new(KeyId::new(id).unwrap(), &secret)])
+}
+
+fn forge(claims: &Claims, id: &str, secret: &str) -> String {
+    token::seal(claims, &keyring(id, secret), &[9; 24]).unwrap()
+}
+
+fn assert_clean(rig: &Rig) {
+    assert!(
+        rig.wasm_failures().is_empty(),
+        "wasm failures: {:?}",
+        rig.wasm_failures()
+    );
+    for b in rig.backends.values().flatten() {
+        assert_eq!(b.leaks(), 0, "internal header reached backend {}", b.name);
+    }
+}
+
+#[test]
+fn first_response_sets_cookie_and_50_follow_ups_hit_the_same_host() {
+    let rig = rig();
+    let mut s = Session::new("s1");
+    let first = s.get(rig.addr()).unwrap();
+    assert_eq!(first.status, 200);
+    let set = first.headers_named("set-cookie");
+    assert_eq!(set.len(), 1, "{:?}", first.headers);
+    assert!(set[0].starts_with("sticky="), "{}", set[0]);
+    assert!(
+        set[0].contains("Max-Age=600")
+            && set[0].contains("HttpOnly")
+            && set[0].contains("SameSite=Lax")
+    );
+    let backend = first.backend().unwrap();
+    for i in 0..50 {
+        let r = s.get(rig.addr()).unwrap();
+        assert_eq!(
+            r.backend().as_deref(),
+            Some(backend.as_str()),
+            "request {i}"
+        );
+        assert_eq!(
+            r.count(),
+            Some(i + 2),
+            "the backend kept the session's state"
+        );
+        assert!(
+            r.headers_named("set-cookie").is_empty(),
+            "no re-issue when nothing changed"
+        );
+    }
+    assert_eq!(
+        rig.envoy.stat("wasmcustom.sticky.sessions_created"),
+        Some(1)
+    );
+    assert_eq!(
+        rig.envoy.stat("wasmcustom.sticky.requests_pinned"),
+        Some(50)
+    );
+    assert_clean(&rig);
+}
+
+#[test]
+fn each_of_120_sessions_keeps_cluster_and_host_under_a_90_10_split() {
+    let rig = rig();
+    let mut sessions: Vec<(Session, String)> = (0..120)
+        .map(|i| {
+            let mut s = Session::new(format!("split-{i}"));
+            let r = s.get(rig.addr()).unwrap();
+            (s, r.backend().unwrap())
+        })
+        .collect();
+    let per_cluster = sessions.iter().fold(BTreeMap::new(), |mut m, (_, b)| {
+        *m.entry(rig.cluster_of(b).unwrap()).or_insert(0) += 1;
+        m
+    });
+    assert!(
+        per_cluster.get("v2").copied().unwrap_or(0) >= 2,
+        "the split sends some sessions to v2: {per_cluster:?}"
+    );
+    assert!(per_cluster["v1"] > per_cluster.get("v2").copied().unwrap_or(0));
+    for round in 0..4 {
+        for (s, backend) in &mut sessions {
+            let r = s.get(rig.addr()).unwrap();
+            assert_eq!(
+                r.backend().as_ref(),
+                Some(&*backend),
+                "round {round} session {}",
+                s.id
+            );
+        }
+    }
+    assert_clean(&rig);
+}
+
+#[test]
+fn bad_cookies_get_a_fresh_pick_never_a_5xx() {
+    let rig = rig();
+    let mut good = Session::new("good");
+    good.get(rig.addr()).unwrap();
+    let valid = good.jar["sticky"].clone();
+    let mut edited = valid.clone().into_bytes();
+    let mid = edited.len() / 2;
+    edited[mid] = if edited[mid] == b'A' { b'B' } else { b'A' };
+    let edited = String::from_utf8(edited).unwrap();
+    let claims = |cluster: &str, host: &str, expires_at| Claims {
+        cluster: cluster.into(),
+        host: host.into(),
+        issued_at: now() - 10,
+        expires_at,
+        last_seen: now() - 10,
+    };
+    let target = rig.backend("v2-1").host();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"sticky=hello-world".to_vec()),
+        ("edited", format!("sticky={edited}").into_bytes()),
+        (
+            "truncated",
+            format!("sticky={}", &valid[..valid.len() - 5]).into_bytes(),
+        ),
+        (
+            "wrong key",
+            format!(
+                "sticky={}",
+                forge(
+                    &claims("v2", &target, now() + 600),
+                    "k1",
+                    "MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM="
+                )
+            )
+            .into_bytes(),
+        ),
+        (
+            "unknown key id",
+            format!(
+                "sticky={}",
+                forge(&claims("v2", &target, now() + 600), "k9", KEY_1)
+            )
+            .into_bytes(),
+        ),
+        (
+            "expired",
+            format!(
+                "sticky={}",
+                forge(&claims("v2", &target, now() - 1), "k1", KEY_1)
+            )
+            .into_bytes(),
+        ),
+        (
+            "unknown cluster",
+            format!(
+                "sticky={}",
+                forge(&claims("v9", &target, now() + 600), "k1", KEY_1)
+            )
+            .into_bytes(),
+        ),
+        (
+            "oversized",
+            format!("sticky={}", "A".repeat(3000)).into_bytes(),
+        ),
+        ("non-utf8", b"sticky=\xff\xfe\xfd; other=\xc3\x28".to_vec()),
+        ("quoted garbage", b"sticky=\"\"\"; sticky=\"x\"".to_vec()),
+    ];
+    for (name, cookie) in cases {
+        let r = send(
+            rig.addr(),
+            "/",
+            &[(b"cookie", &cookie), (b"x-session-id", name.as_bytes())],
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{name}: {:?}", r.headers);
+        assert_eq!(
+            r.headers_named("set-cookie").len(),
+            1,
+            "{name}: a fresh session is issued"
+        );
+        assert_eq!(r.count(), Some(1), "{name}");
+    }
+    // A correctly sealed token is honoured: the control for the cases above.
+    let honoured = forge(&claims("v2", &target, now() + 600), "k1", KEY_1);
+    for _ in 0..5 {
+        let r = send(
+            rig.addr(),
+            "/",
+            &[(b"cookie", format!("sticky={honoured}").as_bytes())],
+        )
+        .unwrap();
+        assert_eq!(r.backend().as_deref(), Some("v2-1"));
+    }
+    // Each bad cookie was refused for its own reason, and counted once.
+    let stat = |r: &str| {
+        rig.envoy
+            .stat(&format!("wasmcustom.sticky.tokens_rejected.{r}"))
+            .unwrap_or(0)
+    };
+    assert_eq!(stat("tampered"), 2, "edited, wrong key");
+    assert_eq!(stat("unknown_key"), 1);
+    assert_eq!(stat("expired"), 1);
+    assert_eq!(stat("unknown_cluster"), 1);
+    assert_eq!(stat("oversized"), 1);
+    assert_eq!(
+        stat("malformed"),
+        4,
+        "garbage, truncated, non-utf8, quoted garbage"
+    );
+    assert_clean(&rig);
+}
+
+#[test]
+fn conflicting_tokens_are_no_session() {
+    let rig = rig();
+    let mut a = Session::new("a");
+    let mut b = Session::new("b");
+    let ra = a.get(rig.addr()).unwrap();
+    let mut rb = b.get(rig.addr()).unwrap();
+    while rb.backend() == ra.backend() {
+        b = Session::new("b");
+        rb = b.get(rig.addr()).unwrap();
+    }
+    let both = format!("sticky={}; sticky={}", a.jar["sticky"], b.jar["sticky"]);
+    let r = send(rig.addr(), "/", &[(b"cookie", both.as_bytes())]).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers_named("set-cookie").len(), 1);
+    assert_eq!(
+        rig.envoy.stat("wasmcustom.sticky.tokens_rejected.conflict"),
+        Some(1)
+    );
+}
+
+#[test]
+fn several_cookie_headers_are_all_read() {
+    let rig = rig();
+    let mut s = Session::new("multi");
+    let first = s.get(rig.addr()).unwrap();
+    let tok = s.jar["sticky"].clone();
+    for _ in 0..10 {
+        let r = send(
+            rig.addr(),
+            "/",
+            &[
+                (b"cookie", b"a=1; b=2"),
+                (b"cookie", format!("c=3; sticky=\"{tok}\"").as_bytes()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.backend(), first.backend());
+    }
+}
+
+#[test]
+fn client_sent_internal_headers_cannot_choose_a_backend() {
+    let rig = rig();
+    let target = rig.backend("v2-1").host();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&target);
+    let mut hits = 0;
+    for i in 0..40 {
+        let id = format!("evil-{i}");
+        let r = send(
+            rig.addr(),
+            "/",
+            &[
+                (b"x-sticky-cluster", b"v2"),
+                (b"x-sticky-host", encoded.as_bytes()),
+                (b"x-session-id", id.as_bytes()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.header("x-sticky-host").is_none() && r.header("x-sticky-cluster").is_none());
+        if r.backend().as_deref() == Some("v2-1") {
+            hits += 1;
+        }
+    }
+    // Under 90/10 and 2 hosts per cluster, v2-1 gets ~5% of fresh picks by chance.
+    assert!(hits <= 8, "the client steered {hits}/40 requests");
+    assert_clean(&rig);
+}
+
+#[test]
+fn no_internal_header_leaks_to_clients_or_backends() {
+    let rig = rig();
+    let mut s = Session::new("leak");
+    for _ in 0..5 {
+        let r = s.get(rig.addr()).unwrap();
+        for (name, _) in &r.headers {
+            assert!(
+                name != "x-sticky-host" && name != "x-sticky-cluster",
+                "{name} leaked"
+            );
+        }
+    }
+    assert_clean(&rig);
+}
+
+#[test]
+fn header_mode_pins_a_client_that_never_sends_cookies() {
+    let rig = rig();
+    let mut s = Session::header_mode("hdr", SESSION_HEADER);
+    let first = s.get(rig.addr()).unwrap();
+    assert!(
+        first.header(SESSION_HEADER).is_some(),
+        "{:?}",
+        first.headers
+    );
+    for i in 0..20 {
+        let r = s.get(rig.addr()).unwrap();
+        assert_eq!(r.backend(), first.backend());
+        assert_eq!(r.count(), Some(i + 2));
+    }
+}
+
+#[test]
+fn an_http2_client_is_pinned_too() {
+    let rig = rig();
+    let url = format!("http://{}/", rig.addr());
+    let curl = |cookie: Option<&str>| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-i", "--http2-prior-knowledge", "--max-time", "10"]);
+        if let Some(c) = cookie {
+            cmd.args(["-H", &format!("cookie: a=1; {c}; b=2")]);
+        }
+        let out = cmd
+            .arg(&url)
+            .output()
+            .expect("curl is installed by make setup");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = curl(None);
+    assert!(first.starts_with("HTTP/2 200"), "{first}");
+    let header = |text: &str, name: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(&format!("{name}: "))
+                .map(|v| v.trim().to_owned())
+        })
+    };
+    let backend = header(&first, "x-backend").unwrap();
+    let cookie = header(&first, "set-cookie").unwrap();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    for _ in 0..10 {
+        let r = curl(Some(&pair));
+        assert_eq!(header(&r, "x-backend").as_deref(), Some(backend.as_str()));
+        assert!(header(&r, "set-cookie").is_none());
+    }
+}
+
+#[test]
+fn invalid_plugin_config_is_refused_naming_the_field() {
+    let mut plugin = sticky_e2e::rig::default_plugin(&["v1", "v2"]);
+    plugin["keys"][0]["secret"] = serde_json::json!("c2hvcnQ=");
+    let err = match Rig::start(Spec {
+        plugin: Some(plugin),
+        ..Spec::default()
+    }) {
+        Ok(_) => panic!("Envoy accepted an invalid plugin config"),
+        Err(e) => e,
+    };
+    assert!(err.log.contains("field `keys[0].secret`"), "{}", err.log);
+}

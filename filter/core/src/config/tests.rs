@@ -1,0 +1,235 @@
+#![allow(clippy::as_conversions, clippy::arithmetic_side_effects)]
+use super::*;
+use crate::testing::{KEY_A, KEY_B, config_json};
+
+fn err(json: &str) -> ConfigError {
+    Config::from_json(json.as_bytes()).unwrap_err()
+}
+
+fn with_keys(keys: &str) -> String {
+    format!(r#"{{"clusters": ["v1"], "keys": {keys}}}"#)
+}
+
+#[test]
+fn design_example_parses_with_its_values() {
+    let json = format!(
+        r#"{{"cookie": {{"name": "sticky", "ttl_seconds": 600, "path": "/",
+             "secure": false, "http_only": true, "same_site": "Lax"}},
+             "session_header": "x-sticky-session", "clusters": ["v1", "v2"],
+             "keys": [{{"id": "k1", "secret": "{KEY_A}"}}],
+             "host_header": "x-sticky-host", "cluster_header": "x-sticky-cluster",
+             "drain_metadata_namespace": "sticky"}}"#
+    );
+    let cfg = Config::from_json(json.as_bytes()).unwrap();
+    assert_eq!(cfg.cookie.name, "sticky");
+    assert_eq!(cfg.cookie.ttl_seconds, 600);
+    assert!(!cfg.cookie.secure);
+    assert_eq!(cfg.cookie.same_site, SameSite::Lax);
+    assert_eq!(cfg.session_header.as_deref(), Some("x-sticky-session"));
+    assert_eq!(cfg.clusters, ["v1", "v2"]);
+    assert_eq!(cfg.keys.len(), 1);
+    assert_eq!(cfg.drain.metadata_namespace, "sticky");
+}
+
+#[test]
+fn defaults_are_secure() {
+    let cfg =
+        Config::from_json(with_keys(&format!(r#"[{{"id":"a","secret":"{KEY_A}"}}]"#)).as_bytes())
+            .unwrap();
+    assert!(cfg.cookie.secure);
+    assert!(cfg.cookie.http_only);
+    assert_eq!(cfg.cookie.same_site, SameSite::Lax);
+    assert_eq!(cfg.host_header, "x-sticky-host");
+    assert_eq!(cfg.cluster_header, "x-sticky-cluster");
+    assert_eq!(cfg.session_header, None);
+    assert_eq!(cfg.session.refresh_interval_seconds, 1);
+}
+
+#[test]
+fn missing_keys_names_keys() {
+    assert_eq!(err(r#"{"clusters": ["v1"]}"#).field, "keys");
+    assert_eq!(err(&with_keys("[]")).field, "keys");
+}
+
+#[test]
+fn short_key_names_the_secret() {
+    let e = err(&with_keys(r#"[{"id":"a","secret":"AQID"}]"#));
+    assert_eq!(e.field, "keys[0].secret");
+    assert!(e.message.contains("got 3"), "{e}");
+}
+
+#[test]
+fn bad_base64_names_the_secret() {
+    let e = err(&with_keys(&format!(
+        r#"[{{"id":"a","secret":"{KEY_A}"}}, {{"id":"b","secret":"!!not base64!!"}}]"#
+    )));
+    assert_eq!(e.field, "keys[1].secret");
+}
+
+#[test]
+fn url_safe_and_unpadded_secrets_are_accepted() {
+    let unpadded = KEY_B.trim_end_matches('=');
+    assert!(
+        Config::from_json(
+            with_keys(&format!(r#"[{{"id":"a","secret":"{unpadded}"}}]"#)).as_bytes()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn duplicate_or_bad_key_ids_are_refused() {
+    let e = err(&with_keys(&format!(
+        r#"[{{"id":"a","secret":"{KEY_A}"}}, {{"id":"a","secret":"{KEY_B}"}}]"#
+    )));
+    assert_eq!(e.field, "keys[1].id");
+    let e = err(&with_keys(&format!(
+        r#"[{{"id":"a b","secret":"{KEY_A}"}}]"#
+    )));
+    assert_eq!(e.field, "keys[0].id");
+}
+
+#[test]
+fn empty_cluster_list_names_clusters() {
+    let e = err(&format!(
+        r#"{{"clusters": [], "keys": [{{"id":"a","secret":"{KEY_A}"}}]}}"#
+    ));
+    assert_eq!(e.field, "clusters");
+    let e = err(&format!(r#"{{"keys": [{{"id":"a","secret":"{KEY_A}"}}]}}"#));
+    assert_eq!(e.field, "clusters");
+}
+
+#[test]
+fn bad_cluster_entries_name_their_index() {
+    let e = err(&format!(
+        r#"{{"clusters": ["v1", "v 2"], "keys": [{{"id":"a","secret":"{KEY_A}"}}]}}"#
+    ));
+    assert_eq!(e.field, "clusters[1]");
+    let e = err(&format!(
+        r#"{{"clusters": ["v1", "v1"], "keys": [{{"id":"a","secret":"{KEY_A}"}}]}}"#
+    ));
+    assert_eq!(e.field, "clusters[1]");
+}
+
+#[test]
+fn istio_cluster_names_are_accepted_whole() {
+    let cfg = Config::from_json(
+        format!(r#"{{"clusters": ["outbound|80|v2|reviews.default.svc.cluster.local"], "keys": [{{"id":"a","secret":"{KEY_A}"}}]}}"#).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.cluster_index(b"outbound|80|v2|reviews.default.svc.cluster.local"),
+        Some(0)
+    );
+}
+
+#[test]
+fn invalid_cookie_name_names_cookie_name() {
+    for name in ["", "a b", "a;b", "a=b", "é"] {
+        let json = config_json("").replace(r#""name": "sticky""#, &format!(r#""name": "{name}""#));
+        assert_eq!(err(&json).field, "cookie.name", "{name:?}");
+    }
+}
+
+#[test]
+fn invalid_same_site_names_same_site() {
+    let json = config_json("").replace(
+        r#""secure": false"#,
+        r#""secure": false, "same_site": "Sometimes""#,
+    );
+    let e = err(&json);
+    assert_eq!(e.field, "cookie.same_site");
+    assert!(e.message.contains("Sometimes"));
+}
+
+#[test]
+fn same_site_none_requires_secure() {
+    let json = config_json("").replace(
+        r#""secure": false"#,
+        r#""secure": false, "same_site": "None""#,
+    );
+    assert_eq!(err(&json).field, "cookie.same_site");
+    let json = config_json("").replace(
+        r#""secure": false"#,
+        r#""secure": true, "same_site": "none""#,
+    );
+    assert_eq!(
+        Config::from_json(json.as_bytes()).unwrap().cookie.same_site,
+        SameSite::None
+    );
+}
+
+#[test]
+fn unknown_fields_are_refused_by_name() {
+    let e = err(&config_json(r#""cokie": {},"#));
+    assert!(e.message.contains("cokie"), "{e}");
+    let json = config_json("").replace(r#""secure": false"#, r#""secure": false, "max_age": 5"#);
+    let e = err(&json);
+    assert!(e.message.contains("max_age"), "{e}");
+}
+
+#[test]
+fn wrong_types_name_the_field_path() {
+    let json = config_json("").replace(r#""ttl_seconds": 600"#, r#""ttl_seconds": "600""#);
+    assert_eq!(err(&json).field, "cookie.ttl_seconds");
+    let json = config_json("").replace(r#""ttl_seconds": 600"#, r#""ttl_seconds": -1"#);
+    assert_eq!(err(&json).field, "cookie.ttl_seconds");
+}
+
+#[test]
+fn not_json_is_refused() {
+    assert_eq!(err("").field, "<root>");
+    assert!(Config::from_json(b"[1,2]").is_err());
+    assert!(Config::from_json(b"\xff\xfe").is_err());
+}
+
+#[test]
+fn header_names_are_checked_and_lowercased() {
+    let cfg = Config::from_json(config_json(r#""session_header": "X-Sticky-Session","#).as_bytes())
+        .unwrap();
+    assert_eq!(cfg.session_header.as_deref(), Some("x-sticky-session"));
+    assert_eq!(
+        err(&config_json(r#""host_header": "x y","#)).field,
+        "host_header"
+    );
+    assert_eq!(
+        err(&config_json(r#""cluster_header": "x-sticky-host","#)).field,
+        "cluster_header"
+    );
+    assert_eq!(
+        err(&config_json(r#""session_header": "cookie","#)).field,
+        "session_header"
+    );
+}
+
+#[test]
+fn durations_are_bounded() {
+    let json = config_json("").replace(r#""ttl_seconds": 600"#, r#""ttl_seconds": 99999999999"#);
+    assert_eq!(err(&json).field, "cookie.ttl_seconds");
+    let e = err(&config_json(
+        r#""session": {"idle_timeout_seconds": 60, "refresh_interval_seconds": 60},"#,
+    ));
+    assert_eq!(e.field, "session.refresh_interval_seconds");
+}
+
+#[test]
+fn refresh_interval_defaults_to_a_quarter_of_idle() {
+    let cfg =
+        Config::from_json(config_json(r#""session": {"idle_timeout_seconds": 600},"#).as_bytes())
+            .unwrap();
+    assert_eq!(cfg.session.refresh_interval_seconds, 150);
+}
+
+#[test]
+fn cookie_path_and_domain_are_checked() {
+    let json = config_json("").replace(r#""secure": false"#, r#""secure": false, "path": "app""#);
+    assert_eq!(err(&json).field, "cookie.path");
+    let json = config_json("").replace(r#""secure": false"#, r#""secure": false, "domain": "a;b""#);
+    assert_eq!(err(&json).field, "cookie.domain");
+}
+
+#[test]
+fn display_names_the_field() {
+    let e = err(&with_keys("[]"));
+    assert!(e.to_string().contains("field `keys`"), "{e}");
+}

@@ -1,0 +1,141 @@
+//! Drain state of upstream hosts, as the control side writes it into endpoint
+//! metadata (`filter_metadata.<namespace>.draining` / `.drain_deadline`).
+//!
+//! The filter can read a host's metadata only in the response phase, and each
+//! read is a costly host call. So each worker keeps a small cache: a host's
+//! metadata is re-read at most once per check interval, and the request phase
+//! consults the cache (no host call) to stop pinning a host whose deadline has
+//! passed. See the README's "Drain" section for the whole mechanism.
+
+use hashbrown::HashMap;
+
+/// Metadata key that marks a host as draining (bool).
+pub const DRAINING_KEY: &str = "draining";
+/// Metadata key holding the drain deadline (unix seconds, number).
+pub const DEADLINE_KEY: &str = "drain_deadline";
+/// The cache holds at most this many hosts; when full it starts over.
+pub const MAX_HOSTS: usize = 4096;
+
+/// What the metadata says about one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostDrain {
+    /// The host takes no new sessions.
+    pub draining: bool,
+    /// After this instant (unix seconds) the host's sessions move elsewhere.
+    pub deadline: Option<u64>,
+}
+
+impl HostDrain {
+    /// Builds the state from the two raw metadata values as Envoy's property
+    /// API returns them (see [`decode_deadline`] and [`decode_bool`]).
+    pub fn from_metadata(draining: Option<&[u8]>, deadline: Option<&[u8]>) -> Self {
+        let deadline = deadline.and_then(decode_deadline);
+        Self {
+            draining: draining.is_some_and(decode_bool) || deadline.is_some(),
+            deadline,
+        }
+    }
+
+    /// Whether the deadline has passed at `now`: the host's sessions must move.
+    pub fn expired(&self, now: u64) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+}
+
+/// Decodes a deadline property value: 8 bytes little-endian f64 (a JSON
+/// number in metadata), or ASCII digits (a string). Negative, fractional
+/// parts, NaN and infinities are handled: NaN/negative/inf mean "no usable
+/// deadline"; a deadline in the far past means "already passed".
+pub fn decode_deadline(raw: &[u8]) -> Option<u64> {
+    if !raw.is_empty() && raw.iter().all(u8::is_ascii_digit) {
+        return std::str::from_utf8(raw).ok()?.parse::<u64>().ok();
+    }
+    let bytes: [u8; 8] = raw.try_into().ok()?;
+    let value = f64::from_le_bytes(bytes);
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    // Saturates at u64::MAX for huge values: "never" in practice.
+    #[allow(
+        clippy::as_conversions,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    Some(value as u64)
+}
+
+/// Decodes a bool property value: one byte (a JSON bool), or the string "true".
+pub fn decode_bool(raw: &[u8]) -> bool {
+    matches!(raw, [1] | b"true" | b"True" | b"TRUE")
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    state: HostDrain,
+    checked_at: u64,
+}
+
+/// Per-worker cache of host drain state, keyed by "ip:port".
+#[derive(Debug, Default)]
+pub struct DrainCache {
+    hosts: HashMap<Box<[u8]>, Entry>,
+}
+
+impl DrainCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cached state of `host`, if known.
+    pub fn get(&self, host: &[u8]) -> Option<HostDrain> {
+        self.hosts.get(host).map(|e| e.state)
+    }
+
+    /// Whether `host`'s deadline has passed at `now`, as far as the cache knows.
+    pub fn expired(&self, host: &[u8], now: u64) -> bool {
+        self.get(host).is_some_and(|s| s.expired(now))
+    }
+
+    /// Whether `host`'s metadata should be read again at `now`.
+    pub fn needs_check(&self, host: &[u8], now: u64, interval: u64) -> bool {
+        self.hosts
+            .get(host)
+            .is_none_or(|e| now.saturating_sub(e.checked_at) >= interval)
+    }
+
+    /// Records what the metadata of `host` said at `now`.
+    pub fn record(&mut self, host: &[u8], state: HostDrain, now: u64) {
+        if let Some(entry) = self.hosts.get_mut(host) {
+            *entry = Entry {
+                state,
+                checked_at: now,
+            };
+            return;
+        }
+        if self.hosts.len() >= MAX_HOSTS {
+            // Hosts churn; a full cache is mostly stale. Re-reading is cheap.
+            self.hosts.clear();
+        }
+        self.hosts.insert(
+            host.into(),
+            Entry {
+                state,
+                checked_at: now,
+            },
+        );
+    }
+
+    /// Number of cached hosts.
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! The per-stream flow shared by every build: what the filter does on request
+//! headers and on response headers, against any [`Host`].
+
+use crate::config::Config;
+use crate::cookie::{self, Candidates};
+use crate::drain::{DEADLINE_KEY, DRAINING_KEY, DrainCache, HostDrain};
+use crate::host::Host;
+use crate::keys::NONCE_LEN;
+use crate::metrics::Metric;
+use crate::session::{self, Lookup, Served, Stream};
+use crate::token;
+
+/// Request phase: strips client-sent internal headers, finds the session and
+/// steers the request to its cluster and host. Returns the stream state the
+/// response phase needs.
+pub fn on_request<H: Host>(cfg: &Config, drain: &DrainCache, host: &mut H, now: u64) -> Stream {
+    // A client must never choose a backend by sending our internal headers.
+    host.remove_request_header(&cfg.host_header);
+    host.remove_request_header(&cfg.cluster_header);
+
+    let cookies = host.request_cookies();
+    let header = match &cfg.session_header {
+        Some(name) => host.request_header(name),
+        None => None,
+    };
+    let mut candidates = Candidates::default();
+    if let Some(cookies) = &cookies {
+        cookie::find_cookies(cookies, cfg.cookie.name.as_bytes(), &mut candidates);
+    }
+    if let Some(header) = &header {
+        cookie::find_header_tokens(header, &mut candidates);
+    }
+    let lookup = session::lookup(cfg, candidates.as_slice(), now);
+    if let Lookup::Rejected(reason) = &lookup {
+        host.count(Metric::TokensRejected(*reason));
+    }
+    let stream = session::plan(lookup, drain, now);
+    match &stream {
+        Stream::Pinned(claims) => {
+            host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
+            host.pin_host(&cfg.host_header, &claims.host);
+            host.route_changed();
+            host.count(Metric::RequestsPinned);
+        }
+        Stream::Moving(claims) => {
+            host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
+            host.route_changed();
+        }
+        Stream::Fresh | Stream::Untouched => {}
+    }
+    stream
+}
+
+/// Response phase: removes the internal header Envoy echoes, and issues a
+/// token when the session is new, moved, or due for a refresh.
+pub fn on_response<H: Host>(
+    cfg: &Config,
+    drain: &mut DrainCache,
+    stream: &Stream,
+    host: &mut H,
+    now: u64,
+) {
+    // stateful_session writes the host header into responses: never leak it.
+    if host.response_header(&cfg.host_header).is_some() {
+        host.remove_response_header(&cfg.host_header);
+    }
+    if matches!(stream, Stream::Untouched) {
+        return;
+    }
+    // No upstream (a local reply): nothing to pin.
+    let Some(served_host) = host.upstream_host() else {
+        return;
+    };
+    let read_cluster;
+    let cluster: &[u8] = match stream {
+        Stream::Pinned(claims) if claims.host.as_bytes() == served_host.as_slice() => {
+            claims.cluster.as_bytes()
+        }
+        _ => {
+            read_cluster = host.upstream_cluster();
+            match &read_cluster {
+                Some(c) => c,
+                None => return,
+            }
+        }
+    };
+    let host_drain = drain_state(cfg, drain, host, &served_host, now);
+    let served = Served {
+        cluster,
+        host: &served_host,
+    };
+    let Some((claims, event)) = session::respond(cfg, stream, served, host_drain, now) else {
+        return;
+    };
+    let mut nonce = [0u8; NONCE_LEN];
+    if !host.random(&mut nonce) {
+        return;
+    }
+    let Some(value) = token::seal(&claims, &cfg.keys, &nonce) else {
+        return;
+    };
+    let set_cookie = cookie::set_cookie(&cfg.cookie, &value);
+    host.add_response_header("set-cookie", set_cookie.as_bytes());
+    if let Some(name) = &cfg.session_header {
+        host.set_response_header(name, value.as_bytes());
+    }
+    host.count(event.into());
+}
+
+/// The served host's drain state: from the cache, re-read from endpoint
+/// metadata at most once per check interval.
+fn drain_state<H: Host>(
+    cfg: &Config,
+    drain: &mut DrainCache,
+    host: &mut H,
+    served_host: &[u8],
+    now: u64,
+) -> Option<HostDrain> {
+    if !drain.needs_check(served_host, now, cfg.drain.check_interval_seconds) {
+        return drain.get(served_host);
+    }
+    let ns = &cfg.drain.metadata_namespace;
+    let draining = host.host_metadata(ns, DRAINING_KEY);
+    let deadline = host.host_metadata(ns, DEADLINE_KEY);
+    let state = HostDrain::from_metadata(draining.as_deref(), deadline.as_deref());
+    drain.record(served_host, state, now);
+    Some(state)
+}
+
+#[cfg(test)]
+mod tests;

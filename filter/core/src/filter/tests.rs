@@ -1,0 +1,149 @@
+#![allow(clippy::as_conversions, clippy::arithmetic_side_effects)]
+use crate::testing::config_json;
+use crate::testing::sim::{Client, Health, NativeRunner, Runner, Sim};
+
+fn sim(extra: &str) -> Sim<NativeRunner> {
+    let mut runner = NativeRunner::default();
+    assert!(runner.configure(config_json(extra).as_bytes()));
+    let mut sim = Sim::new(runner);
+    sim.session_header = Some("x-sticky-session".into());
+    sim
+}
+
+#[test]
+fn first_response_sets_cookie_and_follow_ups_stay() {
+    let mut s = sim("");
+    let mut c = Client::default();
+    let first = s.send(&mut c);
+    assert_eq!(first.set_cookies().len(), 1);
+    for _ in 0..50 {
+        let e = s.send(&mut c);
+        assert_eq!(e.host, first.host);
+        assert!(
+            e.set_cookies().is_empty(),
+            "no re-issue when nothing changed"
+        );
+    }
+    assert_eq!(s.host.counter("sticky.sessions_created"), 1);
+    assert_eq!(s.host.counter("sticky.requests_pinned"), 50);
+}
+
+#[test]
+fn sessions_keep_cluster_and_host_under_split() {
+    let mut s = sim("");
+    let mut clients: Vec<(Client, String, String)> = (0..100)
+        .map(|_| {
+            let mut c = Client::default();
+            let e = s.send(&mut c);
+            (c, e.cluster.unwrap(), e.host.unwrap())
+        })
+        .collect();
+    assert!(
+        clients.iter().any(|c| c.1 == "v2"),
+        "the split sends some sessions to v2"
+    );
+    for _ in 0..5 {
+        for (c, cluster, host) in &mut clients {
+            let e = s.send(c);
+            assert_eq!(
+                (e.cluster.as_ref().unwrap(), e.host.as_ref().unwrap()),
+                (&*cluster, &*host)
+            );
+        }
+    }
+}
+
+#[test]
+fn internal_headers_from_clients_are_removed_and_never_leak() {
+    let mut s = sim("");
+    let mut c = Client::default();
+    c.extra.push(("x-sticky-cluster".into(), b"v2".to_vec()));
+    c.extra
+        .push(("x-sticky-host".into(), b"MTAuMC4yLjM6ODA4MA==".to_vec()));
+    let e = s.send(&mut c);
+    assert_eq!(
+        e.cluster.as_deref(),
+        Some("v1"),
+        "the split, not the client, chose"
+    );
+    assert!(e.response_header("x-sticky-host").is_none());
+}
+
+#[test]
+fn dead_host_is_repinned() {
+    let mut s = sim("");
+    let mut c = Client::default();
+    let first = s.send(&mut c);
+    s.set_health(first.host.as_deref().unwrap(), Health::Unhealthy);
+    let e = s.send(&mut c);
+    assert_ne!(e.host, first.host);
+    assert_eq!(e.cluster, first.cluster);
+    assert_eq!(e.set_cookies().len(), 1);
+    let again = s.send(&mut c);
+    assert_eq!(again.host, e.host);
+    assert_eq!(s.host.counter("sticky.sessions_repinned"), 1);
+}
+
+#[test]
+fn header_mode_pins_a_client_without_cookies() {
+    let mut s = sim(r#""session_header": "x-sticky-session","#);
+    let mut c = Client {
+        no_cookies: true,
+        ..Client::default()
+    };
+    c.session_header = Some(("x-sticky-session".into(), String::new()));
+    let first = s.send(&mut c);
+    let token = first.response_header("x-sticky-session").unwrap();
+    assert!(!token.is_empty());
+    for _ in 0..10 {
+        assert_eq!(s.send(&mut c).host, first.host);
+    }
+}
+
+#[test]
+fn drain_deadline_moves_sessions_within_two_requests() {
+    let mut s = sim("");
+    let mut c = Client::default();
+    let first = s.send(&mut c);
+    let host = first.host.clone().unwrap();
+    s.set_health(&host, Health::Draining);
+    s.host.set_metadata(
+        &host,
+        "sticky",
+        "drain_deadline",
+        ((s.now + 30) as f64).to_le_bytes().to_vec(),
+    );
+    for _ in 0..5 {
+        s.now += 1;
+        assert_eq!(
+            s.send(&mut c).host.as_deref(),
+            Some(host.as_str()),
+            "kept until the deadline"
+        );
+    }
+    s.now += 30;
+    let a = s.send(&mut c);
+    let b = s.send(&mut c);
+    assert!(a.host.as_deref() != Some(&host) || b.host.as_deref() != Some(&host));
+    let moved_to = b.host.clone().unwrap();
+    assert_ne!(moved_to, host);
+    for _ in 0..5 {
+        assert_eq!(s.send(&mut c).host.as_deref(), Some(moved_to.as_str()));
+    }
+    assert_eq!(s.host.counter("sticky.sessions_drained"), 1);
+}
+
+#[test]
+fn metadata_is_read_at_most_once_per_interval() {
+    let mut s = sim("");
+    let mut c = Client::default();
+    s.send(&mut c);
+    let reads = s.host.metadata_reads;
+    for _ in 0..100 {
+        s.send(&mut c);
+    }
+    assert_eq!(s.host.metadata_reads, reads, "same second: no re-read");
+    s.now += 1;
+    s.send(&mut c);
+    assert_eq!(s.host.metadata_reads, reads + 2);
+}

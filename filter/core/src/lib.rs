@@ -1,0 +1,16 @@
+//! sticky's core: configuration, the sealed session token, cookie parsing and
+//! the session decisions, with no dependency on proxy-wasm or Envoy. The wasm
+//! and native builds adapt [`host::Host`] and call [`filter`].
+
+pub mod config;
+pub mod cookie;
+pub mod drain;
+pub mod filter;
+pub mod host;
+pub mod keys;
+pub mod metrics;
+pub mod session;
+pub mod token;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -1,0 +1,86 @@
+//! The filter's counters. Envoy shows them in /stats as `wasmcustom.<name>`
+//! (wasm build) or under the dynamic module's prefix (native build).
+
+use crate::session::Event;
+use crate::token::Reject;
+
+/// One counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// A response started a new session.
+    SessionsCreated,
+    /// A request carried a valid token and was pinned to its host.
+    RequestsPinned,
+    /// A session got a new host (its host was gone, unhealthy, or it had none).
+    SessionsRepinned,
+    /// An unchanged session's token was refreshed.
+    SessionsRefreshed,
+    /// A session left a draining host whose deadline had passed.
+    SessionsDrained,
+    /// A candidate token was refused, by reason.
+    TokensRejected(Reject),
+}
+
+/// Number of distinct counters.
+pub const COUNT: usize = 5 + Reject::ALL.len();
+
+impl Metric {
+    /// Every counter, in index order.
+    pub fn all() -> impl Iterator<Item = Metric> {
+        [
+            Metric::SessionsCreated,
+            Metric::RequestsPinned,
+            Metric::SessionsRepinned,
+            Metric::SessionsRefreshed,
+            Metric::SessionsDrained,
+        ]
+        .into_iter()
+        .chain(Reject::ALL.into_iter().map(Metric::TokensRejected))
+    }
+
+    /// Dense index in `0..COUNT`.
+    pub fn index(self) -> usize {
+        match self {
+            Metric::SessionsCreated => 0,
+            Metric::RequestsPinned => 1,
+            Metric::SessionsRepinned => 2,
+            Metric::SessionsRefreshed => 3,
+            Metric::SessionsDrained => 4,
+            Metric::TokensRejected(r) => {
+                5usize.saturating_add(Reject::ALL.iter().position(|x| *x == r).unwrap_or(0))
+            }
+        }
+    }
+
+    /// The counter's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::SessionsCreated => "sticky.sessions_created",
+            Metric::RequestsPinned => "sticky.requests_pinned",
+            Metric::SessionsRepinned => "sticky.sessions_repinned",
+            Metric::SessionsRefreshed => "sticky.sessions_refreshed",
+            Metric::SessionsDrained => "sticky.sessions_drained",
+            Metric::TokensRejected(r) => match r {
+                Reject::Malformed => "sticky.tokens_rejected.malformed",
+                Reject::Oversized => "sticky.tokens_rejected.oversized",
+                Reject::UnknownVersion => "sticky.tokens_rejected.unknown_version",
+                Reject::UnknownKey => "sticky.tokens_rejected.unknown_key",
+                Reject::Tampered => "sticky.tokens_rejected.tampered",
+                Reject::Expired => "sticky.tokens_rejected.expired",
+                Reject::UnknownCluster => "sticky.tokens_rejected.unknown_cluster",
+                Reject::Conflict => "sticky.tokens_rejected.conflict",
+            },
+        }
+    }
+}
+
+impl From<Event> for Metric {
+    fn from(event: Event) -> Self {
+        match event {
+            Event::Created => Metric::SessionsCreated,
+            Event::Repinned => Metric::SessionsRepinned,
+            Event::Refreshed => Metric::SessionsRefreshed,
+            Event::Drained => Metric::SessionsDrained,
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Session decisions: which candidate token holds, where a request goes, and
+//! what token (if any) a response must carry. Pure functions; time is `now`.
+
+use crate::config::Config;
+use crate::drain::{DrainCache, HostDrain};
+use crate::token::{self, Claims, Reject};
+
+/// The outcome of reading a request's candidate tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// No candidate at all.
+    Absent,
+    /// Candidates, none usable; the reason of the first one (or `Conflict`).
+    Rejected(Reject),
+    /// A usable session.
+    Valid(Claims),
+}
+
+/// Where the request phase left a stream; drives the response phase.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Stream {
+    /// Not yet seen (or the filter did not run): the response does nothing.
+    #[default]
+    Untouched,
+    /// No usable session: the response issues a fresh one.
+    Fresh,
+    /// Pinned to the claims' cluster and host.
+    Pinned(Claims),
+    /// Kept on the claims' cluster, host left to the load balancer: the token
+    /// named no host, or its host's drain deadline has passed.
+    Moving(Claims),
+}
+
+/// Why a response (re)issues a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A new session.
+    Created,
+    /// The pinned host did not serve the request (gone, unhealthy): re-pinned.
+    Repinned,
+    /// Same backend; the token was refreshed (idle timeout or sliding TTL).
+    Refreshed,
+    /// The session left a draining host whose deadline passed.
+    Drained,
+}
+
+/// What the response phase saw: the backend that served the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    /// `xds.cluster_name`.
+    pub cluster: &'a [u8],
+    /// `upstream.address`, "ip:port".
+    pub host: &'a [u8],
+}
+
+/// Opens and checks every candidate; valid tokens that disagree are a conflict.
+pub fn lookup(cfg: &Config, candidates: &[&[u8]], now: u64) -> Lookup {
+    let mut first_reject = None;
+    let mut best: Option<Claims> = None;
+    for value in candidates {
+        match token::open(value, &cfg.keys).and_then(|c| check(cfg, c, now)) {
+            Ok(claims) => match &best {
+                None => best = Some(claims),
+                Some(b) if b.cluster != claims.cluster || b.host != claims.host => {
+                    return Lookup::Rejected(Reject::Conflict);
+                }
+                Some(b) if claims.last_seen > b.last_seen => best = Some(claims),
+                Some(_) => {}
+            },
+            Err(reason) => {
+                first_reject.get_or_insert(reason);
+            }
+        }
+    }
+    match (best, first_reject) {
+        (Some(claims), _) => Lookup::Valid(claims),
+        (None, Some(reason)) => Lookup::Rejected(reason),
+        (None, None) => Lookup::Absent,
+    }
+}
+
+/// Checks an opened token against the current config and clock.
+fn check(cfg: &Config, claims: Claims, now: u64) -> Result<Claims, Reject> {
+    if cfg.cluster_index(claims.cluster.as_bytes()).is_none() {
+        return Err(Reject::UnknownCluster);
+    }
+    if !claims.host.is_empty() && !is_socket_addr(claims.host.as_bytes()) {
+        return Err(Reject::Malformed);
+    }
+    let s = &cfg.session;
+    let expired = (claims.expires_at != 0 && now >= claims.expires_at)
+        || (s.idle_timeout_seconds > 0
+            && now.saturating_sub(claims.last_seen) >= s.idle_timeout_seconds)
+        || (s.absolute_timeout_seconds > 0
+            && now.saturating_sub(claims.issued_at) >= s.absolute_timeout_seconds);
+    if expired {
+        return Err(Reject::Expired);
+    }
+    Ok(claims)
+}
+
+/// Whether `host` is a literal "ip:port" (IPv6 in brackets).
+pub fn is_socket_addr(host: &[u8]) -> bool {
+    std::str::from_utf8(host)
+        .ok()
+        .and_then(|s| s.parse::<std::net::SocketAddr>().ok())
+        .is_some()
+}
+
+/// Turns a lookup into the stream state, consulting the drain cache.
+pub fn plan(lookup: Lookup, drain: &DrainCache, now: u64) -> Stream {
+    match lookup {
+        Lookup::Valid(claims) => {
+            if claims.host.is_empty() || drain.expired(claims.host.as_bytes(), now) {
+                Stream::Moving(claims)
+            } else {
+                Stream::Pinned(claims)
+            }
+        }
+        Lookup::Absent | Lookup::Rejected(_) => Stream::Fresh,
+    }
+}
+
+/// Decides which token the response carries. `host_drain` is the served
+/// host's drain state as far as it is known.
+pub fn respond(
+    cfg: &Config,
+    stream: &Stream,
+    served: Served<'_>,
+    host_drain: Option<HostDrain>,
+    now: u64,
+) -> Option<(Claims, Event)> {
+    let cluster = std::str::from_utf8(served.cluster).ok()?;
+    let host = std::str::from_utf8(served.host).ok()?;
+    // Never write a cluster off the allow-list, nor a host that is not an address.
+    cfg.cluster_index(served.cluster)?;
+    if !is_socket_addr(served.host) {
+        return None;
+    }
+    let drain = host_drain.unwrap_or_default();
+    // A draining host takes no new pins: keep the cluster, let the LB re-pick.
+    let pin_host = if drain.draining { "" } else { host };
+    match stream {
+        Stream::Untouched => None,
+        Stream::Fresh => Some((issue(cfg, cluster, pin_host, now, now), Event::Created)),
+        Stream::Pinned(old) if old.cluster != cluster || old.host != host => Some((
+            issue(cfg, cluster, pin_host, old.issued_at, now),
+            Event::Repinned,
+        )),
+        Stream::Pinned(old) => {
+            if drain.expired(now) {
+                return Some((issue(cfg, cluster, "", old.issued_at, now), Event::Drained));
+            }
+            refresh(cfg, old, now).map(|c| (c, Event::Refreshed))
+        }
+        Stream::Moving(old) => {
+            if pin_host.is_empty() && old.host.is_empty() && old.cluster == cluster {
+                // Still no pinnable host; the token already says so.
+                return refresh(cfg, old, now).map(|c| (c, Event::Refreshed));
+            }
+            let event = if old.host.is_empty() {
+                Event::Repinned
+            } else {
+                Event::Drained
+            };
+            Some((issue(cfg, cluster, pin_host, old.issued_at, now), event))
+        }
+    }
+}
+
+/// Claims for a token issued at `now` for a session that began at `issued_at`.
+fn issue(cfg: &Config, cluster: &str, host: &str, issued_at: u64, now: u64) -> Claims {
+    let ttl = cfg.cookie.ttl_seconds;
+    let absolute = cfg.session.absolute_timeout_seconds;
+    let by_ttl = (ttl > 0).then(|| now.saturating_add(ttl));
+    let by_absolute = (absolute > 0).then(|| issued_at.saturating_add(absolute));
+    let expires_at = match (by_ttl, by_absolute) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => 0,
+    };
+    Claims {
+        cluster: cluster.to_owned(),
+        host: host.to_owned(),
+        issued_at,
+        expires_at,
+        last_seen: now,
+    }
+}
+
+/// A refreshed token for an unchanged session, when one is due. Rate-limited:
+/// at most one per refresh interval for the idle timeout, and one per half
+/// TTL for the sliding cookie lifetime.
+fn refresh(cfg: &Config, old: &Claims, now: u64) -> Option<Claims> {
+    let since = now.saturating_sub(old.last_seen);
+    if since < cfg.session.refresh_interval_seconds {
+        return None;
+    }
+    let fresh = issue(cfg, &old.cluster, &old.host, old.issued_at, now);
+    let idle_due = cfg.session.idle_timeout_seconds > 0;
+    let ttl = cfg.cookie.ttl_seconds;
+    let ttl_due = ttl > 0
+        && old.expires_at != 0
+        && now.saturating_add(ttl / 2) >= old.expires_at
+        && fresh.expires_at > old.expires_at;
+    (idle_due || ttl_due).then_some(fresh)
+}
+
+#[cfg(test)]
+mod tests;

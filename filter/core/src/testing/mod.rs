@@ -1,0 +1,150 @@
+//! A stateful fake [`Host`] for tests: it keeps headers, upstream facts,
+//! metadata and counters, so tests assert end state, not call sequences.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
+
+use std::collections::BTreeMap;
+
+use crate::host::Host;
+use crate::metrics::Metric;
+
+/// The fake proxy for one stream, plus process-wide counters.
+#[derive(Debug, Default, Clone)]
+pub struct FakeHost {
+    /// Request headers in order (name lowercase).
+    pub request: Vec<(String, Vec<u8>)>,
+    /// Response headers in order.
+    pub response: Vec<(String, Vec<u8>)>,
+    /// `upstream.address`.
+    pub upstream_host: Option<Vec<u8>>,
+    /// `xds.cluster_name`.
+    pub upstream_cluster: Option<Vec<u8>>,
+    /// Host metadata: (namespace, key) -> property bytes, per host.
+    pub metadata: BTreeMap<(String, String, String), Vec<u8>>,
+    /// Counters by name.
+    pub counters: BTreeMap<&'static str, u64>,
+    /// Next random byte.
+    pub rng: u8,
+    /// Number of metadata reads (to check rate limiting).
+    pub metadata_reads: u64,
+}
+
+impl FakeHost {
+    /// All values of a request header.
+    pub fn request_values(&self, name: &str) -> Vec<&[u8]> {
+        self.request
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
+    /// All values of a response header.
+    pub fn response_values(&self, name: &str) -> Vec<&[u8]> {
+        self.response
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
+    /// A counter's value.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// Starts a new stream: clears headers, keeps counters and metadata.
+    pub fn next_stream(&mut self) {
+        self.request.clear();
+        self.response.clear();
+        self.upstream_host = None;
+        self.upstream_cluster = None;
+    }
+
+    /// Sets drain metadata for a host, in Envoy's property encoding.
+    pub fn set_metadata(&mut self, host: &str, ns: &str, key: &str, value: Vec<u8>) {
+        self.metadata
+            .insert((host.to_owned(), ns.to_owned(), key.to_owned()), value);
+    }
+}
+
+fn joined(values: Vec<&[u8]>) -> Option<Vec<u8>> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(values.join(&b","[..]))
+}
+
+impl Host for FakeHost {
+    fn request_header(&mut self, name: &str) -> Option<Vec<u8>> {
+        joined(self.request_values(name))
+    }
+    fn set_request_header(&mut self, name: &str, value: &[u8]) {
+        self.remove_request_header(name);
+        self.request.push((name.to_owned(), value.to_vec()));
+    }
+    fn remove_request_header(&mut self, name: &str) {
+        self.request.retain(|(n, _)| n != name);
+    }
+    fn response_header(&mut self, name: &str) -> Option<Vec<u8>> {
+        joined(self.response_values(name))
+    }
+    fn remove_response_header(&mut self, name: &str) {
+        self.response.retain(|(n, _)| n != name);
+    }
+    fn add_response_header(&mut self, name: &str, value: &[u8]) {
+        self.response.push((name.to_owned(), value.to_vec()));
+    }
+    fn set_response_header(&mut self, name: &str, value: &[u8]) {
+        self.remove_response_header(name);
+        self.add_response_header(name, value);
+    }
+    fn upstream_host(&mut self) -> Option<Vec<u8>> {
+        self.upstream_host.clone()
+    }
+    fn upstream_cluster(&mut self) -> Option<Vec<u8>> {
+        self.upstream_cluster.clone()
+    }
+    fn host_metadata(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>> {
+        self.metadata_reads += 1;
+        let host = String::from_utf8(self.upstream_host.clone()?).ok()?;
+        self.metadata
+            .get(&(host, namespace.to_owned(), key.to_owned()))
+            .cloned()
+    }
+    fn random(&mut self, buf: &mut [u8]) -> bool {
+        for b in buf {
+            self.rng = self.rng.wrapping_add(1);
+            *b = self.rng;
+        }
+        true
+    }
+    fn count(&mut self, metric: Metric) {
+        *self.counters.entry(metric.name()).or_insert(0) += 1;
+    }
+}
+
+/// base64 of 32 bytes 0x01: a test key.
+pub const KEY_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+/// base64 of 32 bytes 0x02: a second test key.
+pub const KEY_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+/// A valid config JSON with clusters v1/v2 and key `a`; `extra` is spliced in
+/// as additional top-level fields (e.g. `"session_header": "x-s",`).
+pub fn config_json(extra: &str) -> String {
+    format!(
+        r#"{{{extra} "clusters": ["v1", "v2"], "keys": [{{"id": "a", "secret": "{KEY_A}"}}],
+            "cookie": {{"name": "sticky", "ttl_seconds": 600, "secure": false}}}}"#
+    )
+}
+
+/// The parsed default test config.
+pub fn config() -> crate::config::Config {
+    crate::config::Config::from_json(config_json("").as_bytes()).unwrap()
+}
+
+pub mod sim;

@@ -1,0 +1,120 @@
+//! sticky as a proxy-wasm HTTP filter: thin glue from proxy-wasm's contexts to
+//! the core's flow. One root context per VM parses the configuration; each
+//! HTTP stream gets a context that shares it.
+
+// `proxy_wasm::main!` generates the undocumented `_initialize` export.
+#![allow(missing_docs)]
+
+mod host;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use sticky_core::config::Config;
+use sticky_core::drain::DrainCache;
+use sticky_core::filter;
+use sticky_core::session::Stream;
+
+use crate::host::{MetricIds, WasmHost};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(StickyRoot::default()) });
+}}
+
+/// What every stream of a VM shares.
+struct Shared {
+    config: Config,
+    metrics: MetricIds,
+    /// Per-worker drain cache (one VM per worker; single-threaded).
+    drain: RefCell<DrainCache>,
+}
+
+#[derive(Default)]
+struct StickyRoot {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Context for StickyRoot {}
+
+impl RootContext for StickyRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = host::plugin_configuration().unwrap_or_default();
+        match Config::from_json(&bytes) {
+            Ok(config) => {
+                log::info!(
+                    "sticky: configured: cookie {:?}, {} clusters, {} keys",
+                    config.cookie.name,
+                    config.clusters.len(),
+                    config.keys.len()
+                );
+                let metrics = MetricIds::define();
+                self.shared = Some(Rc::new(Shared {
+                    config,
+                    metrics,
+                    drain: RefCell::new(DrainCache::new()),
+                }));
+                true
+            }
+            Err(e) => {
+                // Keep serving the previous config, if any; refuse this one.
+                log::error!("sticky: {e}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Returning None would panic in the SDK: an unconfigured root yields a pass-through.
+        Some(Box::new(StickyStream {
+            shared: self.shared.clone(),
+            stream: Stream::Untouched,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct StickyStream {
+    shared: Option<Rc<Shared>>,
+    stream: Stream,
+}
+
+impl Context for StickyStream {}
+
+impl HttpContext for StickyStream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(shared) = &self.shared {
+            let mut host = WasmHost {
+                metrics: &shared.metrics,
+            };
+            self.stream = match shared.drain.try_borrow() {
+                Ok(drain) => filter::on_request(&shared.config, &drain, &mut host, host::now()),
+                Err(_) => Stream::Untouched,
+            };
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(shared) = &self.shared {
+            let mut host = WasmHost {
+                metrics: &shared.metrics,
+            };
+            if let Ok(mut drain) = shared.drain.try_borrow_mut() {
+                filter::on_response(
+                    &shared.config,
+                    &mut drain,
+                    &self.stream,
+                    &mut host,
+                    host::now(),
+                );
+            }
+        }
+        Action::Continue
+    }
+}

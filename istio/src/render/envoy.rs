@@ -1,0 +1,338 @@
+//! A complete standalone Envoy bootstrap for sticky: listener, the filter
+//! chain (sticky → stateful_session → router), the cluster-header route before
+//! the weighted split, EDS-fed clusters with `override_host_status`, retries
+//! and a loopback admin. The same renderer also produces the comparison
+//! set-ups (no affinity, Envoy's native cookie, ring hash) used by the demo and
+//! the benchmarks, so every mode runs on identical wiring.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+/// How session affinity is provided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Affinity {
+    /// sticky as a proxy-wasm filter loaded by V8.
+    StickyWasm {
+        /// Path of `sticky.wasm` on the proxy's disk.
+        wasm_path: PathBuf,
+    },
+    /// sticky as an Envoy dynamic module (`libsticky.so`).
+    StickyNative {
+        /// Module name: Envoy loads `lib<name>.so` from `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
+        module: String,
+    },
+    /// A pass-through wasm filter in sticky's place (measures the wasm boundary).
+    EmptyWasm {
+        /// Path of the empty filter module.
+        wasm_path: PathBuf,
+    },
+    /// Envoy's own `stateful_session` with its cookie (host only).
+    EnvoyCookie {
+        /// Cookie name.
+        name: String,
+        /// Cookie TTL in seconds.
+        ttl_seconds: u64,
+    },
+    /// Ring-hash load balancing on a cookie Envoy generates.
+    RingHash {
+        /// Cookie name.
+        cookie: String,
+    },
+    /// No affinity at all.
+    None,
+}
+
+/// One upstream cluster of the weighted route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterPlan {
+    /// Envoy cluster name (may contain `|`, as Istio's do).
+    pub name: String,
+    /// Weight in the default route's split.
+    pub weight: u32,
+    /// EDS file for this cluster.
+    pub eds_path: PathBuf,
+}
+
+/// Everything the bootstrap needs, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Listener address.
+    pub listen_address: String,
+    /// Listener port (0 = ephemeral).
+    pub listen_port: u16,
+    /// Admin port on 127.0.0.1 (0 = ephemeral).
+    pub admin_port: u16,
+    /// Session affinity mode.
+    pub affinity: Affinity,
+    /// The plugin configuration JSON (sticky modes).
+    pub plugin_config: Value,
+    /// Clusters of the weighted split, in order.
+    pub clusters: Vec<ClusterPlan>,
+    /// Directory Envoy watches for EDS file renames.
+    pub eds_dir: PathBuf,
+    /// Retry connect failures and resets on another host (recommended).
+    pub retry: bool,
+    /// `stateful_session` strict mode: a pinned host that is gone is a 503.
+    pub strict: bool,
+    /// Runtime key prefix for live weight shifts (`POST /runtime_modify`).
+    pub runtime_key_prefix: Option<String>,
+    /// Upstream connect timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+impl Plan {
+    /// Internal host header from the plugin config (or its default).
+    pub fn host_header(&self) -> String {
+        str_field(&self.plugin_config, "host_header", "x-sticky-host")
+    }
+
+    /// Internal cluster header from the plugin config (or its default).
+    pub fn cluster_header(&self) -> String {
+        str_field(&self.plugin_config, "cluster_header", "x-sticky-cluster")
+    }
+
+    fn uses_sticky(&self) -> bool {
+        matches!(
+            self.affinity,
+            Affinity::StickyWasm { .. } | Affinity::StickyNative { .. }
+        )
+    }
+}
+
+fn str_field(v: &Value, key: &str, default: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or(default)
+        .to_owned()
+}
+
+/// Renders the bootstrap as a JSON value (valid YAML too).
+pub fn bootstrap(plan: &Plan) -> Value {
+    let mut layers = vec![json!({"name": "static", "static_layer": {}})];
+    if plan.runtime_key_prefix.is_some() {
+        layers.push(json!({"name": "admin", "admin_layer": {}}));
+    }
+    json!({
+        "node": {"id": "sticky", "cluster": "sticky"},
+        "admin": {
+            "address": socket("127.0.0.1", plan.admin_port),
+        },
+        "layered_runtime": {"layers": layers},
+        "static_resources": {
+            "listeners": [listener(plan)],
+            "clusters": plan.clusters.iter().map(|c| cluster(plan, c)).collect::<Vec<_>>(),
+        },
+    })
+}
+
+fn socket(address: &str, port: u16) -> Value {
+    json!({"socket_address": {"address": address, "port_value": port}})
+}
+
+fn listener(plan: &Plan) -> Value {
+    json!({
+        "name": "sticky_ingress",
+        "address": socket(&plan.listen_address, plan.listen_port),
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "sticky_ingress",
+                    "codec_type": "AUTO",
+                    "route_config": route_config(plan),
+                    "http_filters": http_filters(plan),
+                },
+            }],
+        }],
+    })
+}
+
+/// The route table: the cluster-header route first, then the weighted split.
+fn route_config(plan: &Plan) -> Value {
+    let mut routes = Vec::new();
+    let mut remove = Vec::new();
+    if plan.uses_sticky() {
+        let cluster_header = plan.cluster_header();
+        routes.push(json!({
+            "name": "sticky_pinned",
+            "match": {"prefix": "/", "headers": [{"name": cluster_header, "present_match": true}]},
+            "route": route_action(plan, json!({"cluster_header": cluster_header})),
+        }));
+        // Internal headers steer Envoy only; upstreams never see them.
+        remove = vec![plan.host_header(), cluster_header];
+    }
+    let split = json!({
+        "weighted_clusters": weighted(plan),
+    });
+    routes.push(json!({
+        "name": "sticky_split",
+        "match": {"prefix": "/"},
+        "route": route_action(plan, split),
+    }));
+    let mut config = json!({
+        "name": "sticky_routes",
+        "virtual_hosts": [{"name": "sticky", "domains": ["*"], "routes": routes}],
+    });
+    if !remove.is_empty() {
+        config["request_headers_to_remove"] = json!(remove);
+    }
+    config
+}
+
+fn weighted(plan: &Plan) -> Value {
+    let clusters: Vec<Value> = plan
+        .clusters
+        .iter()
+        .map(|c| json!({"name": c.name, "weight": c.weight}))
+        .collect();
+    let mut w = json!({"clusters": clusters});
+    if let Some(prefix) = &plan.runtime_key_prefix {
+        w["runtime_key_prefix"] = json!(prefix);
+    }
+    w
+}
+
+fn route_action(plan: &Plan, target: Value) -> Value {
+    let mut action = target;
+    action["timeout"] = json!("15s");
+    if plan.retry {
+        // A pinned host that died: the router drops the host override on a
+        // retry, so the retry is a fresh pick instead of a client-visible 5xx.
+        action["retry_policy"] = json!({
+            "retry_on": "connect-failure,refused-stream,reset",
+            "num_retries": 2,
+            "retry_host_predicate": [{
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"},
+            }],
+            "host_selection_retry_max_attempts": 3,
+        });
+    }
+    if let Affinity::RingHash { cookie } = &plan.affinity {
+        action["hash_policy"] = json!([{"cookie": {"name": cookie, "ttl": "3600s", "path": "/"}}]);
+    }
+    action
+}
+
+fn http_filters(plan: &Plan) -> Vec<Value> {
+    let mut filters = Vec::new();
+    match &plan.affinity {
+        Affinity::StickyWasm { wasm_path } => {
+            filters.push(wasm_filter("sticky", wasm_path, &plan.plugin_config));
+            filters.push(session_filter_header(plan));
+        }
+        Affinity::EmptyWasm { wasm_path } => {
+            filters.push(wasm_filter("empty", wasm_path, &json!({})));
+        }
+        Affinity::StickyNative { module } => {
+            filters.push(json!({
+                "name": "sticky",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                    "dynamic_module_config": {"name": module},
+                    "filter_name": "sticky",
+                    "filter_config": {
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": plan.plugin_config.to_string(),
+                    },
+                },
+            }));
+        }
+        Affinity::EnvoyCookie { name, ttl_seconds } => {
+            filters.push(json!({
+                "name": "envoy.filters.http.stateful_session",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSession",
+                    "session_state": {
+                        "name": "envoy.http.stateful_session.cookie",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.http.stateful_session.cookie.v3.CookieBasedSessionState",
+                            "cookie": {"name": name, "ttl": format!("{ttl_seconds}s"), "path": "/"},
+                        },
+                    },
+                    "strict": plan.strict,
+                },
+            }));
+        }
+        Affinity::RingHash { .. } | Affinity::None => {}
+    }
+    filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    }));
+    filters
+}
+
+fn wasm_filter(name: &str, path: &std::path::Path, config: &Value) -> Value {
+    json!({
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": name,
+                "vm_config": {
+                    "vm_id": name,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": path.display().to_string()}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": config.to_string(),
+                },
+                // A filter that cannot start must not silently pass traffic.
+                "fail_open": false,
+            },
+        },
+    })
+}
+
+/// Envoy's `stateful_session` reading the host sticky chose from the internal header.
+fn session_filter_header(plan: &Plan) -> Value {
+    json!({
+        "name": "envoy.filters.http.stateful_session",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSession",
+            "session_state": {
+                "name": "envoy.http.stateful_session.header",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.http.stateful_session.header.v3.HeaderBasedSessionState",
+                    "name": plan.host_header(),
+                },
+            },
+            "strict": plan.strict,
+        },
+    })
+}
+
+fn cluster(plan: &Plan, c: &ClusterPlan) -> Value {
+    let lb_policy = match plan.affinity {
+        Affinity::RingHash { .. } => "RING_HASH",
+        _ => "ROUND_ROBIN",
+    };
+    json!({
+        "name": c.name,
+        "type": "EDS",
+        "connect_timeout": format!("{}s", plan.connect_timeout_ms as f64 / 1000.0),
+        "lb_policy": lb_policy,
+        "eds_cluster_config": {
+            "service_name": c.name,
+            "eds_config": {
+                "resource_api_version": "V3",
+                "path_config_source": {
+                    "path": c.eds_path.display().to_string(),
+                    "watched_directory": {"path": plan.eds_dir.display().to_string()},
+                },
+            },
+        },
+        // Pinned sessions keep reaching DRAINING hosts; the LB never picks them.
+        "common_lb_config": {
+            "override_host_status": {"statuses": ["UNKNOWN", "HEALTHY", "DEGRADED", "DRAINING"]},
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

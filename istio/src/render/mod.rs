@@ -1,0 +1,3 @@
+//! Renderers: a resolved [`Plan`](envoy::Plan) to Envoy or Istio config.
+
+pub mod envoy;
