@@ -1,0 +1,1 @@
+//! Placeholder: the Envoy dynamic-module glue lands here.

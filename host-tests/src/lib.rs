@@ -1,0 +1,1 @@
+//! Placeholder: the wasmtime-based proxy-wasm host lands here.
