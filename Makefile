@@ -8,7 +8,8 @@ ENVOY_VERSION := 1.40.0
 VENV          := $(CURDIR)/.venv
 ENVOY         := $(VENV)/envoy
 WASM_TARGET   := wasm32-wasip1
-WASM_RAW      := target/$(WASM_TARGET)/release/sticky_wasm.wasm
+TARGET_DIR    := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+WASM_RAW      := $(TARGET_DIR)/$(WASM_TARGET)/release/sticky_wasm.wasm
 WASM          := dist/sticky.wasm
 NATIVE        := dist/libsticky.so
 # Size budget of dist/sticky.wasm after wasm-opt (bytes).
@@ -67,7 +68,7 @@ wasm: toolchain tools
 native:
 	@if [ -d filter/native ]; then \
 	  cargo build --locked --release -p sticky-native && mkdir -p dist && \
-	  cp target/release/libsticky_native.so $(NATIVE) && echo "$(NATIVE) built"; \
+	  cp $(TARGET_DIR)/release/libsticky_native.so $(NATIVE) && echo "$(NATIVE) built"; \
 	else echo "filter/native not present"; exit 1; fi
 
 build: wasm native
