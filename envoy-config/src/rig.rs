@@ -212,6 +212,60 @@ impl Rig {
         assert!(applied, "Envoy did not apply the EDS update of {cluster}");
     }
 
+    /// Starts one more backend in `cluster` and adds it to EDS; returns its name.
+    pub fn add_backend(&mut self, cluster: &str) -> String {
+        let n = self.backends.get(cluster).map_or(0, Vec::len);
+        let b =
+            Backend::start(&format!("{cluster}-{n}")).unwrap_or_else(|e| panic!("backend: {e}"));
+        let (name, port) = (b.name.clone(), b.addr.port());
+        self.backends.entry(cluster.to_owned()).or_default().push(b);
+        self.update_endpoints(cluster, |eps| {
+            eps.push(Endpoint::healthy("127.0.0.1", port))
+        });
+        name
+    }
+
+    /// Changes one backend's endpoint (found by name) and applies it.
+    pub fn update_backend(&mut self, backend: &str, f: impl FnOnce(&mut Endpoint)) {
+        let cluster = self
+            .cluster_of(backend)
+            .unwrap_or_else(|| panic!("no backend {backend}"));
+        let port = self.backend(backend).addr.port();
+        self.update_endpoints(&cluster, |eps| {
+            if let Some(e) = eps.iter_mut().find(|e| e.port == port) {
+                f(e);
+            }
+        });
+    }
+
+    /// Removes one backend's endpoint from EDS (the process keeps running).
+    pub fn remove_backend(&mut self, backend: &str) {
+        let cluster = self
+            .cluster_of(backend)
+            .unwrap_or_else(|| panic!("no backend {backend}"));
+        let port = self.backend(backend).addr.port();
+        self.update_endpoints(&cluster, |eps| eps.retain(|e| e.port != port));
+    }
+
+    /// Shifts the split's weights live through Envoy's runtime admin layer.
+    pub fn set_weights(&self, weights: &[(&str, u32)]) {
+        let prefix = self.plan.runtime_key_prefix.clone().unwrap_or_default();
+        let query: Vec<String> = weights
+            .iter()
+            .map(|(c, w)| format!("{prefix}.{c}={w}"))
+            .collect();
+        let (status, body) = self
+            .envoy
+            .admin_post(&format!("/runtime_modify?{}", query.join("&")))
+            .unwrap_or_else(|e| panic!("runtime_modify: {e}"));
+        assert_eq!(
+            status,
+            200,
+            "runtime_modify: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
     /// Waits until every cluster reports its hosts (EDS loaded).
     fn wait_hosts_healthy(&self) {
         for (cluster, eps) in &self.endpoints {
