@@ -3,8 +3,8 @@
 
 use std::fmt;
 
+use crate::json::{self, Json};
 use base64::Engine as _;
-use serde::Deserialize;
 
 use crate::keys::{Key, KeyId, Keyring};
 
@@ -130,139 +130,28 @@ pub struct Config {
 impl Config {
     /// Parses and validates the plugin configuration JSON.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let wire: WireConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." {
-                "<root>".to_owned()
-            } else {
-                path
-            };
-            ConfigError::new(field, e.inner().to_string())
-        })?;
-        wire.validate()
-    }
-
-    /// Index of `cluster` on the allow-list, if it is there.
-    pub fn cluster_index(&self, cluster: &[u8]) -> Option<usize> {
-        self.clusters.iter().position(|c| c.as_bytes() == cluster)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireConfig {
-    #[serde(default)]
-    cookie: WireCookie,
-    #[serde(default)]
-    session_header: Option<String>,
-    #[serde(default)]
-    clusters: Option<Vec<String>>,
-    #[serde(default)]
-    keys: Option<Vec<WireKey>>,
-    #[serde(default = "default_host_header")]
-    host_header: String,
-    #[serde(default = "default_cluster_header")]
-    cluster_header: String,
-    #[serde(default = "default_namespace")]
-    drain_metadata_namespace: String,
-    #[serde(default = "default_drain_check")]
-    drain_check_interval_seconds: u64,
-    #[serde(default)]
-    session: WireSession,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireCookie {
-    #[serde(default = "default_cookie_name")]
-    name: String,
-    #[serde(default = "default_ttl")]
-    ttl_seconds: u64,
-    #[serde(default = "default_path")]
-    path: String,
-    #[serde(default)]
-    domain: Option<String>,
-    #[serde(default = "yes")]
-    secure: bool,
-    #[serde(default = "yes")]
-    http_only: bool,
-    #[serde(default = "default_same_site")]
-    same_site: String,
-}
-
-impl Default for WireCookie {
-    fn default() -> Self {
-        Self {
-            name: default_cookie_name(),
-            ttl_seconds: default_ttl(),
-            path: default_path(),
-            domain: None,
-            secure: true,
-            http_only: true,
-            same_site: default_same_site(),
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct WireSession {
-    #[serde(default)]
-    idle_timeout_seconds: u64,
-    #[serde(default)]
-    absolute_timeout_seconds: u64,
-    #[serde(default)]
-    refresh_interval_seconds: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireKey {
-    id: String,
-    secret: String,
-}
-
-fn default_cookie_name() -> String {
-    "sticky".to_owned()
-}
-fn default_ttl() -> u64 {
-    600
-}
-fn default_path() -> String {
-    "/".to_owned()
-}
-fn yes() -> bool {
-    true
-}
-fn default_same_site() -> String {
-    "Lax".to_owned()
-}
-fn default_host_header() -> String {
-    "x-sticky-host".to_owned()
-}
-fn default_cluster_header() -> String {
-    "x-sticky-cluster".to_owned()
-}
-fn default_namespace() -> String {
-    "sticky".to_owned()
-}
-fn default_drain_check() -> u64 {
-    1
-}
-
-impl WireConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
-        let cookie = self.cookie.validate()?;
-        let host_header = header_name("host_header", self.host_header)?;
-        let cluster_header = header_name("cluster_header", self.cluster_header)?;
+        let doc = json::parse(bytes)
+            .map_err(|e| ConfigError::new("<root>", format!("not valid JSON: {e}")))?;
+        let mut root = Obj::new(String::new(), &doc)?;
+        let cookie = cookie_config(
+            root.object("cookie")?
+                .unwrap_or_else(|| Obj::empty("cookie")),
+        )?;
+        let host_header = header_name(
+            "host_header",
+            root.string("host_header")?.unwrap_or("x-sticky-host"),
+        )?;
+        let cluster_header = header_name(
+            "cluster_header",
+            root.string("cluster_header")?.unwrap_or("x-sticky-cluster"),
+        )?;
         if host_header == cluster_header {
             return Err(ConfigError::new(
                 "cluster_header",
                 "must differ from host_header",
             ));
         }
-        let session_header = match self.session_header {
+        let session_header = match root.string("session_header")? {
             None => None,
             Some(name) => {
                 let name = header_name("session_header", name)?;
@@ -275,24 +164,27 @@ impl WireConfig {
                 Some(name)
             }
         };
-        let clusters = validate_clusters(self.clusters)?;
-        let keys = validate_keys(self.keys)?;
-        if self.drain_metadata_namespace.is_empty()
-            || self.drain_metadata_namespace.bytes().any(|b| b == 0)
-        {
+        let clusters = clusters(root.array("clusters")?.unwrap_or_default())?;
+        let keys = keys(root.array("keys")?.unwrap_or_default())?;
+        let namespace = root.string("drain_metadata_namespace")?.unwrap_or("sticky");
+        if namespace.is_empty() || namespace.bytes().any(|b| b == 0) {
             return Err(ConfigError::new(
                 "drain_metadata_namespace",
                 "must be a non-empty metadata namespace",
             ));
         }
         let drain = DrainConfig {
-            metadata_namespace: self.drain_metadata_namespace,
+            metadata_namespace: namespace.to_owned(),
             check_interval_seconds: seconds(
                 "drain_check_interval_seconds",
-                self.drain_check_interval_seconds,
+                root.u64("drain_check_interval_seconds")?.unwrap_or(1),
             )?,
         };
-        let session = self.session.validate()?;
+        let session = session_config(
+            root.object("session")?
+                .unwrap_or_else(|| Obj::empty("session")),
+        )?;
+        root.finish()?;
         Ok(Config {
             cookie,
             session_header,
@@ -304,120 +196,241 @@ impl WireConfig {
             session,
         })
     }
+
+    /// Index of `cluster` on the allow-list, if it is there.
+    pub fn cluster_index(&self, cluster: &[u8]) -> Option<usize> {
+        self.clusters.iter().position(|c| c.as_bytes() == cluster)
+    }
 }
 
-impl WireCookie {
-    fn validate(self) -> Result<CookieConfig, ConfigError> {
-        if self.name.is_empty() || self.name.len() > MAX_NAME || !self.name.bytes().all(is_tchar) {
-            return Err(ConfigError::new(
-                "cookie.name",
-                "must be 1-64 characters of an RFC 6265 token (letters, digits, !#$%&'*+-.^_`|~)",
-            ));
-        }
-        if !self.path.starts_with('/') || !self.path.bytes().all(is_attr_char) {
-            return Err(ConfigError::new(
-                "cookie.path",
-                "must start with '/' and hold no ';', spaces or control characters",
-            ));
-        }
-        if let Some(domain) = &self.domain
-            && (domain.is_empty() || !domain.bytes().all(is_attr_char))
-        {
-            return Err(ConfigError::new(
-                "cookie.domain",
-                "must be a non-empty domain without ';', spaces or control characters",
-            ));
-        }
-        let same_site = match self.same_site.to_ascii_lowercase().as_str() {
-            "strict" => SameSite::Strict,
-            "lax" => SameSite::Lax,
-            "none" => SameSite::None,
-            _ => {
-                return Err(ConfigError::new(
-                    "cookie.same_site",
-                    format!("must be Strict, Lax or None, got {:?}", self.same_site),
-                ));
+/// A JSON object read field by field; a field nobody read is an error.
+struct Obj<'a> {
+    path: String,
+    entries: &'a [(String, Json)],
+    used: Vec<bool>,
+}
+
+impl<'a> Obj<'a> {
+    fn new(path: String, value: &'a Json) -> Result<Self, ConfigError> {
+        match value {
+            Json::Object(entries) => Ok(Self {
+                path,
+                used: vec![false; entries.len()],
+                entries,
+            }),
+            other => {
+                let field = if path.is_empty() {
+                    "<root>".to_owned()
+                } else {
+                    path
+                };
+                Err(ConfigError::new(
+                    field,
+                    format!("must be a JSON object, got {}", other.kind()),
+                ))
             }
-        };
-        if same_site == SameSite::None && !self.secure {
-            return Err(ConfigError::new(
-                "cookie.same_site",
-                "None requires cookie.secure: true (browsers drop the cookie otherwise)",
-            ));
         }
-        Ok(CookieConfig {
-            name: self.name,
-            ttl_seconds: seconds("cookie.ttl_seconds", self.ttl_seconds)?,
-            path: self.path,
-            domain: self.domain,
-            secure: self.secure,
-            http_only: self.http_only,
-            same_site,
-        })
+    }
+
+    fn empty(path: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            entries: &[],
+            used: Vec::new(),
+        }
+    }
+
+    fn field(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// The value of `key`, marking it read; `null` reads as absent.
+    fn take(&mut self, key: &str) -> Option<&'a Json> {
+        let i = self.entries.iter().position(|(k, _)| k == key)?;
+        if let Some(used) = self.used.get_mut(i) {
+            *used = true;
+        }
+        match self.entries.get(i) {
+            Some((_, Json::Null)) | None => None,
+            Some((_, value)) => Some(value),
+        }
+    }
+
+    fn wrong(&self, key: &str, want: &str, got: &Json) -> ConfigError {
+        ConfigError::new(
+            self.field(key),
+            format!("must be {want}, got {}", got.kind()),
+        )
+    }
+
+    fn string(&mut self, key: &str) -> Result<Option<&'a str>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.wrong(key, "a string", other)),
+        }
+    }
+
+    fn u64(&mut self, key: &str) -> Result<Option<u64>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(key, "a whole number >= 0", value)),
+        }
+    }
+
+    fn bool(&mut self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Json::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.wrong(key, "true or false", other)),
+        }
+    }
+
+    fn object(&mut self, key: &str) -> Result<Option<Obj<'a>>, ConfigError> {
+        let path = self.field(key);
+        self.take(key)
+            .map(|value| Obj::new(path, value))
+            .transpose()
+    }
+
+    fn array(&mut self, key: &str) -> Result<Option<&'a [Json]>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Json::Array(items)) => Ok(Some(items)),
+            Some(other) => Err(self.wrong(key, "an array", other)),
+        }
+    }
+
+    /// Refuses the first field nobody read: a typo must not pass silently.
+    fn finish(self) -> Result<(), ConfigError> {
+        let unknown = self
+            .entries
+            .iter()
+            .zip(&self.used)
+            .find(|(_, used)| !**used)
+            .map(|((key, _), _)| key);
+        match unknown {
+            None => Ok(()),
+            Some(key) => Err(ConfigError::new(
+                self.field(key),
+                format!("unknown field `{key}`"),
+            )),
+        }
     }
 }
 
-impl WireSession {
-    fn validate(self) -> Result<SessionConfig, ConfigError> {
-        let idle = seconds("session.idle_timeout_seconds", self.idle_timeout_seconds)?;
-        let absolute = seconds(
-            "session.absolute_timeout_seconds",
-            self.absolute_timeout_seconds,
-        )?;
-        // Refresh often enough that an active session never idles out, rarely
-        // enough that most responses carry no Set-Cookie.
-        let refresh = match self.refresh_interval_seconds {
-            Some(r) => {
-                let r = seconds("session.refresh_interval_seconds", r)?;
-                if r == 0 || (idle > 0 && r >= idle) {
-                    return Err(ConfigError::new(
-                        "session.refresh_interval_seconds",
-                        "must be at least 1 and shorter than session.idle_timeout_seconds",
-                    ));
-                }
-                r
-            }
-            None => (idle / 4).max(1),
-        };
-        Ok(SessionConfig {
-            idle_timeout_seconds: idle,
-            absolute_timeout_seconds: absolute,
-            refresh_interval_seconds: refresh,
-        })
-    }
-}
-
-fn seconds(field: &str, value: u64) -> Result<u64, ConfigError> {
-    if value > MAX_SECONDS {
-        return Err(ConfigError::new(
-            field,
-            format!("must be at most {MAX_SECONDS} (ten years)"),
-        ));
-    }
-    Ok(value)
-}
-
-fn header_name(field: &str, name: String) -> Result<String, ConfigError> {
+fn cookie_config(mut obj: Obj<'_>) -> Result<CookieConfig, ConfigError> {
+    let name = obj.string("name")?.unwrap_or("sticky");
     if name.is_empty() || name.len() > MAX_NAME || !name.bytes().all(is_tchar) {
         return Err(ConfigError::new(
-            field,
-            "must be a 1-64 character HTTP header name",
+            "cookie.name",
+            "must be 1-64 characters of an RFC 6265 token (letters, digits, !#$%&'*+-.^_`|~)",
         ));
     }
-    // Envoy keeps header names lowercase (HTTP/2 requires it).
-    Ok(name.to_ascii_lowercase())
+    let path = obj.string("path")?.unwrap_or("/");
+    if !path.starts_with('/') || !path.bytes().all(is_attr_char) {
+        return Err(ConfigError::new(
+            "cookie.path",
+            "must start with '/' and hold no ';', spaces or control characters",
+        ));
+    }
+    let domain = obj.string("domain")?;
+    if let Some(domain) = domain
+        && (domain.is_empty() || !domain.bytes().all(is_attr_char))
+    {
+        return Err(ConfigError::new(
+            "cookie.domain",
+            "must be a non-empty domain without ';', spaces or control characters",
+        ));
+    }
+    let secure = obj.bool("secure")?.unwrap_or(true);
+    let http_only = obj.bool("http_only")?.unwrap_or(true);
+    let same_site_text = obj.string("same_site")?.unwrap_or("Lax");
+    let same_site = match same_site_text.to_ascii_lowercase().as_str() {
+        "strict" => SameSite::Strict,
+        "lax" => SameSite::Lax,
+        "none" => SameSite::None,
+        _ => {
+            return Err(ConfigError::new(
+                "cookie.same_site",
+                format!("must be Strict, Lax or None, got \"{same_site_text}\""),
+            ));
+        }
+    };
+    if same_site == SameSite::None && !secure {
+        return Err(ConfigError::new(
+            "cookie.same_site",
+            "None requires cookie.secure: true (browsers drop the cookie otherwise)",
+        ));
+    }
+    let ttl_seconds = seconds("cookie.ttl_seconds", obj.u64("ttl_seconds")?.unwrap_or(600))?;
+    obj.finish()?;
+    Ok(CookieConfig {
+        name: name.to_owned(),
+        ttl_seconds,
+        path: path.to_owned(),
+        domain: domain.map(str::to_owned),
+        secure,
+        http_only,
+        same_site,
+    })
 }
 
-fn validate_clusters(clusters: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
-    let clusters = clusters.unwrap_or_default();
-    if clusters.is_empty() {
+fn session_config(mut obj: Obj<'_>) -> Result<SessionConfig, ConfigError> {
+    let idle = seconds(
+        "session.idle_timeout_seconds",
+        obj.u64("idle_timeout_seconds")?.unwrap_or(0),
+    )?;
+    let absolute = seconds(
+        "session.absolute_timeout_seconds",
+        obj.u64("absolute_timeout_seconds")?.unwrap_or(0),
+    )?;
+    // Refresh often enough that an active session never idles out, rarely
+    // enough that most responses carry no Set-Cookie.
+    let refresh = match obj.u64("refresh_interval_seconds")? {
+        Some(r) => {
+            let r = seconds("session.refresh_interval_seconds", r)?;
+            if r == 0 || (idle > 0 && r >= idle) {
+                return Err(ConfigError::new(
+                    "session.refresh_interval_seconds",
+                    "must be at least 1 and shorter than session.idle_timeout_seconds",
+                ));
+            }
+            r
+        }
+        None => (idle / 4).max(1),
+    };
+    obj.finish()?;
+    Ok(SessionConfig {
+        idle_timeout_seconds: idle,
+        absolute_timeout_seconds: absolute,
+        refresh_interval_seconds: refresh,
+    })
+}
+
+fn clusters(items: &[Json]) -> Result<Vec<String>, ConfigError> {
+    if items.is_empty() {
         return Err(ConfigError::new(
             "clusters",
             "must list at least one cluster (the allow-list of clusters a session may name)",
         ));
     }
-    for (i, name) in clusters.iter().enumerate() {
+    let mut clusters: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
         let field = format!("clusters[{i}]");
+        let Json::String(name) = item else {
+            return Err(ConfigError::new(
+                field,
+                format!("must be a string, got {}", item.kind()),
+            ));
+        };
         if name.is_empty()
             || name.len() > MAX_CLUSTER_NAME
             || !name.bytes().all(|b| (0x21..0x7f).contains(&b))
@@ -427,27 +440,29 @@ fn validate_clusters(clusters: Option<Vec<String>>) -> Result<Vec<String>, Confi
                 "must be 1-255 visible ASCII characters (a header value)",
             ));
         }
-        if clusters.iter().take(i).any(|c| c == name) {
+        if clusters.contains(name) {
             return Err(ConfigError::new(
                 field,
-                format!("duplicate cluster {name:?}"),
+                format!("duplicate cluster \"{name}\""),
             ));
         }
+        clusters.push(name.clone());
     }
     Ok(clusters)
 }
 
-fn validate_keys(keys: Option<Vec<WireKey>>) -> Result<Keyring, ConfigError> {
-    let keys = keys.unwrap_or_default();
-    if keys.is_empty() {
+fn keys(items: &[Json]) -> Result<Keyring, ConfigError> {
+    if items.is_empty() {
         return Err(ConfigError::new(
             "keys",
             "must hold at least one {\"id\", \"secret\"} key (the first seals, all open)",
         ));
     }
-    let mut out: Vec<Key> = Vec::with_capacity(keys.len());
-    for (i, key) in keys.into_iter().enumerate() {
-        let id = KeyId::new(&key.id).ok_or_else(|| {
+    let mut out: Vec<Key> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let mut obj = Obj::new(format!("keys[{i}]"), item)?;
+        let id_text = obj.string("id")?.unwrap_or_default();
+        let id = KeyId::new(id_text).ok_or_else(|| {
             ConfigError::new(
                 format!("keys[{i}].id"),
                 "must be 1-32 characters of [A-Za-z0-9._-]",
@@ -456,10 +471,13 @@ fn validate_keys(keys: Option<Vec<WireKey>>) -> Result<Keyring, ConfigError> {
         if out.iter().any(|k| k.id() == &id) {
             return Err(ConfigError::new(
                 format!("keys[{i}].id"),
-                format!("duplicate key id {:?}", key.id),
+                format!("duplicate key id \"{id_text}\""),
             ));
         }
-        let secret = decode_secret(key.secret.trim()).ok_or_else(|| {
+        let secret_text = obj
+            .string("secret")?
+            .ok_or_else(|| ConfigError::new(format!("keys[{i}].secret"), "is required"))?;
+        let secret = decode_secret(secret_text.trim()).ok_or_else(|| {
             ConfigError::new(
                 format!("keys[{i}].secret"),
                 "must be base64 (standard or URL-safe)",
@@ -474,9 +492,31 @@ fn validate_keys(keys: Option<Vec<WireKey>>) -> Result<Keyring, ConfigError> {
                 ),
             )
         })?;
+        obj.finish()?;
         out.push(Key::new(id, &secret));
     }
     Ok(Keyring::new(out))
+}
+
+fn seconds(field: &str, value: u64) -> Result<u64, ConfigError> {
+    if value > MAX_SECONDS {
+        return Err(ConfigError::new(
+            field,
+            format!("must be at most {MAX_SECONDS} (ten years)"),
+        ));
+    }
+    Ok(value)
+}
+
+fn header_name(field: &str, name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() || name.len() > MAX_NAME || !name.bytes().all(is_tchar) {
+        return Err(ConfigError::new(
+            field,
+            "must be a 1-64 character HTTP header name",
+        ));
+    }
+    // Envoy keeps header names lowercase (HTTP/2 requires it).
+    Ok(name.to_ascii_lowercase())
 }
 
 fn decode_secret(text: &str) -> Option<Vec<u8>> {

@@ -7,7 +7,33 @@
 //! consults the cache (no host call) to stop pinning a host whose deadline has
 //! passed. See the README's "Drain" section for the whole mechanism.
 
+use std::hash::{BuildHasherDefault, Hasher};
+
 use hashbrown::HashMap;
+
+/// FNV-1a: host keys are short and trusted (they come from Envoy's own
+/// upstream address), so a seeded DoS-resistant hasher buys nothing here,
+/// and this one keeps the random-seed machinery out of the wasm module.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
 
 /// Metadata key that marks a host as draining (bool).
 pub const DRAINING_KEY: &str = "draining";
@@ -78,7 +104,7 @@ struct Entry {
 /// Per-worker cache of host drain state, keyed by "ip:port".
 #[derive(Debug, Default)]
 pub struct DrainCache {
-    hosts: HashMap<Box<[u8]>, Entry>,
+    hosts: HashMap<Box<[u8]>, Entry, BuildHasherDefault<Fnv>>,
 }
 
 impl DrainCache {

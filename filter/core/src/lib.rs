@@ -7,6 +7,7 @@ pub mod cookie;
 pub mod drain;
 pub mod filter;
 pub mod host;
+pub mod json;
 pub mod keys;
 pub mod metrics;
 pub mod session;

@@ -45,7 +45,7 @@ impl RootContext for StickyRoot {
         match Config::from_json(&bytes) {
             Ok(config) => {
                 log::info!(
-                    "sticky: configured: cookie {:?}, {} clusters, {} keys",
+                    "sticky: configured: cookie \"{}\", {} clusters, {} keys",
                     config.cookie.name,
                     config.clusters.len(),
                     config.keys.len()
