@@ -1,0 +1,458 @@
+//! The event hooks Envoy calls (`envoy_dynamic_module_on_*`). Envoy refuses
+//! the filter config unless the module exports every required hook, so the
+//! ones sticky has no use for are exported as no-ops.
+//!
+//! Lifetimes: a filter config (one per `DynamicModuleFilter` in the
+//! bootstrap) is an `Arc<Shared>` boxed behind the config pointer; each HTTP
+//! stream gets a boxed [`StreamFilter`] holding its own clone of that `Arc`,
+//! so the config may be destroyed before its last stream.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_void};
+use std::sync::{Arc, Mutex};
+
+use sticky_core::config::Config;
+use sticky_core::drain::DrainCache;
+use sticky_core::filter;
+use sticky_core::session;
+
+use crate::abi::{self, EnvoyBuffer, EnvoyPtr, LogLevel, STATUS_CONTINUE, Stream};
+use crate::host::{Counters, NativeHost, now};
+
+/// Drain caches per filter config: one per worker (by worker index modulo
+/// this), so workers never contend; a busy shard is skipped (fail open).
+pub const DRAIN_SHARDS: usize = 64;
+
+/// What every stream of one filter config shares, across worker threads.
+#[derive(Debug)]
+pub struct Shared {
+    /// The validated plugin configuration.
+    pub config: Config,
+    /// Counter ids on this filter config.
+    pub counters: Counters,
+    /// Drain caches, one per worker shard.
+    drain: Box<[Mutex<DrainCache>]>,
+}
+
+impl Shared {
+    /// Builds the shared state for a validated config.
+    pub fn new(config: Config, counters: Counters) -> Self {
+        let drain = (0..DRAIN_SHARDS)
+            .map(|_| Mutex::new(DrainCache::new()))
+            .collect();
+        Self {
+            config,
+            counters,
+            drain,
+        }
+    }
+
+    /// The drain cache shard of a worker.
+    fn drain_shard(&self, worker: u32) -> Option<&Mutex<DrainCache>> {
+        let index = usize::try_from(worker)
+            .ok()?
+            .checked_rem(self.drain.len())?;
+        self.drain.get(index)
+    }
+}
+
+/// One HTTP stream's state.
+#[derive(Debug)]
+pub struct StreamFilter {
+    shared: Arc<Shared>,
+    /// What the request phase decided; read by the response phase. A
+    /// `RefCell` because Envoy may re-enter a filter while a hook runs.
+    stream: RefCell<session::Stream>,
+}
+
+/// Reads the bytes of a buffer Envoy passed to a hook (empty when null).
+///
+/// # Safety
+/// `buffer` must be valid for the running hook.
+unsafe fn hook_bytes<'a>(buffer: EnvoyBuffer) -> &'a [u8] {
+    if buffer.ptr.is_null() || buffer.length == 0 {
+        return &[];
+    }
+    // SAFETY: non-null; the caller guarantees the range is live.
+    unsafe { std::slice::from_raw_parts(buffer.ptr.cast::<u8>(), buffer.length) }
+}
+
+/// Called once when Envoy loads the module: returns the ABI version.
+#[unsafe(no_mangle)]
+pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
+    abi::ABI_VERSION.as_ptr()
+}
+
+/// Parses the plugin configuration (the `StringValue`'s raw bytes) and
+/// defines the counters. Returns null, which makes Envoy refuse the config,
+/// when the configuration is invalid; the log line names the field.
+///
+/// # Safety
+/// Called by Envoy with its config pointer and buffers valid for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+    filter_config_envoy_ptr: EnvoyPtr,
+    _name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> *const c_void {
+    // SAFETY: Envoy's buffer, valid for this call; parsing copies what it keeps.
+    let bytes = unsafe { hook_bytes(config) };
+    let config = match Config::from_json(bytes) {
+        Ok(config) => config,
+        Err(e) => {
+            abi::log(LogLevel::ERROR, &format!("sticky: {e}"));
+            return std::ptr::null();
+        }
+    };
+    // SAFETY: this is the running config_new call's own config pointer.
+    let counters =
+        Counters::define(|name| unsafe { abi::define_counter(filter_config_envoy_ptr, name) });
+    abi::log(
+        LogLevel::INFO,
+        &format!(
+            "sticky: configured: cookie {:?}, {} clusters, {} keys",
+            config.cookie.name,
+            config.clusters.len(),
+            config.keys.len()
+        ),
+    );
+    let shared = Arc::new(Shared::new(config, counters));
+    Box::into_raw(Box::new(shared)).cast_const().cast()
+}
+
+/// Releases a filter config (streams keep their own `Arc`).
+///
+/// # Safety
+/// `filter_config_ptr` must come from `on_http_filter_config_new`, once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
+    filter_config_ptr: *const c_void,
+) {
+    if filter_config_ptr.is_null() {
+        return;
+    }
+    // SAFETY: created by Box::into_raw in config_new; Envoy destroys it once.
+    drop(unsafe { Box::from_raw(filter_config_ptr.cast_mut().cast::<Arc<Shared>>()) });
+}
+
+/// Per-route configuration is not supported: refused (null) with a log line.
+///
+/// # Safety
+/// Called by Envoy; the buffers are not read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
+    _name: EnvoyBuffer,
+    _config: EnvoyBuffer,
+) -> *const c_void {
+    abi::log(
+        LogLevel::ERROR,
+        "sticky: per-route configuration is not supported; configure the listener filter",
+    );
+    std::ptr::null()
+}
+
+/// Nothing to release: per-route configs are never created.
+///
+/// # Safety
+/// Called by Envoy.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(
+    _config: *const c_void,
+) {
+}
+
+/// Creates the state of one HTTP stream.
+///
+/// # Safety
+/// `filter_config_ptr` must come from `on_http_filter_config_new` and be live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
+    filter_config_ptr: *const c_void,
+    _filter_envoy_ptr: EnvoyPtr,
+) -> *const c_void {
+    // SAFETY: a live pointer from config_new (Envoy keeps the config alive
+    // while it creates streams from it), or null.
+    let Some(shared) = (unsafe { filter_config_ptr.cast::<Arc<Shared>>().as_ref() }) else {
+        return std::ptr::null();
+    };
+    let filter = StreamFilter {
+        shared: Arc::clone(shared),
+        stream: RefCell::new(session::Stream::default()),
+    };
+    Box::into_raw(Box::new(filter)).cast_const().cast()
+}
+
+/// Releases the state of one HTTP stream.
+///
+/// # Safety
+/// `filter_module_ptr` must come from `on_http_filter_new`, once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(
+    filter_module_ptr: *const c_void,
+) {
+    if filter_module_ptr.is_null() {
+        return;
+    }
+    // SAFETY: created by Box::into_raw in filter_new; Envoy destroys it once,
+    // after every other hook of the stream returned.
+    drop(unsafe { Box::from_raw(filter_module_ptr.cast_mut().cast::<StreamFilter>()) });
+}
+
+/// The stream's filter state, if the pointer is set.
+///
+/// # Safety
+/// `ptr` must be null or come from `on_http_filter_new` and not be destroyed.
+unsafe fn stream_filter<'a>(ptr: *const c_void) -> Option<&'a StreamFilter> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { ptr.cast::<StreamFilter>().as_ref() }
+}
+
+/// Request headers: strips client-sent internal headers, opens the session
+/// token, pins cluster and host. Never stops the stream.
+///
+/// # Safety
+/// Called by Envoy with the stream's two pointers.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    filter_envoy_ptr: EnvoyPtr,
+    filter_module_ptr: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    // SAFETY: Envoy passes the pointer from filter_new for this stream.
+    let Some(filter) = (unsafe { stream_filter(filter_module_ptr) }) else {
+        return STATUS_CONTINUE;
+    };
+    // SAFETY: the running hook's stream pointer, used only during this hook.
+    let stream = unsafe { Stream::new(filter_envoy_ptr) };
+    let shared = &*filter.shared;
+    let mut host = NativeHost::new(stream, &shared.counters);
+    let now = now();
+    let shard = shared.drain_shard(stream.worker_index());
+    let decided = match shard.and_then(|m| m.try_lock().ok()) {
+        Some(drain) => filter::on_request(&shared.config, &drain, &mut host, now),
+        // Busy or poisoned: decide without drain knowledge (fail open).
+        None => filter::on_request(&shared.config, &DrainCache::new(), &mut host, now),
+    };
+    host.finish_request();
+    if let Ok(mut slot) = filter.stream.try_borrow_mut() {
+        *slot = decided;
+    }
+    STATUS_CONTINUE
+}
+
+/// Response headers: issues or refreshes the session token.
+///
+/// # Safety
+/// Called by Envoy with the stream's two pointers.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    filter_envoy_ptr: EnvoyPtr,
+    filter_module_ptr: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    // SAFETY: Envoy passes the pointer from filter_new for this stream.
+    let Some(filter) = (unsafe { stream_filter(filter_module_ptr) }) else {
+        return STATUS_CONTINUE;
+    };
+    let Ok(decided) = filter.stream.try_borrow() else {
+        return STATUS_CONTINUE;
+    };
+    // SAFETY: the running hook's stream pointer, used only during this hook.
+    let stream = unsafe { Stream::new(filter_envoy_ptr) };
+    let shared = &*filter.shared;
+    let mut host = NativeHost::new(stream, &shared.counters);
+    let now = now();
+    let shard = shared.drain_shard(stream.worker_index());
+    match shard.and_then(|m| m.try_lock().ok()) {
+        Some(mut drain) => {
+            filter::on_response(&shared.config, &mut drain, &decided, &mut host, now)
+        }
+        None => {
+            // Busy or poisoned: a scratch cache still issues the cookie.
+            let mut scratch = DrainCache::new();
+            filter::on_response(&shared.config, &mut scratch, &decided, &mut host, now);
+        }
+    }
+    STATUS_CONTINUE
+}
+
+/// Request body: passed through.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    STATUS_CONTINUE
+}
+
+/// Request trailers: passed through.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+) -> u32 {
+    STATUS_CONTINUE
+}
+
+/// Response body: passed through.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    STATUS_CONTINUE
+}
+
+/// Response trailers: passed through.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+) -> u32 {
+    STATUS_CONTINUE
+}
+
+/// Stream finished: nothing to do (state is freed in `on_http_filter_destroy`).
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+) {
+}
+
+/// Scheduler events: sticky schedules nothing.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+    _event_id: u64,
+) {
+}
+
+/// HTTP callouts: sticky makes none.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+    _callout_id: u64,
+    _result: u32,
+    _headers: *const c_void,
+    _headers_size: usize,
+    _body_chunks: *const c_void,
+    _body_chunks_size: usize,
+) {
+}
+
+/// Streamed callouts: sticky opens none.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+    _stream_id: u64,
+    _headers: *const c_void,
+    _headers_size: usize,
+    _end_stream: bool,
+) {
+}
+
+/// Streamed callouts: sticky opens none.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+    _stream_id: u64,
+    _data: *const c_void,
+    _data_count: usize,
+    _end_stream: bool,
+) {
+}
+
+/// Streamed callouts: sticky opens none.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+    _stream_id: u64,
+    _trailers: *const c_void,
+    _trailers_size: usize,
+) {
+}
+
+/// Streamed callouts: sticky opens none.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+    _stream_id: u64,
+) {
+}
+
+/// Streamed callouts: sticky opens none.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+    _stream_id: u64,
+    _reason: u32,
+) {
+}
+
+/// Downstream flow control: sticky buffers nothing.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+) {
+}
+
+/// Downstream flow control: sticky buffers nothing.
+///
+/// # Safety
+/// Called by Envoy; no pointer is read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+    _filter_envoy_ptr: EnvoyPtr,
+    _filter_module_ptr: *const c_void,
+) {
+}
