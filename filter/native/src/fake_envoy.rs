@@ -1,1 +1,378 @@
+//! A stateful fake of the Envoy side of the ABI, for unit tests: it defines
+//! the `envoy_dynamic_module_callback_*` symbols that `abi.rs` imports (in a
+//! test binary nothing else would), backed by a [`FakeStream`] per stream and
+//! per-thread process state, so tests drive the real hooks and assert end
+//! state. It mimics Envoy 1.40's semantics where they matter: an empty value
+//! removes a header, `add_header` refuses an empty value, a typed metadata
+//! read of another type fails with an error log, counters need an id from
+//! `define_counter`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    missing_docs
+)]
 
+use std::cell::RefCell;
+
+use crate::abi::{EnvoyBuffer, EnvoyPtr, METADATA_SOURCE_HOST, ModuleBuffer};
+
+/// Process-wide state (per test thread): logs and counters.
+#[derive(Debug, Default)]
+pub struct FakeProcess {
+    pub logs: Vec<(u32, String)>,
+    /// Counters by id: (name, value).
+    pub counters: Vec<(String, u64)>,
+}
+
+thread_local! {
+    static PROCESS: RefCell<FakeProcess> = RefCell::new(FakeProcess::default());
+}
+
+/// Runs `f` on this thread's process state.
+pub fn process<R>(f: impl FnOnce(&mut FakeProcess) -> R) -> R {
+    PROCESS.with(|p| f(&mut p.borrow_mut()))
+}
+
+/// A counter's value by name (0 when undefined).
+pub fn counter(name: &str) -> u64 {
+    process(|p| {
+        p.counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v)
+    })
+}
+
+/// The log lines so far.
+pub fn logs() -> Vec<String> {
+    process(|p| p.logs.iter().map(|(_, l)| l.clone()).collect())
+}
+
+/// One metadata value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Meta {
+    Bool(bool),
+    Number(f64),
+    Str(Vec<u8>),
+}
+
+/// One HTTP stream as the fake Envoy holds it.
+#[derive(Debug, Default)]
+pub struct FakeStream {
+    pub request: Vec<(String, Vec<u8>)>,
+    pub response: Vec<(String, Vec<u8>)>,
+    pub upstream_address: Option<Vec<u8>>,
+    pub cluster: Option<Vec<u8>>,
+    /// Upstream host metadata: (namespace, key, value).
+    pub metadata: Vec<(String, String, Meta)>,
+    pub override_host: Option<(Vec<u8>, bool)>,
+    pub route_cache_clears: u32,
+    pub worker: u32,
+}
+
+impl FakeStream {
+    pub fn ptr(&mut self) -> EnvoyPtr {
+        std::ptr::from_mut(self).cast()
+    }
+
+    pub fn response_values(&self, name: &str) -> Vec<Vec<u8>> {
+        self.response
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn request_values(&self, name: &str) -> Vec<Vec<u8>> {
+        self.request
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn headers(&mut self, header_type: u32) -> Option<&mut Vec<(String, Vec<u8>)>> {
+        match header_type {
+            0 => Some(&mut self.request),
+            2 => Some(&mut self.response),
+            _ => None,
+        }
+    }
+
+    fn meta(&self, source: u32, ns: ModuleBuffer, key: ModuleBuffer) -> Option<&Meta> {
+        if source != METADATA_SOURCE_HOST {
+            return None;
+        }
+        let (ns, key) = unsafe { (text(ns), text(key)) };
+        self.metadata
+            .iter()
+            .find(|(n, k, _)| *n == ns && *k == key)
+            .map(|(_, _, v)| v)
+    }
+}
+
+unsafe fn bytes<'a>(b: ModuleBuffer) -> &'a [u8] {
+    if b.ptr.is_null() {
+        return &[];
+    }
+    unsafe { std::slice::from_raw_parts(b.ptr.cast::<u8>(), b.length) }
+}
+
+unsafe fn text(b: ModuleBuffer) -> String {
+    String::from_utf8_lossy(unsafe { bytes(b) }).to_ascii_lowercase()
+}
+
+unsafe fn stream<'a>(ptr: EnvoyPtr) -> &'a mut FakeStream {
+    unsafe { &mut *ptr.cast::<FakeStream>() }
+}
+
+fn out(result: *mut EnvoyBuffer, value: &[u8]) {
+    unsafe {
+        *result = EnvoyBuffer {
+            ptr: value.as_ptr().cast(),
+            length: value.len(),
+        }
+    };
+}
+
+fn log_error(message: String) {
+    process(|p| p.logs.push((4, message)));
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer) {
+    let line = String::from_utf8_lossy(unsafe { bytes(message) }).into_owned();
+    process(|p| p.logs.push((level, line)));
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn envoy_dynamic_module_callback_log_enabled(_level: u32) -> bool {
+    true
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_header(
+    filter: EnvoyPtr,
+    header_type: u32,
+    key: ModuleBuffer,
+    result: *mut EnvoyBuffer,
+    index: usize,
+    optional_size: *mut usize,
+) -> bool {
+    let key = unsafe { text(key) };
+    let s = unsafe { stream(filter) };
+    let Some(headers) = s.headers(header_type) else {
+        return false;
+    };
+    let values: Vec<&Vec<u8>> = headers
+        .iter()
+        .filter(|(n, _)| *n == key)
+        .map(|(_, v)| v)
+        .collect();
+    if !optional_size.is_null() {
+        unsafe { *optional_size = values.len() };
+    }
+    match values.get(index) {
+        Some(v) => {
+            out(result, v);
+            true
+        }
+        None => false,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_set_header(
+    filter: EnvoyPtr,
+    header_type: u32,
+    key: ModuleBuffer,
+    value: ModuleBuffer,
+) -> bool {
+    let (key, value) = unsafe { (text(key), bytes(value).to_vec()) };
+    let Some(headers) = (unsafe { stream(filter) }).headers(header_type) else {
+        return false;
+    };
+    headers.retain(|(n, _)| *n != key);
+    if !value.is_empty() {
+        headers.push((key, value));
+    }
+    true
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_add_header(
+    filter: EnvoyPtr,
+    header_type: u32,
+    key: ModuleBuffer,
+    value: ModuleBuffer,
+) -> bool {
+    let (key, value) = unsafe { (text(key), bytes(value).to_vec()) };
+    let Some(headers) = (unsafe { stream(filter) }).headers(header_type) else {
+        return false;
+    };
+    if value.is_empty() {
+        return false;
+    }
+    headers.push((key, value));
+    true
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
+    filter: EnvoyPtr,
+    attribute_id: u32,
+    result: *mut EnvoyBuffer,
+) -> bool {
+    let s = unsafe { stream(filter) };
+    match (attribute_id, &s.upstream_address) {
+        (crate::abi::ATTRIBUTE_UPSTREAM_ADDRESS, Some(a)) => {
+            out(result, a);
+            true
+        }
+        _ => false,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_cluster_name(
+    filter: EnvoyPtr,
+    result: *mut EnvoyBuffer,
+) -> bool {
+    match &unsafe { stream(filter) }.cluster {
+        Some(c) => {
+            out(result, c);
+            true
+        }
+        None => false,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_set_upstream_override_host(
+    filter: EnvoyPtr,
+    host: ModuleBuffer,
+    strict: bool,
+) -> bool {
+    let host = unsafe { bytes(host) }.to_vec();
+    // Envoy accepts only "ip:port".
+    if std::str::from_utf8(&host)
+        .ok()
+        .and_then(|h| h.parse::<std::net::SocketAddr>().ok())
+        .is_none()
+    {
+        return false;
+    }
+    unsafe { stream(filter) }.override_host = Some((host, strict));
+    true
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_clear_route_cache(filter: EnvoyPtr) {
+    unsafe { stream(filter) }.route_cache_clears += 1;
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_worker_index(
+    filter: EnvoyPtr,
+) -> u32 {
+    unsafe { stream(filter) }.worker
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_metadata_bool(
+    filter: EnvoyPtr,
+    source: u32,
+    ns: ModuleBuffer,
+    key: ModuleBuffer,
+    result: *mut bool,
+) -> bool {
+    match unsafe { stream(filter) }.meta(source, ns, key) {
+        Some(Meta::Bool(b)) => {
+            unsafe { *result = *b };
+            true
+        }
+        Some(_) => {
+            log_error("key is not a bool".into());
+            false
+        }
+        None => false,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_metadata_number(
+    filter: EnvoyPtr,
+    source: u32,
+    ns: ModuleBuffer,
+    key: ModuleBuffer,
+    result: *mut f64,
+) -> bool {
+    match unsafe { stream(filter) }.meta(source, ns, key) {
+        Some(Meta::Number(n)) => {
+            unsafe { *result = *n };
+            true
+        }
+        Some(_) => {
+            log_error("key is not a number".into());
+            false
+        }
+        None => false,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_metadata_string(
+    filter: EnvoyPtr,
+    source: u32,
+    ns: ModuleBuffer,
+    key: ModuleBuffer,
+    result: *mut EnvoyBuffer,
+) -> bool {
+    match unsafe { stream(filter) }.meta(source, ns, key) {
+        Some(Meta::Str(s)) => {
+            out(result, s);
+            true
+        }
+        Some(_) => {
+            log_error("key is not a string".into());
+            false
+        }
+        None => false,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+    _config: EnvoyPtr,
+    name: ModuleBuffer,
+    _label_names: *const ModuleBuffer,
+    _label_names_length: usize,
+    counter_id: *mut usize,
+) -> u32 {
+    let name = String::from_utf8_lossy(unsafe { bytes(name) }).into_owned();
+    let id = process(|p| {
+        p.counters.push((name, 0));
+        p.counters.len() - 1
+    });
+    unsafe { *counter_id = id };
+    0
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_increment_counter(
+    _filter: EnvoyPtr,
+    id: usize,
+    _label_values: *const ModuleBuffer,
+    _label_values_length: usize,
+    value: u64,
+) -> u32 {
+    process(|p| match p.counters.get_mut(id) {
+        Some((_, v)) => {
+            *v += value;
+            0
+        }
+        None => 1,
+    })
+}
