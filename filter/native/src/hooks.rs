@@ -56,6 +56,12 @@ impl Shared {
     }
 }
 
+// Envoy calls hooks of one filter config from every worker thread.
+const _: fn() = || {
+    fn shared_across_workers<T: Send + Sync>() {}
+    shared_across_workers::<Shared>();
+};
+
 /// One HTTP stream's state.
 #[derive(Debug)]
 pub struct StreamFilter {
