@@ -1,5 +1,18 @@
 //! stickyctl: renders the Envoy and Istio configuration that wires the sticky
-//! filter, and manages endpoint drain state and token keys.
+//! filter, checks that a policy can work as intended, and manages endpoint
+//! drain state and token keys.
 
+pub mod admin;
+pub mod check;
+pub mod cli;
 pub mod eds;
+pub mod endpoints;
+pub mod error;
+pub mod input;
+pub mod keys;
+pub mod plugin;
 pub mod render;
+pub mod resolve;
+pub mod yaml;
+
+pub use error::{Error, Result};

@@ -107,8 +107,53 @@ fn str_field(v: &Value, key: &str, default: &str) -> String {
         .to_owned()
 }
 
-/// Renders the bootstrap as a JSON value (valid YAML too).
+/// Renders the bootstrap as a JSON value (valid YAML too): one route over
+/// every cluster of the plan, pinned sessions by `cluster_header`.
 pub fn bootstrap(plan: &Plan) -> Value {
+    bootstrap_with_routes(plan, &[RoutePlan::whole(plan)])
+}
+
+/// How a rule's pinned requests find their cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinning {
+    /// One route whose `cluster_header` names the cluster (single-rule set-ups).
+    ClusterHeader,
+    /// One route per cluster, matching the header's exact value: a session of
+    /// another rule's cluster never crosses into this rule.
+    ExactPerCluster,
+}
+
+/// One rule of the route table: its match, then pinned routes, then the split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutePlan {
+    /// Route name prefix.
+    pub name: String,
+    /// Envoy `RouteMatch` without headers added by sticky (e.g. `{"prefix": "/"}`).
+    pub route_match: Value,
+    /// (cluster name, weight) of the split, in order.
+    pub clusters: Vec<(String, u32)>,
+    /// How pinned requests are routed.
+    pub pinning: Pinning,
+}
+
+impl RoutePlan {
+    /// Every cluster of the plan, on every path.
+    pub fn whole(plan: &Plan) -> Self {
+        RoutePlan {
+            name: "sticky".to_owned(),
+            route_match: json!({"prefix": "/"}),
+            clusters: plan
+                .clusters
+                .iter()
+                .map(|c| (c.name.clone(), c.weight))
+                .collect(),
+            pinning: Pinning::ClusterHeader,
+        }
+    }
+}
+
+/// Renders the bootstrap with an explicit route table.
+pub fn bootstrap_with_routes(plan: &Plan, routes: &[RoutePlan]) -> Value {
     let mut layers = vec![json!({"name": "static", "static_layer": {}})];
     if plan.runtime_key_prefix.is_some() {
         layers.push(json!({"name": "admin", "admin_layer": {}}));
@@ -120,7 +165,7 @@ pub fn bootstrap(plan: &Plan) -> Value {
         },
         "layered_runtime": {"layers": layers},
         "static_resources": {
-            "listeners": [listener(plan)],
+            "listeners": [listener(plan, routes)],
             "clusters": plan.clusters.iter().map(|c| cluster(plan, c)).collect::<Vec<_>>(),
         },
     })
@@ -130,7 +175,7 @@ fn socket(address: &str, port: u16) -> Value {
     json!({"socket_address": {"address": address, "port_value": port}})
 }
 
-fn listener(plan: &Plan) -> Value {
+fn listener(plan: &Plan, routes: &[RoutePlan]) -> Value {
     json!({
         "name": "sticky_ingress",
         "address": socket(&plan.listen_address, plan.listen_port),
@@ -141,7 +186,7 @@ fn listener(plan: &Plan) -> Value {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "sticky_ingress",
                     "codec_type": "AUTO",
-                    "route_config": route_config(plan),
+                    "route_config": route_config(plan, routes),
                     "http_filters": http_filters(plan),
                 },
             }],
@@ -149,28 +194,60 @@ fn listener(plan: &Plan) -> Value {
     })
 }
 
-/// The route table: the cluster-header route first, then the weighted split.
-fn route_config(plan: &Plan) -> Value {
+/// The route table: per rule, the pinned route(s) first, then the weighted split.
+fn route_config(plan: &Plan, rules: &[RoutePlan]) -> Value {
     let mut routes = Vec::new();
     let mut remove = Vec::new();
-    if plan.uses_sticky() {
-        let cluster_header = plan.cluster_header();
+    let cluster_header = plan.cluster_header();
+    for rule in rules {
+        let with_header = |header: Value| {
+            let mut m = rule.route_match.clone();
+            let mut headers = m
+                .get("headers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            headers.push(header);
+            m["headers"] = Value::Array(headers);
+            m
+        };
+        if plan.uses_sticky() {
+            match rule.pinning {
+                Pinning::ClusterHeader => routes.push(json!({
+                    "name": format!("{}_pinned", rule.name),
+                    "match": with_header(json!({"name": cluster_header, "present_match": true})),
+                    "route": route_action(plan, json!({"cluster_header": cluster_header})),
+                })),
+                Pinning::ExactPerCluster => {
+                    for (i, (cluster, _)) in rule.clusters.iter().enumerate() {
+                        routes.push(json!({
+                            "name": format!("{}_pinned_{i}", rule.name),
+                            "match": with_header(json!({"name": cluster_header, "string_match": {"exact": cluster}})),
+                            "route": route_action(plan, json!({"cluster": cluster})),
+                        }));
+                    }
+                }
+            }
+        }
+        let clusters: Vec<Value> = rule
+            .clusters
+            .iter()
+            .map(|(name, weight)| json!({"name": name, "weight": weight}))
+            .collect();
+        let mut split = json!({"clusters": clusters});
+        if let Some(prefix) = &plan.runtime_key_prefix {
+            split["runtime_key_prefix"] = json!(prefix);
+        }
         routes.push(json!({
-            "name": "sticky_pinned",
-            "match": {"prefix": "/", "headers": [{"name": cluster_header, "present_match": true}]},
-            "route": route_action(plan, json!({"cluster_header": cluster_header})),
+            "name": format!("{}_split", rule.name),
+            "match": rule.route_match,
+            "route": route_action(plan, json!({"weighted_clusters": split})),
         }));
+    }
+    if plan.uses_sticky() {
         // Internal headers steer Envoy only; upstreams never see them.
         remove = vec![plan.host_header(), cluster_header];
     }
-    let split = json!({
-        "weighted_clusters": weighted(plan),
-    });
-    routes.push(json!({
-        "name": "sticky_split",
-        "match": {"prefix": "/"},
-        "route": route_action(plan, split),
-    }));
     let mut config = json!({
         "name": "sticky_routes",
         "virtual_hosts": [{"name": "sticky", "domains": ["*"], "routes": routes}],
@@ -179,19 +256,6 @@ fn route_config(plan: &Plan) -> Value {
         config["request_headers_to_remove"] = json!(remove);
     }
     config
-}
-
-fn weighted(plan: &Plan) -> Value {
-    let clusters: Vec<Value> = plan
-        .clusters
-        .iter()
-        .map(|c| json!({"name": c.name, "weight": c.weight}))
-        .collect();
-    let mut w = json!({"clusters": clusters});
-    if let Some(prefix) = &plan.runtime_key_prefix {
-        w["runtime_key_prefix"] = json!(prefix);
-    }
-    w
 }
 
 fn route_action(plan: &Plan, target: Value) -> Value {
@@ -221,7 +285,7 @@ fn http_filters(plan: &Plan) -> Vec<Value> {
     match &plan.affinity {
         Affinity::StickyWasm { wasm_path } => {
             filters.push(wasm_filter("sticky", wasm_path, &plan.plugin_config));
-            filters.push(session_filter_header(plan));
+            filters.push(stateful_session_filter(&plan.host_header(), plan.strict));
         }
         Affinity::EmptyWasm { wasm_path } => {
             filters.push(wasm_filter("empty", wasm_path, &json!({})));
@@ -289,8 +353,9 @@ fn wasm_filter(name: &str, path: &std::path::Path, config: &Value) -> Value {
     })
 }
 
-/// Envoy's `stateful_session` reading the host sticky chose from the internal header.
-fn session_filter_header(plan: &Plan) -> Value {
+/// Envoy's `stateful_session` reading the host sticky chose from the internal
+/// header (`HeaderBasedSessionState`); the same value goes into Istio's EnvoyFilter.
+pub fn stateful_session_filter(host_header: &str, strict: bool) -> Value {
     json!({
         "name": "envoy.filters.http.stateful_session",
         "typed_config": {
@@ -299,12 +364,18 @@ fn session_filter_header(plan: &Plan) -> Value {
                 "name": "envoy.http.stateful_session.header",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.http.stateful_session.header.v3.HeaderBasedSessionState",
-                    "name": plan.host_header(),
+                    "name": host_header,
                 },
             },
-            "strict": plan.strict,
+            "strict": strict,
         },
     })
+}
+
+/// `common_lb_config` that keeps DRAINING hosts reachable for pinned sessions
+/// while the load balancer never picks them for new ones.
+pub fn override_host_status() -> Value {
+    json!({"override_host_status": {"statuses": ["UNKNOWN", "HEALTHY", "DEGRADED", "DRAINING"]}})
 }
 
 fn cluster(plan: &Plan, c: &ClusterPlan) -> Value {
@@ -328,9 +399,7 @@ fn cluster(plan: &Plan, c: &ClusterPlan) -> Value {
             },
         },
         // Pinned sessions keep reaching DRAINING hosts; the LB never picks them.
-        "common_lb_config": {
-            "override_host_status": {"statuses": ["UNKNOWN", "HEALTHY", "DEGRADED", "DRAINING"]},
-        },
+        "common_lb_config": override_host_status(),
     })
 }
 

@@ -1,3 +1,5 @@
-//! Renderers: a resolved [`Plan`](envoy::Plan) to Envoy or Istio config.
+//! Renderers: a resolved policy to Envoy or Istio config.
 
 pub mod envoy;
+pub mod istio;
+pub mod standalone;

@@ -1,0 +1,638 @@
+//! The command line: parsing (clap derive) and running each subcommand.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+use crate::input::{self, policy, route, workload};
+use crate::keys::{self, Key, KeyFile};
+use crate::render::envoy::Affinity;
+use crate::render::{istio, standalone};
+use crate::resolve::{self, Resolved};
+use crate::{admin, check, eds, endpoints, yaml};
+
+const ABOUT: &str = "sticky's control CLI: stateful session affinity for Envoy and Istio.
+
+Takes an affinity policy (a GKE-LBPolicy-like object with sessionAffinity
+GENERATED_STATEFUL_COOKIE, or Gateway API sessionPersistence) and the HTTPRoute
+it targets, and renders the Envoy or Istio config that wires the sticky filter;
+checks that draining can work; rotates token keys; drains endpoints.";
+
+const EXAMPLES: &str = "Examples:
+  stickyctl keys new > keys.json
+  stickyctl render envoy -p policy.yaml -r route.yaml --keys keys.json \\
+      --endpoint reviews-v1=10.0.0.1:9080 --out ./envoy
+  stickyctl render istio -p policy.yaml -r route.yaml --keys keys.json \\
+      --url oci://ghcr.io/acme/sticky:0.1.0 --selector app=productpage | kubectl apply -f -
+  stickyctl check -p policy.yaml -r route.yaml -w deploy.yaml
+  stickyctl keys rotate keys.json --in-place
+  stickyctl endpoints drain --eds eds/v1.json --cluster v1 --host 10.0.0.1:9080 \\
+      --timeout 300 --admin 127.0.0.1:9901
+
+Exit status: 0 ok; 1 error (the message names file, line and field);
+2 bad command line; 3 `check` found warnings.";
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(name = "stickyctl", version, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Render Envoy or Istio config from a policy and its HTTPRoute.
+    #[command(subcommand)]
+    Render(Render),
+    /// Warn when a policy cannot work as intended, and say why.
+    #[command(after_help = "Example:\n  stickyctl check -p policy.yaml -r route.yaml -w deploy.yaml -w service.yaml\n\nExit status 3 when there are warnings.")]
+    Check(CheckArgs),
+    /// Generate and rotate token keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Edit one host in a standalone Envoy's EDS file (atomically).
+    #[command(subcommand)]
+    Endpoints(EndpointsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum Render {
+    /// A standalone Envoy bootstrap, its EDS files and the plugin config.
+    #[command(after_help = "Example:\n  stickyctl render envoy -p policy.yaml -r route.yaml --keys keys.json \\\n      --wasm /etc/sticky/sticky.wasm --endpoint reviews-v1=10.0.0.1:9080,10.0.0.2:9080 --out ./envoy\n  envoy -c ./envoy/envoy.json\n\nWithout --out only the bootstrap is printed.")]
+    Envoy(RenderEnvoy),
+    /// WasmPlugin (or TrafficExtension), EnvoyFilter, VirtualService, DestinationRule, Service label.
+    #[command(after_help = "Example:\n  stickyctl render istio -p policy.yaml -r route.yaml --keys keys.json \\\n      --url oci://ghcr.io/acme/sticky:0.1.0 --sha256 <hex> --selector app=productpage \\\n      --service service.yaml | kubectl apply -f -")]
+    Istio(RenderIstio),
+}
+
+#[derive(Debug, Args)]
+struct Inputs {
+    /// The policy (kind LBPolicy).
+    #[arg(short, long, value_name = "FILE")]
+    policy: PathBuf,
+    /// The HTTPRoute it targets.
+    #[arg(short, long, value_name = "FILE")]
+    route: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct KeysArg {
+    /// Token keys: a keys file (`stickyctl keys new`), a plugin config or a
+    /// rendered WasmPlugin. Without it a fresh key is generated (sessions do
+    /// not survive re-rendering then).
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ClusterNames {
+    /// The backend Service's name (reviews-v1).
+    Backend,
+    /// Istio's subset cluster name (outbound|9080|v1|reviews.default.svc.cluster.local).
+    Istio,
+}
+
+#[derive(Debug, Args)]
+struct RenderEnvoy {
+    #[command(flatten)]
+    inputs: Inputs,
+    #[command(flatten)]
+    keys: KeysArg,
+    /// Path of sticky.wasm as Envoy sees it.
+    #[arg(long, value_name = "PATH", default_value = "/etc/sticky/sticky.wasm", conflicts_with = "native")]
+    wasm: PathBuf,
+    /// Use the native dynamic module `lib<NAME>.so` instead of wasm.
+    #[arg(long, value_name = "NAME")]
+    native: Option<String>,
+    /// Listener address.
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:10000")]
+    listen: String,
+    /// Admin port on 127.0.0.1.
+    #[arg(long, value_name = "PORT", default_value_t = 9901)]
+    admin_port: u16,
+    /// Initial endpoints of a backend (repeatable).
+    #[arg(long, value_name = "BACKEND=IP:PORT[,IP:PORT]")]
+    endpoint: Vec<String>,
+    /// Directory Envoy watches for EDS files (default: OUT/eds, or /etc/sticky/eds).
+    #[arg(long, value_name = "DIR")]
+    eds_dir: Option<PathBuf>,
+    /// How clusters are named.
+    #[arg(long, value_enum, default_value = "backend")]
+    cluster_names: ClusterNames,
+    /// No retry policy on routes.
+    #[arg(long)]
+    no_retry: bool,
+    /// Runtime key prefix for live weight shifts (`POST /runtime_modify?PREFIX.CLUSTER=N`).
+    #[arg(long, value_name = "PREFIX", default_value = "sticky.split")]
+    runtime_prefix: String,
+    /// Write envoy.json, plugin.json and eds/*.json into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PhaseArg {
+    Unspecified,
+    Authn,
+    Authz,
+    Stats,
+}
+
+#[derive(Debug, Args)]
+struct RenderIstio {
+    #[command(flatten)]
+    inputs: Inputs,
+    #[command(flatten)]
+    keys: KeysArg,
+    /// Module URL: oci://REGISTRY/IMAGE:TAG or file:///PATH/sticky.wasm (or http[s]://).
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// sha256 of the module (64 hex characters).
+    #[arg(long, value_name = "HEX", conflicts_with = "wasm_file")]
+    sha256: Option<String>,
+    /// Compute sha256 from this local copy of the module.
+    #[arg(long, value_name = "PATH")]
+    wasm_file: Option<PathBuf>,
+    /// Phase in istiod's filter chain (every phase runs before stateful_session).
+    #[arg(long, value_enum, default_value = "unspecified")]
+    phase: PhaseArg,
+    /// Priority within the phase.
+    #[arg(long, value_name = "N")]
+    priority: Option<i32>,
+    /// Pod label KEY=VALUE selecting the proxies (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", conflicts_with = "target_ref")]
+    selector: Vec<String>,
+    /// KIND/NAME of a Gateway or Service to attach to (repeatable).
+    #[arg(long, value_name = "KIND/NAME")]
+    target_ref: Vec<String>,
+    /// Render a TrafficExtension (Istio 1.30+) instead of a WasmPlugin.
+    #[arg(long)]
+    traffic_extension: bool,
+    /// FAIL_CLOSE, FAIL_OPEN or FAIL_RELOAD.
+    #[arg(long, value_name = "STRATEGY")]
+    fail_strategy: Option<String>,
+    /// IfNotPresent or Always.
+    #[arg(long, value_name = "POLICY")]
+    image_pull_policy: Option<String>,
+    /// The Service the subsets belong to: rendered with the label
+    /// istio.io/persistent-session (else a kubectl command is printed).
+    #[arg(long, value_name = "FILE")]
+    service: Option<PathBuf>,
+    /// Write one YAML file per object, and plugin.json, into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    inputs: Inputs,
+    /// Deployments, StatefulSets and Services (YAML, repeatable).
+    #[arg(short, long, value_name = "FILE")]
+    workloads: Vec<PathBuf>,
+    /// How long a typical session lasts (like 30m).
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    typical_session: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Print a keys file with one fresh key (32 random bytes, base64).
+    #[command(after_help = "Example:\n  stickyctl keys new --id k1 > keys.json")]
+    New {
+        /// Key id.
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+    /// Put a new key first (it seals; the old ones still open), or retire one.
+    #[command(after_help = "Rotation without dropping live sessions:\n  stickyctl keys rotate keys.json --in-place     # new key seals, old keys still open\n  # ... wait until tokens sealed with the old key have expired (cookie TTL) ...\n  stickyctl keys rotate keys.json --retire k1 --in-place")]
+    Rotate {
+        /// Keys file, plugin config (JSON) or rendered WasmPlugin / TrafficExtension (YAML).
+        file: PathBuf,
+        /// Id of the new key (default: the next k<N>).
+        #[arg(long, conflicts_with = "retire")]
+        id: Option<String>,
+        /// Remove this key instead of adding one.
+        #[arg(long, value_name = "ID")]
+        retire: Option<String>,
+        /// Rewrite FILE (atomically) instead of printing.
+        #[arg(long)]
+        in_place: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct EndpointArgs {
+    /// The EDS file.
+    #[arg(long, value_name = "FILE")]
+    eds: PathBuf,
+    /// Cluster name (Istio names with '|' are used whole).
+    #[arg(long, value_name = "NAME")]
+    cluster: String,
+    /// The host.
+    #[arg(long, value_name = "IP:PORT")]
+    host: String,
+    /// filter_metadata namespace of the drain metadata.
+    #[arg(long, value_name = "NS", default_value = "sticky")]
+    namespace: String,
+    /// Envoy's admin address: wait until Envoy shows the change, print how long it took.
+    #[arg(long, value_name = "HOST:PORT")]
+    admin: Option<String>,
+    /// Give up waiting for Envoy after this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    wait_ms: u64,
+    /// The current time, unix seconds (tests).
+    #[arg(long, hide = true)]
+    now: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum EndpointsCmd {
+    /// Mark DRAINING: pinned sessions stay, no new ones; with --timeout they move at the deadline.
+    #[command(after_help = "Example:\n  stickyctl endpoints drain --eds eds/v1.json --cluster v1 --host 10.0.0.1:9080 --timeout 300 --admin 127.0.0.1:9901")]
+    Drain {
+        #[command(flatten)]
+        args: EndpointArgs,
+        /// Seconds until the drain deadline (drain_deadline = now + timeout).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+    },
+    /// Back to HEALTHY, drain metadata removed.
+    Undrain {
+        #[command(flatten)]
+        args: EndpointArgs,
+    },
+    /// Remove the host from the cluster.
+    Remove {
+        #[command(flatten)]
+        args: EndpointArgs,
+    },
+    /// Add the host to the cluster, HEALTHY.
+    Add {
+        #[command(flatten)]
+        args: EndpointArgs,
+    },
+}
+
+/// Runs stickyctl with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("stickyctl: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn note(msg: &str) {
+    eprintln!("stickyctl: note: {msg}");
+}
+
+fn load_resolved(inputs: &Inputs) -> Result<Resolved> {
+    let p = policy::parse(input::one_of_kind(&inputs.policy, &[policy::KIND])?)?;
+    let r = route::parse(input::one_of_kind(&inputs.route, &["HTTPRoute"])?)?;
+    let resolved = resolve::resolve(p, r)?;
+    note(&format!("session settings from {}", resolved.session.source));
+    for n in &resolved.notes {
+        note(n);
+    }
+    Ok(resolved)
+}
+
+fn load_keys(arg: &KeysArg) -> Result<Vec<Key>> {
+    match &arg.keys {
+        Some(path) => Ok(KeyFile::load(path)?.keys),
+        None => {
+            note("no --keys: generated a fresh key; save one with `stickyctl keys new > keys.json` and pass --keys, or every render invalidates live sessions");
+            Ok(vec![keys::generate("k1")?])
+        }
+    }
+}
+
+fn stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    eds::write_atomic(path, text.as_bytes()).map_err(|e| Error::io(path, e))
+}
+
+/// Runs a parsed command line; the exit status on success.
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Render(Render::Envoy(a)) => render_envoy(a),
+        Command::Render(Render::Istio(a)) => render_istio(a),
+        Command::Check(a) => run_check(a),
+        Command::Keys(k) => run_keys(k),
+        Command::Endpoints(e) => run_endpoints(e),
+    }
+}
+
+fn parse_endpoints(specs: &[String]) -> Result<BTreeMap<String, Vec<(String, u16)>>> {
+    let mut out: BTreeMap<String, Vec<(String, u16)>> = BTreeMap::new();
+    for spec in specs {
+        let (backend, hosts) = spec.split_once('=').ok_or_else(|| {
+            Error::Usage(format!("--endpoint {spec:?}: want BACKEND=IP:PORT[,IP:PORT]"))
+        })?;
+        for h in hosts.split(',').filter(|h| !h.is_empty()) {
+            out.entry(backend.to_owned())
+                .or_default()
+                .push(endpoints::parse_host(h)?);
+        }
+    }
+    Ok(out)
+}
+
+fn render_envoy(a: RenderEnvoy) -> Result<u8> {
+    let resolved = load_resolved(&a.inputs)?;
+    let keys = load_keys(&a.keys)?;
+    let (address, port) = a
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .map(|s| (s.ip().to_string(), s.port()))
+        .map_err(|_| Error::Usage(format!("--listen {:?}: want IP:PORT", a.listen)))?;
+    let eds_dir = match (&a.eds_dir, &a.out) {
+        (Some(d), _) => d.clone(),
+        (None, Some(out)) => std::path::absolute(out.join("eds")).map_err(|e| Error::io(out, e))?,
+        (None, None) => PathBuf::from("/etc/sticky/eds"),
+    };
+    let affinity = match &a.native {
+        Some(module) => Affinity::StickyNative {
+            module: module.clone(),
+        },
+        None => Affinity::StickyWasm {
+            wasm_path: a.wasm.clone(),
+        },
+    };
+    let opts = standalone::Options {
+        listen_address: address,
+        listen_port: port,
+        admin_port: a.admin_port,
+        affinity,
+        eds_dir,
+        naming: match a.cluster_names {
+            ClusterNames::Backend => standalone::Naming::Backend,
+            ClusterNames::Istio => standalone::Naming::Istio,
+        },
+        endpoints: parse_endpoints(&a.endpoint)?,
+        retry: !a.no_retry,
+        runtime_key_prefix: Some(a.runtime_prefix.clone()),
+    };
+    let rendered = standalone::render(&resolved, &keys, &opts)?;
+    match &a.out {
+        Some(dir) => {
+            for path in standalone::write(&rendered, dir)? {
+                println!("wrote {}", path.display());
+            }
+        }
+        None => {
+            stdout(&yaml::to_json(&rendered.bootstrap))?;
+            note("EDS files and plugin.json are written with --out DIR");
+        }
+    }
+    Ok(0)
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let digest = sha2::Sha256::digest(&bytes);
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn render_istio(a: RenderIstio) -> Result<u8> {
+    let resolved = load_resolved(&a.inputs)?;
+    let keys = load_keys(&a.keys)?;
+    let sha256 = match (&a.sha256, &a.wasm_file) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(f)) => Some(sha256_file(f)?),
+        (None, None) => None,
+    };
+    let attach = if !a.selector.is_empty() {
+        let mut labels = BTreeMap::new();
+        for s in &a.selector {
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| Error::Usage(format!("--selector {s:?}: want KEY=VALUE")))?;
+            labels.insert(k.to_owned(), v.to_owned());
+        }
+        istio::Attach::Selector(labels)
+    } else if !a.target_ref.is_empty() {
+        let mut refs = Vec::new();
+        for t in &a.target_ref {
+            let (k, n) = t
+                .split_once('/')
+                .filter(|(k, n)| !k.is_empty() && !n.is_empty())
+                .ok_or_else(|| Error::Usage(format!("--target-ref {t:?}: want KIND/NAME, like Gateway/ingress")))?;
+            if k != "Gateway" && k != "Service" {
+                return Err(Error::Usage(format!(
+                    "--target-ref {t:?}: KIND must be Gateway or Service"
+                )));
+            }
+            refs.push((k.to_owned(), n.to_owned()));
+        }
+        istio::Attach::TargetRefs(refs)
+    } else {
+        note("no --selector or --target-ref: sticky runs in every proxy of the namespace");
+        istio::Attach::Namespace
+    };
+    let service = match &a.service {
+        Some(path) => {
+            let doc = input::one_of_kind(path, &["Service"])?;
+            workload::service(&doc)
+        }
+        None => None,
+    };
+    let opts = istio::Options {
+        url: a.url.clone(),
+        sha256,
+        phase: match a.phase {
+            PhaseArg::Unspecified => istio::Phase::Unspecified,
+            PhaseArg::Authn => istio::Phase::Authn,
+            PhaseArg::Authz => istio::Phase::Authz,
+            PhaseArg::Stats => istio::Phase::Stats,
+        },
+        priority: a.priority,
+        attach,
+        traffic_extension: a.traffic_extension,
+        fail_strategy: a.fail_strategy.clone(),
+        image_pull_policy: a.image_pull_policy.clone(),
+        service,
+    };
+    let rendered = istio::render(&resolved, &keys, &opts)?;
+    if let Some(cmd) = &rendered.label_command {
+        note(&format!(
+            "label the Service so istiod sends terminating pods as DRAINING: {cmd} (or pass --service FILE)"
+        ));
+    }
+    match &a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            for obj in &rendered.objects {
+                let kind = obj["kind"].as_str().unwrap_or("object").to_ascii_lowercase();
+                let name = obj["metadata"]["name"].as_str().unwrap_or("unnamed");
+                let path = dir.join(format!("{kind}-{name}.yaml"));
+                write_file(&path, &yaml::stream(std::slice::from_ref(obj))?)?;
+                println!("wrote {}", path.display());
+            }
+            let path = dir.join("plugin.json");
+            write_file(&path, &yaml::to_json(&rendered.plugin_config))?;
+            println!("wrote {}", path.display());
+        }
+        None => {
+            let mut text = String::new();
+            if let Some(cmd) = &rendered.label_command {
+                text.push_str(&format!("# Also run: {cmd}\n"));
+            }
+            text.push_str(&yaml::stream(&rendered.objects)?);
+            stdout(&text)?;
+        }
+    }
+    Ok(0)
+}
+
+fn run_check(a: CheckArgs) -> Result<u8> {
+    let typical = input::duration::seconds(&a.typical_session).ok_or_else(|| {
+        Error::Usage(format!(
+            "--typical-session {:?}: want a duration like 30m or 1h",
+            a.typical_session
+        ))
+    })?;
+    let resolved = load_resolved(&a.inputs)?;
+    let mut workloads = Vec::new();
+    let mut services = Vec::new();
+    for path in &a.workloads {
+        let docs = yaml::load(path)?;
+        let before = workloads.len() + services.len();
+        for d in &docs {
+            workloads.extend(workload::workload(d));
+            services.extend(workload::service(d));
+        }
+        if workloads.len() + services.len() == before {
+            return Err(Error::file(
+                &path.display().to_string(),
+                "holds no Deployment, StatefulSet or Service",
+            ));
+        }
+    }
+    if workloads.is_empty() {
+        note("no Deployment given (-w): the drain timeline (grace period, preStop, probes) was not checked");
+    }
+    let warnings = check::check(&check::Inputs {
+        resolved: &resolved,
+        workloads: &workloads,
+        services: &services,
+        typical_session: typical,
+    });
+    let mut text = String::new();
+    for w in &warnings {
+        text.push_str(&format!("{w}\n"));
+    }
+    stdout(&text)?;
+    if warnings.is_empty() {
+        eprintln!("stickyctl: check: no warnings");
+        Ok(0)
+    } else {
+        eprintln!("stickyctl: check: {} warning(s)", warnings.len());
+        Ok(3)
+    }
+}
+
+fn run_keys(k: KeysCmd) -> Result<u8> {
+    match k {
+        KeysCmd::New { id } => {
+            let key = keys::generate(&id)?;
+            stdout(&yaml::to_json(&serde_json::json!({"keys": [key]})))?;
+        }
+        KeysCmd::Rotate {
+            file,
+            id,
+            retire,
+            in_place,
+        } => {
+            let mut kf = KeyFile::load(&file)?;
+            match &retire {
+                Some(old) => {
+                    kf.retire(old)?;
+                    note(&format!("retired {old}: sessions sealed with it start over"));
+                }
+                None => {
+                    let new = kf.rotate(id.as_deref())?.id.clone();
+                    note(&format!(
+                        "{new} now seals; older keys still open live sessions. Retire them (--retire ID) once the cookie TTL has passed"
+                    ));
+                }
+            }
+            let text = kf.render()?;
+            if in_place {
+                write_file(&file, &text)?;
+            } else {
+                stdout(&text)?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn run_endpoints(e: EndpointsCmd) -> Result<u8> {
+    let (args, op, verb) = match e {
+        EndpointsCmd::Drain { args, timeout } => (args, endpoints::Op::Drain { timeout }, "drained"),
+        EndpointsCmd::Undrain { args } => (args, endpoints::Op::Undrain, "undrained"),
+        EndpointsCmd::Remove { args } => (args, endpoints::Op::Remove, "removed"),
+        EndpointsCmd::Add { args } => (args, endpoints::Op::Add, "added"),
+    };
+    let (ip, port) = endpoints::parse_host(&args.host)?;
+    let now = args.now.unwrap_or_else(now_unix);
+    let mut doc = endpoints::read(&args.eds)?;
+    endpoints::apply(
+        &mut doc,
+        &args.eds.display().to_string(),
+        &args.cluster,
+        (&ip, port),
+        op,
+        &args.namespace,
+        now,
+    )?;
+    let text = yaml::to_json(&doc);
+    let began = Instant::now();
+    write_file(&args.eds, &text)?;
+    let mut line = format!("{verb} {} in cluster {}", args.host, args.cluster);
+    if let endpoints::Op::Drain { timeout: Some(t) } = op {
+        line.push_str(&format!(" (drain_deadline {})", now.saturating_add(t)));
+    }
+    if let Some(addr) = &args.admin {
+        let took = admin::wait_for(
+            addr,
+            &args.cluster,
+            &ip,
+            port,
+            began,
+            Duration::from_millis(args.wait_ms),
+            |s| op.applied(s),
+        )?;
+        line.push_str(&format!(
+            "; envoy applied it in {:.1} ms",
+            took.as_secs_f64() * 1000.0
+        ));
+    }
+    println!("{line}");
+    Ok(0)
+}

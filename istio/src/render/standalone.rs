@@ -1,0 +1,246 @@
+//! `stickyctl render envoy`: a resolved policy → a complete standalone Envoy
+//! bootstrap (through [`super::envoy`]), one EDS file per cluster, and the
+//! plugin config.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::eds::{self, Endpoint};
+use crate::error::{Error, Result};
+use crate::input::route::{BackendRef, Match, PathMatch};
+use crate::keys::Key;
+use crate::plugin;
+use crate::render::envoy::{
+    Affinity, ClusterPlan, Pinning, Plan, RoutePlan, bootstrap_with_routes,
+};
+use crate::render::istio;
+use crate::resolve::Resolved;
+
+/// How Envoy clusters are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// The backend Service's name (`reviews-v1`; `reviews-v1_9080` if a
+    /// Service appears with two ports).
+    Backend,
+    /// Istio's subset cluster name (`outbound|9080|v1|reviews.default.svc.cluster.local`).
+    Istio,
+}
+
+/// Options of `render envoy`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Listener address.
+    pub listen_address: String,
+    /// Listener port.
+    pub listen_port: u16,
+    /// Admin port (loopback).
+    pub admin_port: u16,
+    /// sticky as wasm (path) or native module (name).
+    pub affinity: Affinity,
+    /// Directory Envoy reads EDS files from (absolute, as Envoy sees it).
+    pub eds_dir: PathBuf,
+    /// Cluster naming.
+    pub naming: Naming,
+    /// Initial endpoints by backend name.
+    pub endpoints: BTreeMap<String, Vec<(String, u16)>>,
+    /// Retry policy on routes.
+    pub retry: bool,
+    /// Runtime key prefix for live weight shifts.
+    pub runtime_key_prefix: Option<String>,
+}
+
+/// Everything `render envoy` writes.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The bootstrap.
+    pub bootstrap: Value,
+    /// The plugin config (also inside the bootstrap).
+    pub plugin_config: Value,
+    /// EDS files: (file name inside the EDS directory, content).
+    pub eds: Vec<(String, Value)>,
+    /// The plan the bootstrap was rendered from.
+    pub plan: Plan,
+}
+
+/// The Envoy cluster name of a backend.
+pub fn cluster_name(resolved: &Resolved, b: &BackendRef, naming: Naming) -> Result<String> {
+    match naming {
+        Naming::Istio => istio::cluster_name(resolved, b),
+        Naming::Backend => {
+            let ports = resolved
+                .backends()
+                .iter()
+                .filter(|x| x.name == b.name && x.namespace == b.namespace)
+                .count();
+            Ok(if ports > 1 {
+                format!("{}_{}", b.name, b.port)
+            } else {
+                b.name.clone()
+            })
+        }
+    }
+}
+
+/// A file name for a cluster's EDS file (Istio names hold `|`).
+pub fn eds_file_name(cluster: &str) -> String {
+    let safe: String = cluster
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect();
+    format!("{safe}.json")
+}
+
+/// Renders the standalone Envoy set-up.
+pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rendered> {
+    let backends = resolved.backends();
+    let mut clusters = Vec::new();
+    let mut names = Vec::new();
+    let mut eds = Vec::new();
+    for b in &backends {
+        let name = cluster_name(resolved, b, opts.naming)?;
+        let file = eds_file_name(&name);
+        if eds.iter().any(|(f, _): &(String, Value)| *f == file) {
+            return Err(resolved.route.doc.error(
+                &format!("{}.name", b.path),
+                format!("cluster {name:?} maps to the same EDS file as another cluster"),
+            ));
+        }
+        let endpoints: Vec<Endpoint> = opts
+            .endpoints
+            .get(&b.name)
+            .map(|eps| eps.iter().map(|(a, p)| Endpoint::healthy(a, *p)).collect())
+            .unwrap_or_default();
+        eds.push((
+            file.clone(),
+            eds::render(&name, &endpoints, &resolved.drain_namespace, 1),
+        ));
+        clusters.push(ClusterPlan {
+            name: name.clone(),
+            weight: b.weight,
+            eds_path: opts.eds_dir.join(&file),
+        });
+        names.push(name);
+    }
+    for backend in opts.endpoints.keys() {
+        if !backends.iter().any(|b| &b.name == backend) {
+            return Err(Error::Usage(format!(
+                "--endpoint names {backend:?}, which is no backendRef of HTTPRoute {}",
+                resolved.route.name
+            )));
+        }
+    }
+    let plugin_config = plugin::config(resolved, &names, keys)?;
+    let plan = Plan {
+        listen_address: opts.listen_address.clone(),
+        listen_port: opts.listen_port,
+        admin_port: opts.admin_port,
+        affinity: opts.affinity.clone(),
+        plugin_config: plugin_config.clone(),
+        clusters,
+        eds_dir: opts.eds_dir.clone(),
+        retry: opts.retry,
+        strict: resolved.policy.ext.strict,
+        runtime_key_prefix: opts.runtime_key_prefix.clone(),
+        connect_timeout_ms: 1000,
+    };
+    let single = resolved.route.rules.len() == 1
+        && resolved
+            .route
+            .rules
+            .first()
+            .is_some_and(|r| r.matches == [Match::any()]);
+    let mut routes = Vec::new();
+    for rule in &resolved.route.rules {
+        let rule_clusters = rule
+            .backends
+            .iter()
+            .map(|b| Ok((cluster_name(resolved, b, opts.naming)?, b.weight)))
+            .collect::<Result<Vec<_>>>()?;
+        for (mi, m) in rule.matches.iter().enumerate() {
+            let name = if single {
+                "sticky".to_owned()
+            } else {
+                format!("{}_{}_m{mi}", resolved.route.name, rule.name)
+            };
+            routes.push(RoutePlan {
+                name,
+                route_match: envoy_match(m),
+                clusters: rule_clusters.clone(),
+                pinning: if single {
+                    Pinning::ClusterHeader
+                } else {
+                    Pinning::ExactPerCluster
+                },
+            });
+        }
+    }
+    Ok(Rendered {
+        bootstrap: bootstrap_with_routes(&plan, &routes),
+        plugin_config,
+        eds,
+        plan,
+    })
+}
+
+/// An Envoy `RouteMatch` for an HTTPRoute match.
+pub fn envoy_match(m: &Match) -> Value {
+    let mut out = match &m.path {
+        PathMatch::Prefix(p) => json!({"prefix": p}),
+        PathMatch::Exact(p) => json!({"path": p}),
+        PathMatch::Regex(r) => json!({"safe_regex": {"regex": r}}),
+    };
+    let mut headers: Vec<Value> = m
+        .headers
+        .iter()
+        .map(|h| {
+            let sm = if h.regex {
+                json!({"safe_regex": {"regex": h.value}})
+            } else {
+                json!({"exact": h.value})
+            };
+            json!({"name": h.name.to_ascii_lowercase(), "string_match": sm})
+        })
+        .collect();
+    if let Some(method) = &m.method {
+        headers.push(json!({"name": ":method", "string_match": {"exact": method}}));
+    }
+    if !headers.is_empty() {
+        out["headers"] = Value::Array(headers);
+    }
+    if !m.query.is_empty() {
+        out["query_parameters"] = Value::Array(
+            m.query
+                .iter()
+                .map(|q| {
+                    let sm = if q.regex {
+                        json!({"safe_regex": {"regex": q.value}})
+                    } else {
+                        json!({"exact": q.value})
+                    };
+                    json!({"name": q.name, "string_match": sm})
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+/// Writes the rendered files into `dir`: envoy.json, plugin.json, eds/*.json.
+pub fn write(rendered: &Rendered, dir: &Path) -> Result<Vec<PathBuf>> {
+    let eds_dir = dir.join("eds");
+    std::fs::create_dir_all(&eds_dir).map_err(|e| Error::io(&eds_dir, e))?;
+    let mut written = Vec::new();
+    let mut put = |path: PathBuf, text: String| -> Result<()> {
+        eds::write_atomic(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))?;
+        written.push(path);
+        Ok(())
+    };
+    put(dir.join("envoy.json"), crate::yaml::to_json(&rendered.bootstrap))?;
+    put(dir.join("plugin.json"), crate::yaml::to_json(&rendered.plugin_config))?;
+    for (file, value) in &rendered.eds {
+        put(eds_dir.join(file), crate::yaml::to_json(value))?;
+    }
+    Ok(written)
+}
