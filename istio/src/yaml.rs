@@ -190,14 +190,16 @@ enum Kind {
     Number(Number),
     String(String),
     Seq(Vec<Node>),
-    Map(Vec<(String, Node)>),
+    /// Entries with the line of their key.
+    Map(Vec<(String, u64, Node)>),
 }
 
 impl Node {
     fn into_value(self, path: String, lines: &mut BTreeMap<String, u64>) -> Value {
         let line = self.0.referenced.line();
         if line > 0 {
-            lines.insert(path.clone(), line);
+            // A key's own line (recorded by the parent map) wins over its value's.
+            lines.entry(path.clone()).or_insert(line);
         }
         match self.0.value {
             Kind::Null => Value::Null,
@@ -213,12 +215,15 @@ impl Node {
             ),
             Kind::Map(entries) => {
                 let mut map = Map::new();
-                for (k, n) in entries {
+                for (k, key_line, n) in entries {
                     let child = if path.is_empty() {
                         k.clone()
                     } else {
                         format!("{path}.{k}")
                     };
+                    if key_line > 0 {
+                        lines.insert(child.clone(), key_line);
+                    }
                     map.insert(k, n.into_value(child, lines));
                 }
                 Value::Object(map)
@@ -284,13 +289,13 @@ impl<'de> Visitor<'de> for KindVisitor {
         Ok(Kind::Seq(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Kind, A::Error> {
-        let mut entries: Vec<(String, Node)> = Vec::new();
-        while let Some(k) = a.next_key::<String>()? {
+        let mut entries: Vec<(String, u64, Node)> = Vec::new();
+        while let Some(k) = a.next_key::<Spanned<String>>()? {
             let n = a.next_value::<Node>()?;
-            if entries.iter().any(|(e, _)| *e == k) {
-                return Err(de::Error::custom(format!("duplicate key `{k}`")));
+            if entries.iter().any(|(e, _, _)| *e == k.value) {
+                return Err(de::Error::custom(format!("duplicate key `{}`", k.value)));
             }
-            entries.push((k, n));
+            entries.push((k.value, k.referenced.line(), n));
         }
         Ok(Kind::Map(entries))
     }
@@ -317,6 +322,9 @@ mod tests {
         let d = &docs[0];
         assert_eq!(d.line_of("spec.rules[0].backendRefs[1].weight"), Some(8));
         assert_eq!(d.line_of("spec.rules[0].backendRefs[0].name"), Some(5));
+        // A block value is placed at its key, not at its first child.
+        assert_eq!(d.line_of("spec.rules[0].backendRefs"), Some(4));
+        assert_eq!(d.line_of("spec"), Some(2));
         // Absent fields fall back to their nearest written ancestor.
         assert_eq!(d.line_of("spec.rules[0].backendRefs[1].port"), Some(7));
         assert_eq!(d.value["spec"]["rules"][0]["backendRefs"][0]["weight"], 90);

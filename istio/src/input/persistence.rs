@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn mixed_shapes_are_refused_at_the_field() {
         let e = sp("sessionPersistence:\n  sessionName: a\n  cookie:\n    name: b\n").unwrap_err().to_string();
-        assert!(e.starts_with("p.yaml:4: field `sessionPersistence.cookie`"), "{e}");
+        assert!(e.starts_with("p.yaml:3: field `sessionPersistence.cookie`"), "{e}");
     }
 
     #[test]
