@@ -1,0 +1,193 @@
+//! Every Envoy config stickyctl renders passes `envoy --mode validate`
+//! (Envoy 1.40.0), and so do the Envoy parts of the Istio EnvoyFilter once
+//! applied to a bootstrap the way istiod applies them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{envoy_bin, envoy_validate, ok, yaml_docs};
+use serde_json::{Value, json};
+
+fn wasm() -> PathBuf {
+    let p = std::env::var_os("STICKY_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::crate_dir().join("../dist/sticky.wasm"));
+    assert!(p.exists(), "{} missing: run `make wasm`", p.display());
+    p
+}
+
+fn envoy() -> PathBuf {
+    envoy_bin().expect("Envoy 1.40 missing: run `make setup` (or set STICKY_ENVOY)")
+}
+
+fn render_envoy(dir: &Path, extra: &[&str]) -> PathBuf {
+    let w = wasm();
+    let mut args = vec![
+        "render", "envoy", "--keys", "keys.json", "--wasm", w.to_str().unwrap(),
+        "--out", dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-port", "0",
+    ];
+    args.extend_from_slice(extra);
+    ok(&args);
+    dir.join("envoy.json")
+}
+
+#[test]
+fn rendered_bootstraps_pass_envoy_validate() {
+    let envoy = envoy();
+    let cases: [&[&str]; 4] = [
+        &["-p", "policy.yaml", "-r", "route.yaml", "--endpoint", "reviews-v1=10.0.0.1:9080"],
+        &["-p", "policy-v1.6.yaml", "-r", "route.yaml", "--no-retry"],
+        &["-p", "policy-main.yaml", "-r", "route.yaml", "--cluster-names", "istio"],
+        &["-p", "policy-bare.yaml", "-r", "route-gateway.yaml", "--cluster-names", "istio"],
+    ];
+    for case in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = render_envoy(tmp.path(), case);
+        envoy_validate(&envoy, &config).unwrap_or_else(|log| panic!("{case:?}:\n{log}"));
+    }
+}
+
+#[test]
+fn envoy_validate_refuses_a_broken_bootstrap() {
+    // The harness must be able to fail: a stateful_session with an unknown field.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = render_envoy(tmp.path(), &["-p", "policy.yaml", "-r", "route.yaml"]);
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"][1]["typed_config"]["no_such_field"] = json!(true);
+    std::fs::write(&config, v.to_string()).unwrap();
+    assert!(envoy_validate(&envoy(), &config).is_err());
+}
+
+fn http_filters(b: &mut Value) -> &mut Vec<Value> {
+    b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"]
+        .as_array_mut()
+        .unwrap()
+}
+
+/// Proto-JSON merge as EnvoyFilter MERGE does it (objects merge, the rest replaces).
+fn merge(into: &mut Value, patch: &Value) {
+    match (into, patch) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}
+
+/// Applies an EnvoyFilter's patches for `context` to a bootstrap whose
+/// clusters carry Istio names, as istiod would to a proxy's config.
+fn apply_envoy_filter(bootstrap: &mut Value, ef: &Value, context: &str) -> usize {
+    let mut applied = 0;
+    for p in ef["spec"]["configPatches"].as_array().unwrap() {
+        if p["match"]["context"] != context {
+            continue;
+        }
+        match p["applyTo"].as_str().unwrap() {
+            "HTTP_FILTER" => {
+                assert_eq!(p["patch"]["operation"], "INSERT_BEFORE");
+                let sub = p["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"]
+                    .as_str()
+                    .unwrap();
+                let filters = http_filters(bootstrap);
+                let at = filters.iter().position(|f| f["name"] == sub).unwrap();
+                filters.insert(at, p["patch"]["value"].clone());
+                applied += 1;
+            }
+            "CLUSTER" => {
+                assert_eq!(p["patch"]["operation"], "MERGE");
+                let m = &p["match"]["cluster"];
+                let name = format!(
+                    "outbound|{}|{}|{}",
+                    m["portNumber"],
+                    m["subset"].as_str().unwrap(),
+                    m["service"].as_str().unwrap()
+                );
+                let clusters = bootstrap["static_resources"]["clusters"].as_array_mut().unwrap();
+                let c = clusters.iter_mut().find(|c| c["name"] == name).unwrap();
+                merge(c, &p["patch"]["value"]);
+                applied += 1;
+            }
+            other => panic!("unexpected applyTo {other}"),
+        }
+    }
+    applied
+}
+
+#[test]
+fn envoy_filter_patches_validate_inside_a_bootstrap() {
+    let envoy = envoy();
+    for (policy, route) in [("policy.yaml", "route.yaml"), ("policy-bare.yaml", "route-gateway.yaml")] {
+        let stream = ok(&[
+            "render", "istio", "-p", policy, "-r", route, "--keys", "keys.json",
+            "--url", "oci://ghcr.io/acme/sticky:0.1.0",
+        ]);
+        let docs = yaml_docs(&stream);
+        let ef = docs.iter().find(|d| d["kind"] == "EnvoyFilter").unwrap();
+        let wp = docs.iter().find(|d| d["kind"] == "WasmPlugin").unwrap();
+        let vs = docs.iter().find(|d| d["kind"] == "VirtualService").unwrap();
+        for context in ["SIDECAR_OUTBOUND", "GATEWAY"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let config = render_envoy(
+                tmp.path(),
+                &["-p", policy, "-r", route, "--cluster-names", "istio"],
+            );
+            let mut b: Value =
+                serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+            // What istiod builds before the patches: no session filter, no
+            // override_host_status on subset clusters.
+            http_filters(&mut b).retain(|f| f["name"] != "envoy.filters.http.stateful_session");
+            for c in b["static_resources"]["clusters"].as_array_mut().unwrap() {
+                c.as_object_mut().unwrap().remove("common_lb_config");
+            }
+            let n = apply_envoy_filter(&mut b, ef, context);
+            let subsets = b["static_resources"]["clusters"].as_array().unwrap().len();
+            assert_eq!(n, 1 + subsets, "{context}: every patch found its target");
+            let names: Vec<String> = http_filters(&mut b)
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(
+                names,
+                ["sticky", "envoy.filters.http.stateful_session", "envoy.filters.http.router"],
+                "stateful_session after the wasm filter, before the router"
+            );
+            for c in b["static_resources"]["clusters"].as_array().unwrap() {
+                assert_eq!(
+                    c["common_lb_config"]["override_host_status"]["statuses"],
+                    json!(["UNKNOWN", "HEALTHY", "DEGRADED", "DRAINING"])
+                );
+            }
+            // The plugin config inside the WasmPlugin is the one Envoy runs.
+            let wasm_cfg = &http_filters(&mut b)[0]["typed_config"]["config"]["configuration"]["value"];
+            let running: Value = serde_json::from_str(wasm_cfg.as_str().unwrap()).unwrap();
+            assert_eq!(running["clusters"], wp["spec"]["pluginConfig"]["clusters"]);
+            std::fs::write(&config, serde_json::to_vec_pretty(&b).unwrap()).unwrap();
+            envoy_validate(&envoy, &config).unwrap_or_else(|log| panic!("{policy} {context}:\n{log}"));
+        }
+        // Istio cluster names round-trip: allow-list = bootstrap clusters =
+        // the exact header values the pinned routes match.
+        let allow: Vec<&str> = wp["spec"]["pluginConfig"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert!(allow.iter().all(|c| c.starts_with("outbound|") && c.matches('|').count() == 3));
+        let mut pinned: Vec<&str> = vs["spec"]["http"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["match"][0]["headers"]["x-sticky-cluster"]["exact"].as_str())
+            .collect();
+        pinned.sort();
+        pinned.dedup();
+        let mut sorted = allow.clone();
+        sorted.sort();
+        assert_eq!(pinned, sorted);
+    }
+}
