@@ -1,0 +1,426 @@
+//! `make bench`: sticky's overhead measured in real Envoy 1.40 (one worker)
+//! against no affinity, Envoy's native `stateful_session` cookie, an empty
+//! wasm filter and sticky's native build, on the same fast backends, with wrk
+//! (HTTP/1.1) and h2load (h2c), for requests that carry a session and
+//! requests that start one. Configurations are interleaved over rounds and
+//! medians reported, because the machine is shared and noisy.
+//!
+//! `--smoke` runs every code path for about a second each and only asserts
+//! that numbers came out (`make bench-smoke`, part of `make test`).
+
+mod load;
+mod report;
+mod setup;
+mod upstream;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::load::{Loader, Run};
+use crate::report::{Fuel, Results, Scenario};
+use crate::setup::{Artifacts, Variant, World};
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark sticky in real Envoy against its baselines")]
+struct Args {
+    /// Quick variant: one round of one second per load, asserts only that
+    /// every configuration produced numbers; writes to a temp dir unless --out.
+    #[arg(long)]
+    smoke: bool,
+    /// Rounds; configurations are interleaved within each round.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds per measured load.
+    #[arg(long, default_value_t = 6)]
+    duration: u64,
+    /// wrk connections (requests in flight).
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+    /// h2load connections.
+    #[arg(long, default_value_t = 4)]
+    h2_clients: u32,
+    /// h2load concurrent streams per connection.
+    #[arg(long, default_value_t = 8)]
+    h2_streams: u32,
+    /// Output directory for bench.md and bench.csv (default: results/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only these configurations (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Do not pin Envoy and the load generators to separate CPUs.
+    #[arg(long)]
+    no_pin: bool,
+    /// Skip the host-tests instruction counts.
+    #[arg(long)]
+    no_fuel: bool,
+    /// Skip the light-load latency scenario (one connection).
+    #[arg(long)]
+    no_c1: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sticky-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let root = sticky_e2e::root();
+    let art = artifacts(&root);
+    let (rounds, secs) = if args.smoke {
+        (1, 1)
+    } else {
+        (args.rounds.max(1), args.duration.max(1))
+    };
+    let duration = Duration::from_secs(secs);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Envoy's worker on CPU 1; this process (the upstreams) and the load
+    // generators on CPU 0. Only with at least two CPUs.
+    let pin = !args.no_pin && cpus >= 2;
+    let (envoy_cpu, load_cpu) = if pin {
+        (Some(1), Some(0))
+    } else {
+        (None, None)
+    };
+    if let Some(cpu) = load_cpu {
+        pin_self(cpu);
+    }
+
+    let mut results = Results {
+        scenarios: scenarios(args),
+        ..Results::default()
+    };
+    let mut variants = Vec::new();
+    for v in Variant::ALL {
+        if !args.only.is_empty() && !args.only.iter().any(|n| n == v.name()) {
+            continue;
+        }
+        match art.missing(v) {
+            Some(why) => results.unavailable.push((v, why)),
+            None => variants.push(v),
+        }
+    }
+
+    let world = World::start(&art.envoy, envoy_cpu)?;
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let loadavg_before = loadavg();
+    for round in 0..rounds {
+        // Rotate the order each round so no configuration always runs first.
+        let mut order = variants.clone();
+        if !order.is_empty() {
+            let k = round % order.len();
+            order.rotate_left(k);
+        }
+        for &v in &order {
+            eprintln!("round {}/{rounds}: {}", round + 1, v.name());
+            let envoy = match world.start_envoy(v, &art) {
+                Ok(e) => e,
+                Err(e) if v == Variant::StickyNative => {
+                    // The module is built concurrently by another change; a
+                    // module Envoy refuses is reported, not fatal.
+                    eprintln!("{e}");
+                    results.unavailable.push((
+                        v,
+                        format!("not available: Envoy refused it: {}", first_line(&e)),
+                    ));
+                    variants.retain(|&x| x != v);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            results.startup.entry(v).or_default().push(envoy.startup);
+            let cookie = setup::session_cookie(v, envoy.listener)?;
+            let run_for = |loader, path, duration| {
+                let cookie = match path {
+                    report::Path::Session => Some(cookie.as_str()),
+                    report::Path::New => None,
+                };
+                load::run(&Run {
+                    loader,
+                    target: envoy.listener,
+                    cookie,
+                    duration,
+                    cpu: load_cpu,
+                    scratch: scratch.path(),
+                    envoy_pid: envoy.pid(),
+                })
+            };
+            if !args.smoke {
+                // V8 compiles wasm with a baseline tier first and optimizes hot
+                // functions later: warm both paths before measuring.
+                let warm = Loader::Wrk {
+                    connections: args.connections,
+                };
+                for path in [report::Path::Session, report::Path::New] {
+                    run_for(warm, path, Duration::from_secs(1))?;
+                }
+            }
+            for (i, s) in results.scenarios.clone().iter().enumerate() {
+                let sample = run_for(s.loader, s.path, duration)
+                    .map_err(|e| format!("{} / {}: {e}", v.name(), s.label()))?;
+                eprintln!(
+                    "  {:<24} {:>9.0} req/s  cpu {:>5.1} µs/req  p50 {:>6.0} µs  p99 {:>6.0} µs  errors {}",
+                    s.label(),
+                    sample.rps,
+                    sample.cpu_us,
+                    sample.p50_us,
+                    sample.p99_us,
+                    sample.errors
+                );
+                results.samples.entry((v, i)).or_default().push(sample);
+            }
+            if v == Variant::StickyWasm {
+                let failures = wasm_failures(&envoy.log());
+                if !failures.is_empty() {
+                    return Err(format!(
+                        "sticky.wasm failed under load:\n{}",
+                        failures.join("\n")
+                    ));
+                }
+            }
+            drop(envoy);
+        }
+    }
+
+    results.notes = notes(args, rounds, secs, pin, cpus, &loadavg_before);
+    results.sizes = sizes(&art);
+    if !args.smoke && !args.no_fuel {
+        results.fuel = host_tests_fuel(&root);
+    }
+    let out = match (&args.out, args.smoke) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => scratch.path().to_path_buf(),
+        (None, false) => root.join("results"),
+    };
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let md = results.markdown();
+    std::fs::write(out.join("bench.md"), &md).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("bench.csv"), results.csv()).map_err(|e| e.to_string())?;
+    println!("{md}");
+    println!("written: {}", out.join("bench.md").display());
+
+    let missing = results.missing_numbers();
+    if !missing.is_empty() {
+        return Err(format!("no numbers for:\n{}", missing.join("\n")));
+    }
+    if args.smoke {
+        println!(
+            "bench-smoke: {} configurations x {} scenarios produced numbers",
+            results.variants().len(),
+            results.scenarios.len()
+        );
+    }
+    Ok(())
+}
+
+/// The loads each configuration runs, in order.
+fn scenarios(args: &Args) -> Vec<Scenario> {
+    use report::Path::{New, Session};
+    let wrk = Loader::Wrk {
+        connections: args.connections,
+    };
+    let h2 = Loader::H2load {
+        clients: args.h2_clients,
+        streams: args.h2_streams,
+    };
+    let mut s = vec![
+        Scenario {
+            loader: wrk,
+            path: Session,
+        },
+        Scenario {
+            loader: wrk,
+            path: New,
+        },
+        Scenario {
+            loader: h2,
+            path: Session,
+        },
+        Scenario {
+            loader: h2,
+            path: New,
+        },
+    ];
+    if !args.smoke && !args.no_c1 {
+        // Latency without queueing: one request in flight.
+        s.push(Scenario {
+            loader: Loader::Wrk { connections: 1 },
+            path: Session,
+        });
+    }
+    s
+}
+
+fn artifacts(root: &Path) -> Artifacts {
+    let path = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(default))
+    };
+    let existing = |p: PathBuf| p.exists().then_some(p);
+    // STICKY_NATIVE=none: `make native` failed, whatever an older file says.
+    let native = match std::env::var("STICKY_NATIVE").as_deref() {
+        Ok("none") | Ok("") => None,
+        _ => existing(path("STICKY_NATIVE", "dist/libsticky.so")),
+    };
+    Artifacts {
+        envoy: path("STICKY_ENVOY", ".venv/envoy"),
+        sticky_wasm: path("STICKY_WASM", "dist/sticky.wasm"),
+        empty_wasm: std::env::var_os("STICKY_EMPTY_WASM")
+            .map(PathBuf::from)
+            .and_then(existing),
+        native,
+    }
+}
+
+/// Pins this process (and the upstream threads it starts later) to `cpu`.
+fn pin_self(cpu: u32) {
+    let _ = Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn notes(
+    args: &Args,
+    rounds: usize,
+    secs: u64,
+    pin: bool,
+    cpus: usize,
+    before: &str,
+) -> Vec<String> {
+    let commit = Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(sticky_e2e::root())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut n = vec![
+        format!("commit `{commit}`; Envoy 1.40.0, one worker (`--concurrency 1`)"),
+        format!(
+            "{rounds} round(s) × {secs} s per load; configurations interleaved (rotated order each round){}",
+            if args.smoke { "; smoke run" } else { "; 1 s warm-up of each path per Envoy start" }
+        ),
+        format!(
+            "loads: wrk 1 thread × {} connections (HTTP/1.1 keep-alive); h2load 1 thread × {} connections × {} streams (h2c){}",
+            args.connections,
+            args.h2_clients,
+            args.h2_streams,
+            if args.smoke || args.no_c1 { "" } else { "; wrk × 1 connection for latency without queueing" }
+        ),
+        "upstream: 2 clusters (v1 90 / v2 10) × 2 hosts, a minimal threaded HTTP/1.1 server in the bench (fixed 3-byte body)".into(),
+        format!(
+            "{cpus} CPUs; {}; load average {before} before, {} after (other builds share this machine: compare ratios, not absolute numbers)",
+            if pin { "Envoy pinned to CPU 1, load generators and upstreams to CPU 0" } else { "no CPU pinning" },
+            loadavg()
+        ),
+    ];
+    n.push("`session`: every request carries a valid session cookie (issued by that configuration; a same-size stand-in where none is issued). `new-session`: no cookie, every response starts a session".into());
+    n
+}
+
+fn sizes(art: &Artifacts) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut add = |name: &str, p: Option<&Path>| {
+        if let Some(m) = p.and_then(|p| std::fs::metadata(p).ok()) {
+            out.push((name.to_owned(), m.len()));
+        }
+    };
+    add("dist/sticky.wasm (wasm-opt -Oz)", Some(&art.sticky_wasm));
+    add(
+        "empty proxy-wasm filter (same profile and wasm-opt flags)",
+        art.empty_wasm.as_deref(),
+    );
+    add("dist/libsticky.so", art.native.as_deref());
+    out
+}
+
+/// Instruction (fuel) counts printed by host-tests, when it prints any.
+fn host_tests_fuel(root: &Path) -> Fuel {
+    match host_tests_lines(root) {
+        Ok(lines) => Fuel::Counts(lines),
+        Err(why) => Fuel::NotAvailable(why),
+    }
+}
+
+fn host_tests_lines(root: &Path) -> Result<Vec<String>, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("host-tests: cargo test -p sticky-host-tests -- --nocapture");
+    let out = Command::new(cargo)
+        .args([
+            "test",
+            "--locked",
+            "-p",
+            "sticky-host-tests",
+            "--",
+            "--nocapture",
+        ])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        return Err(format!(
+            "`cargo test -p sticky-host-tests` failed ({})",
+            out.status
+        ));
+    }
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            (l.contains("fuel") || l.contains("instructions"))
+                && !l.starts_with("test ")
+                && !l.contains("running")
+        })
+        .map(str::to_owned)
+        .collect();
+    if lines.is_empty() {
+        Err("host-tests prints no instruction (fuel) counts yet".into())
+    } else {
+        Ok(lines)
+    }
+}
+
+fn wasm_failures(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            l.contains("panicked at")
+                || l.contains("Uncaught RuntimeError")
+                || l.contains("Wasm VM failed")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
+}

@@ -1,0 +1,295 @@
+//! The configurations under test and the Envoy that runs each: the same
+//! backends, the same rendered bootstrap (stickyctl's renderer, as the e2e
+//! tests and the demo use), one worker, only the affinity mode differs.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sticky_e2e::client;
+use sticky_e2e::envoy::Envoy;
+use stickyctl::eds::{self, Endpoint};
+use stickyctl::render::envoy::{Affinity, ClusterPlan, Plan, bootstrap};
+
+use crate::upstream::Upstream;
+
+/// base64 of 32 bytes 0x11, the e2e rig's key: tokens stay valid across the
+/// Envoy restarts of a run because every configuration shares the backends.
+const KEY: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
+/// Session cookie name for every configuration that issues one.
+pub const COOKIE: &str = "sticky";
+
+/// One configuration of the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Variant {
+    /// No session affinity: the weighted split on every request.
+    None,
+    /// Envoy's native `stateful_session` with its cookie (host only, unsealed).
+    EnvoyCookie,
+    /// A pass-through wasm filter in sticky's place: the wasm boundary alone.
+    EmptyWasm,
+    /// sticky as proxy-wasm (`dist/sticky.wasm`) + `stateful_session` (header).
+    StickyWasm,
+    /// sticky as an Envoy dynamic module (`dist/libsticky.so`).
+    StickyNative,
+}
+
+impl Variant {
+    /// Every variant, in report order.
+    pub const ALL: [Variant; 5] = [
+        Variant::None,
+        Variant::EnvoyCookie,
+        Variant::EmptyWasm,
+        Variant::StickyWasm,
+        Variant::StickyNative,
+    ];
+
+    /// Name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::None => "none",
+            Variant::EnvoyCookie => "envoy-cookie",
+            Variant::EmptyWasm => "empty-wasm",
+            Variant::StickyWasm => "sticky-wasm",
+            Variant::StickyNative => "sticky-native",
+        }
+    }
+
+    /// What it is, for the report's legend.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Variant::None => "no session affinity (weighted split on every request)",
+            Variant::EnvoyCookie => {
+                "Envoy's native `stateful_session` cookie (`CookieBasedSessionState`)"
+            }
+            Variant::EmptyWasm => "a pass-through proxy-wasm filter (V8) in sticky's place",
+            Variant::StickyWasm => "sticky, `dist/sticky.wasm` (V8) + `stateful_session` (header)",
+            Variant::StickyNative => "sticky, `dist/libsticky.so` (Envoy dynamic module)",
+        }
+    }
+
+    /// Whether a response to a request without a session carries a cookie.
+    pub fn issues_cookie(self) -> bool {
+        matches!(
+            self,
+            Variant::EnvoyCookie | Variant::StickyWasm | Variant::StickyNative
+        )
+    }
+}
+
+/// The artifacts the variants load.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    /// Envoy 1.40.
+    pub envoy: PathBuf,
+    /// `dist/sticky.wasm`.
+    pub sticky_wasm: PathBuf,
+    /// The empty filter, built by the bench flow.
+    pub empty_wasm: Option<PathBuf>,
+    /// `dist/libsticky.so`, when `make native` succeeded.
+    pub native: Option<PathBuf>,
+}
+
+impl Artifacts {
+    /// Why `v` cannot run, if it cannot.
+    pub fn missing(&self, v: Variant) -> Option<String> {
+        match v {
+            Variant::EmptyWasm if self.empty_wasm.is_none() => {
+                Some("empty filter not built (STICKY_EMPTY_WASM)".into())
+            }
+            Variant::StickyNative if self.native.is_none() => {
+                Some("not available (`make native` did not produce dist/libsticky.so)".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Backends and EDS shared by every configuration of a run.
+pub struct World {
+    /// Upstreams by cluster, in split order.
+    pub clusters: Vec<(String, u32, Vec<Upstream>)>,
+    eds_dir: PathBuf,
+    envoy_wrapper: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Starts the upstreams (`v1` 90 / `v2` 10, two hosts each: the split
+    /// sticky exists for) and writes their EDS files. `envoy_cpu` pins the
+    /// Envoy process to one CPU.
+    pub fn start(envoy: &Path, envoy_cpu: Option<u32>) -> Result<World, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let eds_dir = dir.path().join("eds");
+        std::fs::create_dir_all(&eds_dir).map_err(|e| e.to_string())?;
+        let mut clusters = Vec::new();
+        for (name, weight) in [("v1", 90), ("v2", 10)] {
+            let ups = (0..2)
+                .map(|_| Upstream::start())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("upstream: {e}"))?;
+            let eps: Vec<Endpoint> = ups
+                .iter()
+                .map(|u| Endpoint::healthy("127.0.0.1", u.addr.port()))
+                .collect();
+            eds::write(
+                &eds_dir.join(format!("{name}.json")),
+                name,
+                &eps,
+                "sticky",
+                1,
+            )
+            .map_err(|e| format!("eds: {e}"))?;
+            clusters.push((name.to_owned(), weight, ups));
+        }
+        let envoy_wrapper = write_wrapper(dir.path(), envoy, envoy_cpu)?;
+        Ok(World {
+            clusters,
+            eds_dir,
+            envoy_wrapper,
+            dir,
+        })
+    }
+
+    /// Renders the bootstrap for `v` and starts Envoy with one worker.
+    pub fn start_envoy(&self, v: Variant, art: &Artifacts) -> Result<Envoy, String> {
+        let names: Vec<&str> = self.clusters.iter().map(|c| c.0.as_str()).collect();
+        let affinity = match v {
+            Variant::None => Affinity::None,
+            Variant::EnvoyCookie => Affinity::EnvoyCookie {
+                name: COOKIE.into(),
+                ttl_seconds: 600,
+            },
+            Variant::EmptyWasm => Affinity::EmptyWasm {
+                wasm_path: art.empty_wasm.clone().ok_or("no empty filter")?,
+            },
+            Variant::StickyWasm => Affinity::StickyWasm {
+                wasm_path: art.sticky_wasm.clone(),
+            },
+            Variant::StickyNative => Affinity::StickyNative {
+                module: "sticky".into(),
+            },
+        };
+        let plan = Plan {
+            listen_address: "127.0.0.1".into(),
+            listen_port: 0,
+            admin_port: 0,
+            affinity,
+            plugin_config: plugin_config(&names),
+            clusters: self
+                .clusters
+                .iter()
+                .map(|(name, weight, _)| ClusterPlan {
+                    name: name.clone(),
+                    weight: *weight,
+                    eds_path: self.eds_dir.join(format!("{name}.json")),
+                })
+                .collect(),
+            eds_dir: self.eds_dir.clone(),
+            retry: true,
+            strict: false,
+            runtime_key_prefix: Some("sticky.split".into()),
+            connect_timeout_ms: 250,
+        };
+        let run_dir = tempfile::tempdir_in(self.dir.path()).map_err(|e| e.to_string())?;
+        let config = run_dir.path().join("envoy.json");
+        let text = serde_json::to_vec_pretty(&bootstrap(&plan)).map_err(|e| e.to_string())?;
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
+        let mut env: Vec<(&str, &Path)> = Vec::new();
+        if v == Variant::StickyNative {
+            let so = art.native.as_deref().ok_or("no native module")?;
+            env.push((
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                so.parent().unwrap_or(Path::new(".")),
+            ));
+        }
+        // The run directory lives as long as the world; Envoy's log stays readable.
+        let run_dir = run_dir.keep();
+        let envoy = Envoy::start(&self.envoy_wrapper, &config, &run_dir, &env)
+            .map_err(|e| format!("{} did not start: {e}", v.name()))?;
+        let hosts: usize = self.clusters.iter().map(|c| c.2.len()).sum();
+        let loaded = envoy.wait_for(Duration::from_secs(5), |e| {
+            names
+                .iter()
+                .map(|c| {
+                    e.stat(&format!("cluster.{c}.membership_total"))
+                        .unwrap_or(0)
+                })
+                .sum::<u64>()
+                == hosts as u64
+        });
+        if !loaded {
+            return Err(format!("{}: EDS not loaded within 5 s", v.name()));
+        }
+        Ok(envoy)
+    }
+}
+
+/// sticky's plugin configuration: the e2e rig's default (cookie, the session
+/// header for API clients, both clusters allowed).
+pub fn plugin_config(clusters: &[&str]) -> Value {
+    json!({
+        "cookie": {"name": COOKIE, "ttl_seconds": 600, "secure": false},
+        "session_header": "x-sticky-session",
+        "clusters": clusters,
+        "keys": [{"id": "k1", "secret": KEY}],
+    })
+}
+
+/// The e2e harness starts Envoy with two workers (what the functional tests
+/// need); the benchmark measures one. This wrapper rewrites the
+/// `--concurrency` argument and `exec`s Envoy (pinned with taskset when asked),
+/// so the harness's PID is Envoy's own and stopping it stops Envoy.
+fn write_wrapper(dir: &Path, envoy: &Path, cpu: Option<u32>) -> Result<PathBuf, String> {
+    let pin = match cpu {
+        Some(c) => format!("taskset -c {c} "),
+        None => String::new(),
+    };
+    let script = format!(
+        "#!/bin/bash\n\
+         # Written by sticky-bench: one Envoy worker, optionally pinned.\n\
+         args=(\"$@\")\n\
+         for ((i = 0; i < ${{#args[@]}}; i++)); do\n\
+         \x20 if [[ ${{args[i]}} == --concurrency ]]; then args[i+1]=1; fi\n\
+         done\n\
+         exec {pin}'{}' \"${{args[@]}}\"\n",
+        envoy.display()
+    );
+    let path = dir.join("envoy-1-worker");
+    std::fs::write(&path, script).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// The `Cookie` value the hot path sends: a session the proxy issued (one
+/// request without a cookie, then its `Set-Cookie`), verified to be accepted
+/// without a new `Set-Cookie`. Variants without sessions get a stand-in of a
+/// sticky token's size, so every variant parses the same request bytes.
+pub fn session_cookie(v: Variant, addr: SocketAddr) -> Result<String, String> {
+    if !v.issues_cookie() {
+        return Ok(format!("{COOKIE}={}", "A".repeat(STAND_IN_TOKEN_CHARS)));
+    }
+    let first = client::send(addr, "/", &[]).map_err(|e| format!("{}: {e}", v.name()))?;
+    let set = first
+        .header("set-cookie")
+        .ok_or_else(|| format!("{}: no Set-Cookie on a new session", v.name()))?;
+    let cookie = set.split(';').next().unwrap_or_default().trim().to_owned();
+    let again = client::send(addr, "/", &[(b"cookie", cookie.as_bytes())])
+        .map_err(|e| format!("{}: {e}", v.name()))?;
+    if again.status != 200 || again.header("set-cookie").is_some() {
+        return Err(format!(
+            "{}: the issued cookie was not accepted as a session (status {}, set-cookie {:?})",
+            v.name(),
+            again.status,
+            again.header("set-cookie")
+        ));
+    }
+    Ok(cookie)
+}
+
+/// Length of a sticky token with the bench's config (cluster `v1`, a
+/// loopback host): what the stand-in cookie of affinity-less variants mimics.
+const STAND_IN_TOKEN_CHARS: usize = 107;
