@@ -211,7 +211,7 @@ enum KeysCmd {
         id: String,
     },
     /// Put a new key first (it seals; the old ones still open), or retire one.
-    #[command(after_help = "Rotation without dropping live sessions:\n  stickyctl keys rotate keys.json --in-place     # new key seals, old keys still open\n  # ... wait until tokens sealed with the old key have expired (cookie TTL) ...\n  stickyctl keys rotate keys.json --retire k1 --in-place")]
+    #[command(after_help = "Example, a rotation that drops no live session:\n  stickyctl keys rotate keys.json --in-place     # new key seals, old keys still open\n  # ... wait until tokens sealed with the old key have expired (cookie TTL) ...\n  stickyctl keys rotate keys.json --retire k1 --in-place")]
     Rotate {
         /// Keys file, plugin config (JSON) or rendered WasmPlugin / TrafficExtension (YAML).
         file: PathBuf,
