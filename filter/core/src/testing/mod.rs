@@ -147,4 +147,5 @@ pub fn config() -> crate::config::Config {
     crate::config::Config::from_json(config_json("").as_bytes()).unwrap()
 }
 
+pub mod scenarios;
 pub mod sim;

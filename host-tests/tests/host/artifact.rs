@@ -1,0 +1,146 @@
+//! The artifact itself: size budget, cost per request in wasm instructions,
+//! and no growth of linear memory over a long run.
+
+use sticky_core::testing::config_json;
+use sticky_core::testing::sim::{Client, Runner, Sim};
+use sticky_host_tests::runner::StreamCost;
+use sticky_host_tests::{WasmRunner, module};
+
+/// Ceiling for either path, in fuel (≈ wasm instructions): about twice what
+/// the filter needs today, so a regression that doubles it fails here.
+const FUEL_CEILING: u64 = 150_000;
+
+fn sim() -> Sim<WasmRunner> {
+    let mut runner = WasmRunner::new().unwrap_or_else(|e| panic!("{e}"));
+    assert!(runner.configure(config_json("").as_bytes()));
+    Sim::new(runner)
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+#[test]
+fn wasm_is_within_the_makefile_size_budget() {
+    let path = module::wasm_path();
+    let size = std::fs::metadata(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `make wasm`", path.display()))
+        .len();
+    let budget = module::wasm_budget().unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "{}: {size} bytes, budget {budget} (Makefile WASM_BUDGET)",
+        path.display()
+    );
+    assert!(
+        size <= budget,
+        "{} is {size} bytes, over the Makefile's WASM_BUDGET of {budget}",
+        path.display()
+    );
+}
+
+#[test]
+fn cost_per_request_in_wasm_instructions() {
+    let mut s = sim();
+    let mut fresh: Vec<StreamCost> = Vec::new();
+    for _ in 0..25 {
+        let mut c = Client::default();
+        let e = s.send(&mut c);
+        assert_eq!(e.set_cookies().len(), 1, "a new session");
+        fresh.push(s.runner.last_cost().clone());
+    }
+    let mut c = Client::default();
+    s.send(&mut c);
+    let mut pinned: Vec<StreamCost> = Vec::new();
+    for _ in 0..25 {
+        let e = s.send(&mut c);
+        assert!(e.set_cookies().is_empty(), "pinned, nothing re-issued");
+        pinned.push(s.runner.last_cost().clone());
+    }
+    let report = |name: &str, costs: &[StreamCost]| {
+        let total = median(costs.iter().map(StreamCost::fuel).collect());
+        let request = median(costs.iter().map(|c| c.request).collect());
+        let response = median(costs.iter().map(|c| c.response).collect());
+        let end = median(costs.iter().map(|c| c.end).collect());
+        let calls = median(costs.iter().map(StreamCost::host_calls).collect());
+        println!(
+            "host-tests fuel: {name}: {total} wasm instructions per request \
+             (request phase {request}, response phase {response}, stream end {end}), {calls} host calls"
+        );
+        total
+    };
+    let new_total = report("new-session path", &fresh);
+    let pinned_total = report("pinned path", &pinned);
+    let last = pinned.last().unwrap();
+    println!("host-tests fuel: pinned path host calls: {:?}", last.calls);
+    assert!(
+        new_total <= FUEL_CEILING,
+        "new-session path costs {new_total} fuel"
+    );
+    assert!(
+        pinned_total <= FUEL_CEILING,
+        "pinned path costs {pinned_total} fuel"
+    );
+    // DESIGN: fewer data-returning host calls is the main lever. A matched
+    // token needs the cookie and the served address, nothing more.
+    assert_eq!(
+        last.calls.get("proxy_get_property"),
+        Some(&2),
+        "{:?}",
+        last.calls
+    );
+    assert_eq!(
+        last.calls.get("random_get"),
+        None,
+        "no token sealed on the pinned path"
+    );
+    let new_calls = &fresh.last().unwrap().calls;
+    assert_eq!(
+        new_calls.get("random_get"),
+        Some(&1),
+        "one nonce per new token"
+    );
+}
+
+#[test]
+fn linear_memory_does_not_grow_over_100k_requests() {
+    let mut s = sim();
+    let mut pool: Vec<Client> = (0..64).map(|_| Client::default()).collect();
+    let drive = |s: &mut Sim<WasmRunner>, pool: &mut Vec<Client>, i: usize| {
+        if i.is_multiple_of(1000) {
+            // Clock moves: refreshes and drain-metadata checks happen too.
+            s.now += 5;
+        }
+        if i.is_multiple_of(10) {
+            s.send(&mut Client::default());
+        } else if i.is_multiple_of(97) {
+            let mut forged = Client::default();
+            forged
+                .cookies
+                .insert("sticky".into(), "AQFhAAAA".repeat(20));
+            s.send(&mut forged);
+        } else {
+            let n = pool.len();
+            s.send(&mut pool[i % n]);
+        }
+    };
+    for i in 0..5_000 {
+        drive(&mut s, &mut pool, i);
+    }
+    let before = s.runner.memory_bytes();
+    let started = std::time::Instant::now();
+    for i in 0..100_000 {
+        drive(&mut s, &mut pool, i);
+    }
+    let after = s.runner.memory_bytes();
+    println!(
+        "host-tests memory: linear memory {before} bytes after warm-up, {after} after 100k more requests ({:.1?})",
+        started.elapsed()
+    );
+    assert!(s.host.counter("sticky.sessions_created") > 10_000);
+    assert!(s.host.counter("sticky.requests_pinned") > 80_000);
+    assert_eq!(
+        after, before,
+        "linear memory grew over 100k requests: a leak"
+    );
+}
