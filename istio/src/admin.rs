@@ -40,8 +40,11 @@ pub fn get(addr: &str, path: &str) -> Result<Vec<u8>> {
         .map_err(|e| err(format!("connect: {e}")))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| err(e.to_string()))?;
-    write!(s, "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")
-        .map_err(|e| err(format!("write: {e}")))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| err(format!("write: {e}")))?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)
         .map_err(|e| err(format!("read: {e}")))?;
@@ -75,7 +78,9 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
             break;
         };
         out.extend_from_slice(chunk);
-        b = b.get(start.saturating_add(size).saturating_add(2)..).unwrap_or_default();
+        b = b
+            .get(start.saturating_add(size).saturating_add(2)..)
+            .unwrap_or_default();
     }
     out
 }
@@ -87,7 +92,10 @@ pub fn host_state(addr: &str, cluster: &str, ip: &str, port: u16) -> Result<Host
         addr: addr.to_owned(),
         message: format!("/clusters is not JSON: {e}"),
     })?;
-    let statuses = v["cluster_statuses"].as_array().cloned().unwrap_or_default();
+    let statuses = v["cluster_statuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let Some(c) = statuses.iter().find(|c| c["name"] == cluster) else {
         return Err(Error::Admin {
             addr: addr.to_owned(),

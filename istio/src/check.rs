@@ -27,7 +27,11 @@ pub struct Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "warning[{}]: {}: {}", self.code, self.place, self.message)
+        write!(
+            f,
+            "warning[{}]: {}: {}",
+            self.code, self.place, self.message
+        )
     }
 }
 
@@ -91,14 +95,24 @@ pub fn check(inputs: &Inputs<'_>) -> Vec<Warning> {
             }
         }
         let mut matched: Vec<&Workload> = match svc {
-            Some(s) => inputs.workloads.iter().filter(|w| selects(&s.selector, w)).collect(),
+            Some(s) => inputs
+                .workloads
+                .iter()
+                .filter(|w| selects(&s.selector, w))
+                .collect(),
             None => Vec::new(),
         };
         if matched.is_empty()
             && let Ok(subset) = istio::subset(r, b)
         {
-            let sel = [(subset_label.clone(), subset.clone())].into_iter().collect();
-            matched = inputs.workloads.iter().filter(|w| selects(&sel, w)).collect();
+            let sel = [(subset_label.clone(), subset.clone())]
+                .into_iter()
+                .collect();
+            matched = inputs
+                .workloads
+                .iter()
+                .filter(|w| selects(&sel, w))
+                .collect();
             if matched.is_empty() && !inputs.workloads.is_empty() {
                 out.push(Warning {
                     code: "unknown-backend",
@@ -121,7 +135,9 @@ pub fn check(inputs: &Inputs<'_>) -> Vec<Warning> {
 
     for w in &serving {
         let grace = w.grace_seconds();
-        let grace_place = w.doc.place("spec.template.spec.terminationGracePeriodSeconds");
+        let grace_place = w
+            .doc
+            .place("spec.template.spec.terminationGracePeriodSeconds");
         if let Some(d) = r.policy.draining_timeout
             && d > grace
         {

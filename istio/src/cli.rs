@@ -51,7 +51,9 @@ enum Command {
     #[command(subcommand)]
     Render(Render),
     /// Warn when a policy cannot work as intended, and say why.
-    #[command(after_help = "Example:\n  stickyctl check -p policy.yaml -r route.yaml -w deploy.yaml -w service.yaml\n\nExit status 3 when there are warnings.")]
+    #[command(
+        after_help = "Example:\n  stickyctl check -p policy.yaml -r route.yaml -w deploy.yaml -w service.yaml\n\nExit status 3 when there are warnings."
+    )]
     Check(CheckArgs),
     /// Generate and rotate token keys.
     #[command(subcommand)]
@@ -64,10 +66,14 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum Render {
     /// A standalone Envoy bootstrap, its EDS files and the plugin config.
-    #[command(after_help = "Example:\n  stickyctl render envoy -p policy.yaml -r route.yaml --keys keys.json \\\n      --wasm /etc/sticky/sticky.wasm --endpoint reviews-v1=10.0.0.1:9080,10.0.0.2:9080 --out ./envoy\n  envoy -c ./envoy/envoy.json\n\nWithout --out only the bootstrap is printed.")]
+    #[command(
+        after_help = "Example:\n  stickyctl render envoy -p policy.yaml -r route.yaml --keys keys.json \\\n      --wasm /etc/sticky/sticky.wasm --endpoint reviews-v1=10.0.0.1:9080,10.0.0.2:9080 --out ./envoy\n  envoy -c ./envoy/envoy.json\n\nWithout --out only the bootstrap is printed."
+    )]
     Envoy(RenderEnvoy),
     /// WasmPlugin (or TrafficExtension), EnvoyFilter, VirtualService, DestinationRule, Service label.
-    #[command(after_help = "Example:\n  stickyctl render istio -p policy.yaml -r route.yaml --keys keys.json \\\n      --url oci://ghcr.io/acme/sticky:0.1.0 --sha256 <hex> --selector app=productpage \\\n      --service service.yaml | kubectl apply -f -")]
+    #[command(
+        after_help = "Example:\n  stickyctl render istio -p policy.yaml -r route.yaml --keys keys.json \\\n      --url oci://ghcr.io/acme/sticky:0.1.0 --sha256 <hex> --selector app=productpage \\\n      --service service.yaml | kubectl apply -f -"
+    )]
     Istio(RenderIstio),
 }
 
@@ -105,7 +111,12 @@ struct RenderEnvoy {
     #[command(flatten)]
     keys: KeysArg,
     /// Path of sticky.wasm as Envoy sees it.
-    #[arg(long, value_name = "PATH", default_value = "/etc/sticky/sticky.wasm", conflicts_with = "native")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/sticky/sticky.wasm",
+        conflicts_with = "native"
+    )]
     wasm: PathBuf,
     /// Use the native dynamic module `lib<NAME>.so` instead of wasm.
     #[arg(long, value_name = "NAME")]
@@ -211,7 +222,9 @@ enum KeysCmd {
         id: String,
     },
     /// Put a new key first (it seals; the old ones still open), or retire one.
-    #[command(after_help = "Example, a rotation that drops no live session:\n  stickyctl keys rotate keys.json --in-place     # new key seals, old keys still open\n  # ... wait until tokens sealed with the old key have expired (cookie TTL) ...\n  stickyctl keys rotate keys.json --retire k1 --in-place")]
+    #[command(
+        after_help = "Example, a rotation that drops no live session:\n  stickyctl keys rotate keys.json --in-place     # new key seals, old keys still open\n  # ... wait until tokens sealed with the old key have expired (cookie TTL) ...\n  stickyctl keys rotate keys.json --retire k1 --in-place"
+    )]
     Rotate {
         /// Keys file, plugin config (JSON) or rendered WasmPlugin / TrafficExtension (YAML).
         file: PathBuf,
@@ -255,7 +268,9 @@ struct EndpointArgs {
 #[derive(Debug, Subcommand)]
 enum EndpointsCmd {
     /// Mark DRAINING: pinned sessions stay, no new ones; with --timeout they move at the deadline.
-    #[command(after_help = "Example:\n  stickyctl endpoints drain --eds eds/v1.json --cluster v1 --host 10.0.0.1:9080 --timeout 300 --admin 127.0.0.1:9901")]
+    #[command(
+        after_help = "Example:\n  stickyctl endpoints drain --eds eds/v1.json --cluster v1 --host 10.0.0.1:9080 --timeout 300 --admin 127.0.0.1:9901"
+    )]
     Drain {
         #[command(flatten)]
         args: EndpointArgs,
@@ -300,7 +315,10 @@ fn load_resolved(inputs: &Inputs) -> Result<Resolved> {
     let p = policy::parse(input::one_of_kind(&inputs.policy, &[policy::KIND])?)?;
     let r = route::parse(input::one_of_kind(&inputs.route, &["HTTPRoute"])?)?;
     let resolved = resolve::resolve(p, r)?;
-    note(&format!("session settings from {}", resolved.session.source));
+    note(&format!(
+        "session settings from {}",
+        resolved.session.source
+    ));
     for n in &resolved.notes {
         note(n);
     }
@@ -311,7 +329,9 @@ fn load_keys(arg: &KeysArg) -> Result<Vec<Key>> {
     match &arg.keys {
         Some(path) => Ok(KeyFile::load(path)?.keys),
         None => {
-            note("no --keys: generated a fresh key; save one with `stickyctl keys new > keys.json` and pass --keys, or every render invalidates live sessions");
+            note(
+                "no --keys: generated a fresh key; save one with `stickyctl keys new > keys.json` and pass --keys, or every render invalidates live sessions",
+            );
             Ok(vec![keys::generate("k1")?])
         }
     }
@@ -343,7 +363,9 @@ fn parse_endpoints(specs: &[String]) -> Result<BTreeMap<String, Vec<(String, u16
     let mut out: BTreeMap<String, Vec<(String, u16)>> = BTreeMap::new();
     for spec in specs {
         let (backend, hosts) = spec.split_once('=').ok_or_else(|| {
-            Error::Usage(format!("--endpoint {spec:?}: want BACKEND=IP:PORT[,IP:PORT]"))
+            Error::Usage(format!(
+                "--endpoint {spec:?}: want BACKEND=IP:PORT[,IP:PORT]"
+            ))
         })?;
         for h in hosts.split(',').filter(|h| !h.is_empty()) {
             out.entry(backend.to_owned())
@@ -434,7 +456,11 @@ fn render_istio(a: RenderIstio) -> Result<u8> {
             let (k, n) = t
                 .split_once('/')
                 .filter(|(k, n)| !k.is_empty() && !n.is_empty())
-                .ok_or_else(|| Error::Usage(format!("--target-ref {t:?}: want KIND/NAME, like Gateway/ingress")))?;
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--target-ref {t:?}: want KIND/NAME, like Gateway/ingress"
+                    ))
+                })?;
             if k != "Gateway" && k != "Service" {
                 return Err(Error::Usage(format!(
                     "--target-ref {t:?}: KIND must be Gateway or Service"
@@ -480,7 +506,10 @@ fn render_istio(a: RenderIstio) -> Result<u8> {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             for obj in &rendered.objects {
-                let kind = obj["kind"].as_str().unwrap_or("object").to_ascii_lowercase();
+                let kind = obj["kind"]
+                    .as_str()
+                    .unwrap_or("object")
+                    .to_ascii_lowercase();
                 let name = obj["metadata"]["name"].as_str().unwrap_or("unnamed");
                 let path = dir.join(format!("{kind}-{name}.yaml"));
                 write_file(&path, &yaml::stream(std::slice::from_ref(obj))?)?;
@@ -527,7 +556,9 @@ fn run_check(a: CheckArgs) -> Result<u8> {
         }
     }
     if workloads.is_empty() {
-        note("no Deployment given (-w): the drain timeline (grace period, preStop, probes) was not checked");
+        note(
+            "no Deployment given (-w): the drain timeline (grace period, preStop, probes) was not checked",
+        );
     }
     let warnings = check::check(&check::Inputs {
         resolved: &resolved,
@@ -565,7 +596,9 @@ fn run_keys(k: KeysCmd) -> Result<u8> {
             match &retire {
                 Some(old) => {
                     kf.retire(old)?;
-                    note(&format!("retired {old}: sessions sealed with it start over"));
+                    note(&format!(
+                        "retired {old}: sessions sealed with it start over"
+                    ));
                 }
                 None => {
                     let new = kf.rotate(id.as_deref())?.id.clone();
@@ -594,7 +627,9 @@ fn now_unix() -> u64 {
 
 fn run_endpoints(e: EndpointsCmd) -> Result<u8> {
     let (args, op, verb) = match e {
-        EndpointsCmd::Drain { args, timeout } => (args, endpoints::Op::Drain { timeout }, "drained"),
+        EndpointsCmd::Drain { args, timeout } => {
+            (args, endpoints::Op::Drain { timeout }, "drained")
+        }
         EndpointsCmd::Undrain { args } => (args, endpoints::Op::Undrain, "undrained"),
         EndpointsCmd::Remove { args } => (args, endpoints::Op::Remove, "removed"),
         EndpointsCmd::Add { args } => (args, endpoints::Op::Add, "added"),

@@ -94,7 +94,10 @@ pub fn apply(
     else {
         return Err(input(
             "resources",
-            format!("no cluster {cluster:?} here (clusters: {})", names.join(", ")),
+            format!(
+                "no cluster {cluster:?} here (clusters: {})",
+                names.join(", ")
+            ),
         ));
     };
     let at = format!("resources[{ri}].endpoints");
@@ -116,10 +119,17 @@ pub fn apply(
             .position(|lb| find_endpoint(lb, ip, port))
             .map(|ei| (gi, ei))
     });
-    let host = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+    let host = if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    };
     match (op, found) {
         (Op::Add, Some(_)) => {
-            return Err(input(&at, format!("{host} is already in cluster {cluster:?}")));
+            return Err(input(
+                &at,
+                format!("{host} is already in cluster {cluster:?}"),
+            ));
         }
         (Op::Add, None) => {
             let first = groups
@@ -164,7 +174,12 @@ pub fn apply(
                 "health_status".into(),
                 json!(if draining { "DRAINING" } else { "HEALTHY" }),
             );
-            set_drain_metadata(lb, namespace, draining, timeout.map(|t| now.saturating_add(t)));
+            set_drain_metadata(
+                lb,
+                namespace,
+                draining,
+                timeout.map(|t| now.saturating_add(t)),
+            );
         }
     }
     let version = doc
@@ -176,7 +191,12 @@ pub fn apply(
     Ok(())
 }
 
-fn set_drain_metadata(lb: &mut Map<String, Value>, ns: &str, draining: bool, deadline: Option<u64>) {
+fn set_drain_metadata(
+    lb: &mut Map<String, Value>,
+    ns: &str,
+    draining: bool,
+    deadline: Option<u64>,
+) {
     let meta = lb.entry("metadata").or_insert_with(|| json!({}));
     if !meta.is_object() {
         *meta = json!({});
@@ -200,12 +220,19 @@ fn set_drain_metadata(lb: &mut Map<String, Value>, ns: &str, draining: bool, dea
         }
     }
     // Leave no empty maps behind after an undrain.
-    if let Some(fm) = meta.get_mut("filter_metadata").and_then(Value::as_object_mut) {
-        if fm.get(ns).and_then(Value::as_object).is_some_and(Map::is_empty) {
-            fm.remove(ns);
-        }
+    if let Some(fm) = meta
+        .get_mut("filter_metadata")
+        .and_then(Value::as_object_mut)
+        && fm
+            .get(ns)
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+    {
+        fm.remove(ns);
     }
-    if meta["filter_metadata"].as_object().is_some_and(Map::is_empty)
+    if meta["filter_metadata"]
+        .as_object()
+        .is_some_and(Map::is_empty)
         && let Some(m) = meta.as_object_mut()
     {
         m.remove("filter_metadata");
@@ -236,7 +263,10 @@ mod tests {
     fn eds() -> Value {
         render(
             "outbound|80|v1|r.default.svc.cluster.local",
-            &[Endpoint::healthy("10.0.0.1", 80), Endpoint::healthy("10.0.0.2", 80)],
+            &[
+                Endpoint::healthy("10.0.0.1", 80),
+                Endpoint::healthy("10.0.0.2", 80),
+            ],
             "sticky",
             7,
         )
@@ -246,19 +276,46 @@ mod tests {
     #[test]
     fn drain_sets_status_deadline_and_bumps_version() {
         let mut v = eds();
-        apply(&mut v, "f", C, ("10.0.0.2", 80), Op::Drain { timeout: Some(30) }, "sticky", 1000).unwrap();
+        apply(
+            &mut v,
+            "f",
+            C,
+            ("10.0.0.2", 80),
+            Op::Drain { timeout: Some(30) },
+            "sticky",
+            1000,
+        )
+        .unwrap();
         let lb = &v["resources"][0]["endpoints"][0]["lb_endpoints"][1];
         assert_eq!(lb["health_status"], "DRAINING");
-        assert_eq!(lb["metadata"]["filter_metadata"]["sticky"]["draining"], true);
-        assert_eq!(lb["metadata"]["filter_metadata"]["sticky"]["drain_deadline"], 1030);
+        assert_eq!(
+            lb["metadata"]["filter_metadata"]["sticky"]["draining"],
+            true
+        );
+        assert_eq!(
+            lb["metadata"]["filter_metadata"]["sticky"]["drain_deadline"],
+            1030
+        );
         assert_eq!(v["version_info"], "8");
-        assert_eq!(v["resources"][0]["endpoints"][0]["lb_endpoints"][0]["health_status"], "HEALTHY");
+        assert_eq!(
+            v["resources"][0]["endpoints"][0]["lb_endpoints"][0]["health_status"],
+            "HEALTHY"
+        );
     }
 
     #[test]
     fn undrain_removes_the_metadata_it_wrote() {
         let mut v = eds();
-        apply(&mut v, "f", C, ("10.0.0.1", 80), Op::Drain { timeout: Some(5) }, "sticky", 1).unwrap();
+        apply(
+            &mut v,
+            "f",
+            C,
+            ("10.0.0.1", 80),
+            Op::Drain { timeout: Some(5) },
+            "sticky",
+            1,
+        )
+        .unwrap();
         apply(&mut v, "f", C, ("10.0.0.1", 80), Op::Undrain, "sticky", 2).unwrap();
         let lb = &v["resources"][0]["endpoints"][0]["lb_endpoints"][0];
         assert_eq!(lb["health_status"], "HEALTHY");
@@ -269,19 +326,56 @@ mod tests {
     fn add_and_remove_round_trip() {
         let mut v = eds();
         apply(&mut v, "f", C, ("10.0.0.3", 80), Op::Add, "sticky", 1).unwrap();
-        assert_eq!(v["resources"][0]["endpoints"][0]["lb_endpoints"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            v["resources"][0]["endpoints"][0]["lb_endpoints"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
         let again = apply(&mut v, "f", C, ("10.0.0.3", 80), Op::Add, "sticky", 1);
-        assert!(again.unwrap_err().to_string().contains("already in cluster"));
+        assert!(
+            again
+                .unwrap_err()
+                .to_string()
+                .contains("already in cluster")
+        );
         apply(&mut v, "f", C, ("10.0.0.3", 80), Op::Remove, "sticky", 1).unwrap();
-        assert_eq!(v["resources"][0]["endpoints"][0]["lb_endpoints"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            v["resources"][0]["endpoints"][0]["lb_endpoints"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]
     fn unknown_cluster_and_host_are_named() {
         let mut v = eds();
-        let e = apply(&mut v, "f.json", "v9", ("10.0.0.1", 80), Op::Remove, "sticky", 1).unwrap_err().to_string();
+        let e = apply(
+            &mut v,
+            "f.json",
+            "v9",
+            ("10.0.0.1", 80),
+            Op::Remove,
+            "sticky",
+            1,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no cluster \"v9\"") && e.contains(C), "{e}");
-        let e = apply(&mut v, "f.json", C, ("10.9.9.9", 80), Op::Undrain, "sticky", 1).unwrap_err().to_string();
+        let e = apply(
+            &mut v,
+            "f.json",
+            C,
+            ("10.9.9.9", 80),
+            Op::Undrain,
+            "sticky",
+            1,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("10.9.9.9:80 is not in cluster"), "{e}");
     }
 

@@ -60,7 +60,11 @@ pub fn next_id(keys: &[Key]) -> String {
 }
 
 /// Where the keys sit inside a document.
-const KEY_PATHS: [&str; 3] = ["keys", "spec.pluginConfig.keys", "spec.wasm.pluginConfig.keys"];
+const KEY_PATHS: [&str; 3] = [
+    "keys",
+    "spec.pluginConfig.keys",
+    "spec.wasm.pluginConfig.keys",
+];
 
 fn pointer(path: &str) -> String {
     format!("/{}", path.replace('.', "/"))
@@ -107,7 +111,10 @@ impl KeyFile {
         for (i, k) in keys.iter().enumerate() {
             let at = format!("{kpath}[{i}]");
             if !valid_id(&k.id) {
-                return Err(doc.error(&format!("{at}.id"), "must be 1-32 characters of [A-Za-z0-9._-]"));
+                return Err(doc.error(
+                    &format!("{at}.id"),
+                    "must be 1-32 characters of [A-Za-z0-9._-]",
+                ));
             }
             if keys.iter().take(i).any(|x| x.id == k.id) {
                 return Err(doc.error(&format!("{at}.id"), format!("duplicate key id {:?}", k.id)));
@@ -184,14 +191,19 @@ mod tests {
     fn generated_keys_are_32_random_bytes() {
         let a = generate("k1").unwrap();
         let b = generate("k1").unwrap();
-        let raw = base64::engine::general_purpose::STANDARD.decode(&a.secret).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&a.secret)
+            .unwrap();
         assert_eq!(raw.len(), 32);
         assert_ne!(a.secret, b.secret);
     }
 
     #[test]
     fn next_id_counts_up() {
-        let k = |id: &str| Key { id: id.into(), secret: String::new() };
+        let k = |id: &str| Key {
+            id: id.into(),
+            secret: String::new(),
+        };
         assert_eq!(next_id(&[]), "k1");
         assert_eq!(next_id(&[k("k2"), k("k10"), k("old")]), "k11");
     }

@@ -82,7 +82,10 @@ impl Resolved {
 /// Applies `policy` to `route`.
 pub fn resolve(policy: Policy, route: Route) -> Result<Resolved> {
     let t = &policy.target;
-    let target_ns = t.namespace.clone().unwrap_or_else(|| policy.namespace.clone());
+    let target_ns = t
+        .namespace
+        .clone()
+        .unwrap_or_else(|| policy.namespace.clone());
     if t.name != route.name || target_ns != route.namespace {
         return Err(policy.doc.error(
             "spec.targetRef.name",

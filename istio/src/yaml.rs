@@ -341,14 +341,19 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_file_and_line() {
-        let err = parse_str("bad.yaml", "a: 1\n b: 2\n").unwrap_err().to_string();
+        let err = parse_str("bad.yaml", "a: 1\n b: 2\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("bad.yaml:2: invalid YAML"), "{err}");
     }
 
     #[test]
     fn duplicate_keys_are_refused() {
         let err = parse_str("d.yaml", "a: 1\na: 2\n").unwrap_err().to_string();
-        assert!(err.starts_with("d.yaml:2: invalid YAML: column 1: duplicate mapping key: a"), "{err}");
+        assert!(
+            err.starts_with("d.yaml:2: invalid YAML: column 1: duplicate mapping key: a"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Every error path of the command line: the exit status, and a message that
 //! names the file, the line and the field (or the flag) that is wrong.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 mod common;
 
 use common::{data, fails, ok, run};
@@ -53,15 +55,24 @@ fn render_istio(policy: &str, route: &str, extra: &[&str]) -> (i32, String) {
     std::fs::write(&r, route).unwrap();
     let keys = data("keys.json");
     let mut args = vec![
-        "render", "istio", "-p", p.to_str().unwrap(), "-r", r.to_str().unwrap(),
-        "--keys", &keys,
+        "render",
+        "istio",
+        "-p",
+        p.to_str().unwrap(),
+        "-r",
+        r.to_str().unwrap(),
+        "--keys",
+        &keys,
     ];
     if !extra.contains(&"--url") {
         args.extend(["--url", "oci://r/sticky:1"]);
     }
     args.extend_from_slice(extra);
     let out = run(&args);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[track_caller]
@@ -86,25 +97,73 @@ fn the_base_inputs_render() {
 
 #[test]
 fn yaml_syntax_errors_name_the_line() {
-    expect_policy_error(&POLICY.replace("  name: reviews\n  namespace", "  name: reviews\n namespace"), "policy.yaml:5: invalid YAML");
+    expect_policy_error(
+        &POLICY.replace(
+            "  name: reviews\n  namespace",
+            "  name: reviews\n namespace",
+        ),
+        "policy.yaml:5: invalid YAML",
+    );
 }
 
 #[test]
 fn policy_errors_name_file_line_and_field() {
     let cases = [
-        (POLICY.replace("networking.gke.io/v1", "v1"), "policy.yaml:1: field `apiVersion`: must be one of"),
-        (POLICY.replace("GENERATED_STATEFUL_COOKIE", "GENERATED_COOKIE"), "policy.yaml:13: field `spec.default.sessionAffinity.type`: sticky implements GENERATED_STATEFUL_COOKIE only"),
-        (POLICY.replace("cookieTtlSec: 3600", "cookieTtlSec: an hour"), "policy.yaml:15: field `spec.default.sessionAffinity.cookieTtlSec`: invalid type"),
-        (POLICY.replace("cookieTtlSec: 3600", "cookieTtlSec: 86401"), "policy.yaml:15: field `spec.default.sessionAffinity.cookieTtlSec`: must be at most 86400"),
-        (POLICY.replace("cookieTtlSec: 3600", "cookieTtlSecs: 3600"), "field `spec.default.sessionAffinity"),
-        (POLICY.replace("cookieName: sticky", "cookieName: my cookie"), "policy.yaml:14: field `spec.default.sessionAffinity.cookieName`"),
-        (POLICY.replace("drainingTimeoutSec: 60", "drainingTimeoutSec: 7200"), "policy.yaml:17: field `spec.default.connectionDraining.drainingTimeoutSec`: must be at most 3600"),
-        (POLICY.replace("kind: HTTPRoute", "kind: GRPCRoute"), "policy.yaml:9: field `spec.targetRef.kind`: must target an HTTPRoute"),
-        (POLICY.replace("    name: reviews\n  default", "    name: ratings\n  default"), "policy.yaml:10: field `spec.targetRef.name`: targets HTTPRoute default/ratings"),
-        (format!("{POLICY}  sessionPersistence:\n    sessionName: x\n"), "policy.yaml:18: field `spec.sessionPersistence`: give either"),
-        (format!("{POLICY}  sticky:\n    idleTimeout: 5 minutes\n"), "policy.yaml:19: field `spec.sticky.idleTimeout`"),
-        (format!("{POLICY}  sticky:\n    cookie:\n      sameSite: Sometimes\n"), "policy.yaml:20: field `spec.sticky.cookie.sameSite`"),
-        (format!("{POLICY}  sticky:\n    sessionHeader: \"x session\"\n"), "policy.yaml:19: field `spec.sticky.sessionHeader`"),
+        (
+            POLICY.replace("networking.gke.io/v1", "v1"),
+            "policy.yaml:1: field `apiVersion`: must be one of",
+        ),
+        (
+            POLICY.replace("GENERATED_STATEFUL_COOKIE", "GENERATED_COOKIE"),
+            "policy.yaml:13: field `spec.default.sessionAffinity.type`: sticky implements GENERATED_STATEFUL_COOKIE only",
+        ),
+        (
+            POLICY.replace("cookieTtlSec: 3600", "cookieTtlSec: an hour"),
+            "policy.yaml:15: field `spec.default.sessionAffinity.cookieTtlSec`: invalid type",
+        ),
+        (
+            POLICY.replace("cookieTtlSec: 3600", "cookieTtlSec: 86401"),
+            "policy.yaml:15: field `spec.default.sessionAffinity.cookieTtlSec`: must be at most 86400",
+        ),
+        (
+            POLICY.replace("cookieTtlSec: 3600", "cookieTtlSecs: 3600"),
+            "field `spec.default.sessionAffinity",
+        ),
+        (
+            POLICY.replace("cookieName: sticky", "cookieName: my cookie"),
+            "policy.yaml:14: field `spec.default.sessionAffinity.cookieName`",
+        ),
+        (
+            POLICY.replace("drainingTimeoutSec: 60", "drainingTimeoutSec: 7200"),
+            "policy.yaml:17: field `spec.default.connectionDraining.drainingTimeoutSec`: must be at most 3600",
+        ),
+        (
+            POLICY.replace("kind: HTTPRoute", "kind: GRPCRoute"),
+            "policy.yaml:9: field `spec.targetRef.kind`: must target an HTTPRoute",
+        ),
+        (
+            POLICY.replace(
+                "    name: reviews\n  default",
+                "    name: ratings\n  default",
+            ),
+            "policy.yaml:10: field `spec.targetRef.name`: targets HTTPRoute default/ratings",
+        ),
+        (
+            format!("{POLICY}  sessionPersistence:\n    sessionName: x\n"),
+            "policy.yaml:18: field `spec.sessionPersistence`: give either",
+        ),
+        (
+            format!("{POLICY}  sticky:\n    idleTimeout: 5 minutes\n"),
+            "policy.yaml:19: field `spec.sticky.idleTimeout`",
+        ),
+        (
+            format!("{POLICY}  sticky:\n    cookie:\n      sameSite: Sometimes\n"),
+            "policy.yaml:20: field `spec.sticky.cookie.sameSite`",
+        ),
+        (
+            format!("{POLICY}  sticky:\n    sessionHeader: \"x session\"\n"),
+            "policy.yaml:19: field `spec.sticky.sessionHeader`",
+        ),
         (format!("{POLICY}  extra: 1\n"), "unknown field `extra`"),
     ];
     for (policy, want) in cases {
@@ -120,14 +179,38 @@ fn session_persistence_errors_name_the_field() {
     );
     let sp = |block: &str| format!("{base}  sessionPersistence:\n{block}");
     let cases = [
-        (sp("    sessionName: a\n    cookie:\n      name: b\n"), "policy.yaml:16: field `spec.sessionPersistence.cookie`: mixes `sessionName`"),
-        (sp("    absoluteTimeout: 1d\n"), "policy.yaml:15: field `spec.sessionPersistence.absoluteTimeout`"),
-        (sp("    type: Bearer\n"), "policy.yaml:15: field `spec.sessionPersistence.type`: must be Cookie or Header"),
-        (sp("    cookieConfig:\n      lifetimeType: Permanent\n"), "field `spec.sessionPersistence.cookieConfig.lifetimeType`: Permanent needs absoluteTimeout"),
-        (sp("    type: Header\n    cookieConfig:\n      lifetimeType: Session\n"), "field `spec.sessionPersistence.cookieConfig`: can only be set with type Cookie"),
-        (sp("    type: Cookie\n    header:\n      name: x\n"), "field `spec.sessionPersistence.header`: can only be set with type Header"),
-        (sp("    cookie:\n      path: shop\n"), "field `spec.sessionPersistence.cookie.path`: must start with '/'"),
-        (base.clone(), "policy.yaml:6: field `spec`: no session settings"),
+        (
+            sp("    sessionName: a\n    cookie:\n      name: b\n"),
+            "policy.yaml:16: field `spec.sessionPersistence.cookie`: mixes `sessionName`",
+        ),
+        (
+            sp("    absoluteTimeout: 1d\n"),
+            "policy.yaml:15: field `spec.sessionPersistence.absoluteTimeout`",
+        ),
+        (
+            sp("    type: Bearer\n"),
+            "policy.yaml:15: field `spec.sessionPersistence.type`: must be Cookie or Header",
+        ),
+        (
+            sp("    cookieConfig:\n      lifetimeType: Permanent\n"),
+            "field `spec.sessionPersistence.cookieConfig.lifetimeType`: Permanent needs absoluteTimeout",
+        ),
+        (
+            sp("    type: Header\n    cookieConfig:\n      lifetimeType: Session\n"),
+            "field `spec.sessionPersistence.cookieConfig`: can only be set with type Cookie",
+        ),
+        (
+            sp("    type: Cookie\n    header:\n      name: x\n"),
+            "field `spec.sessionPersistence.header`: can only be set with type Header",
+        ),
+        (
+            sp("    cookie:\n      path: shop\n"),
+            "field `spec.sessionPersistence.cookie.path`: must start with '/'",
+        ),
+        (
+            base.clone(),
+            "policy.yaml:6: field `spec`: no session settings",
+        ),
     ];
     for (policy, want) in cases {
         expect_policy_error(&policy, want);
@@ -157,8 +240,14 @@ fn route_errors_name_file_line_and_field() {
 
 #[test]
 fn istio_needs_to_know_the_service() {
-    let route = ROUTE.replace("  - group: \"\"\n    kind: Service\n    name: reviews\n", "  - name: public\n");
-    expect_route_error(&route, "policy.yaml:6: field `spec.sticky.service`: Istio subsets belong to one Service");
+    let route = ROUTE.replace(
+        "  - group: \"\"\n    kind: Service\n    name: reviews\n",
+        "  - name: public\n",
+    );
+    expect_route_error(
+        &route,
+        "policy.yaml:6: field `spec.sticky.service`: Istio subsets belong to one Service",
+    );
 }
 
 #[test]
@@ -172,19 +261,39 @@ fn rules_must_agree_on_session_persistence() {
     );
     let (code, err) = render_istio(&bare, &route, &[]);
     assert_eq!(code, 1);
-    assert!(err.contains("route.yaml:22: field `spec.rules[1].sessionPersistence`: differs from spec.rules[0]"), "{err}");
+    assert!(
+        err.contains(
+            "route.yaml:22: field `spec.rules[1].sessionPersistence`: differs from spec.rules[0]"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_istio_flags_are_named() {
     let cases: [(&[&str], &str); 7] = [
-        (&["--url", "ftp://x/sticky.wasm"], "--url \"ftp://x/sticky.wasm\": must start with oci://"),
-        (&["--sha256", "ABC"], "--sha256 \"ABC\": must be 64 lowercase hex characters"),
+        (
+            &["--url", "ftp://x/sticky.wasm"],
+            "--url \"ftp://x/sticky.wasm\": must start with oci://",
+        ),
+        (
+            &["--sha256", "ABC"],
+            "--sha256 \"ABC\": must be 64 lowercase hex characters",
+        ),
         (&["--selector", "app"], "--selector \"app\": want KEY=VALUE"),
-        (&["--selector", "app=*"], "--selector: keys must be non-empty"),
-        (&["--target-ref", "Deployment/x"], "KIND must be Gateway or Service"),
+        (
+            &["--selector", "app=*"],
+            "--selector: keys must be non-empty",
+        ),
+        (
+            &["--target-ref", "Deployment/x"],
+            "KIND must be Gateway or Service",
+        ),
         (&["--target-ref", "Gateway"], "want KIND/NAME"),
-        (&["--fail-strategy", "FAIL_LOUDLY"], "--fail-strategy \"FAIL_LOUDLY\""),
+        (
+            &["--fail-strategy", "FAIL_LOUDLY"],
+            "--fail-strategy \"FAIL_LOUDLY\"",
+        ),
     ];
     for (extra, want) in cases {
         let (code, err) = render_istio(POLICY, ROUTE, extra);
@@ -197,10 +306,17 @@ fn bad_istio_flags_are_named() {
 fn a_service_file_for_another_service_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let svc = tmp.path().join("svc.yaml");
-    std::fs::write(&svc, "apiVersion: v1\nkind: Service\nmetadata:\n  name: ratings\nspec: {}\n").unwrap();
+    std::fs::write(
+        &svc,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: ratings\nspec: {}\n",
+    )
+    .unwrap();
     let (code, err) = render_istio(POLICY, ROUTE, &["--service", svc.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("svc.yaml:4: field `metadata.name`: is default/ratings"), "{err}");
+    assert!(
+        err.contains("svc.yaml:4: field `metadata.name`: is default/ratings"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,19 +326,61 @@ fn usage_errors_exit_2() {
     // --url is required; --selector and --target-ref exclude each other.
     let err = fails(&["render", "istio", "-p", &p, "-r", &r], 2);
     assert!(err.contains("--url"), "{err}");
-    let err = fails(&["render", "istio", "-p", &p, "-r", &r, "--url", "oci://x/y:1", "--selector", "a=b", "--target-ref", "Gateway/g"], 2);
+    let err = fails(
+        &[
+            "render",
+            "istio",
+            "-p",
+            &p,
+            "-r",
+            &r,
+            "--url",
+            "oci://x/y:1",
+            "--selector",
+            "a=b",
+            "--target-ref",
+            "Gateway/g",
+        ],
+        2,
+    );
     assert!(err.contains("cannot be used with"), "{err}");
     let err = fails(&["render", "kubernetes"], 2);
     assert!(err.contains("unrecognized subcommand"), "{err}");
-    let err = fails(&["keys", "rotate", "keys.json", "--id", "k9", "--retire", "k1"], 2);
+    let err = fails(
+        &[
+            "keys",
+            "rotate",
+            "keys.json",
+            "--id",
+            "k9",
+            "--retire",
+            "k1",
+        ],
+        2,
+    );
     assert!(err.contains("cannot be used with"), "{err}");
 }
 
 #[test]
 fn missing_files_are_named() {
     let err = fails(&["check", "-p", "nope.yaml", "-r", "route.yaml"], 1);
-    assert!(err.contains("stickyctl: error: nope.yaml: No such file"), "{err}");
-    let err = fails(&["render", "envoy", "-p", "policy.yaml", "-r", "route.yaml", "--keys", "nokeys.json"], 1);
+    assert!(
+        err.contains("stickyctl: error: nope.yaml: No such file"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "render",
+            "envoy",
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "--keys",
+            "nokeys.json",
+        ],
+        1,
+    );
     assert!(err.contains("nokeys.json: No such file"), "{err}");
 }
 
@@ -232,23 +390,41 @@ fn two_policies_in_one_file_are_refused() {
     let p = tmp.path().join("two.yaml");
     std::fs::write(&p, format!("{POLICY}---\n{POLICY}")).unwrap();
     let err = fails(&["check", "-p", p.to_str().unwrap(), "-r", "route.yaml"], 1);
-    assert!(err.contains("two.yaml:20: field `kind`: 2 documents of kind LBPolicy"), "{err}");
+    assert!(
+        err.contains("two.yaml:20: field `kind`: 2 documents of kind LBPolicy"),
+        "{err}"
+    );
 }
 
 #[test]
 fn render_envoy_flag_errors() {
-    let base = ["render", "envoy", "-p", "policy.yaml", "-r", "route.yaml", "--keys", "keys.json"];
+    let base = [
+        "render",
+        "envoy",
+        "-p",
+        "policy.yaml",
+        "-r",
+        "route.yaml",
+        "--keys",
+        "keys.json",
+    ];
     fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
         [base, extra].concat()
     }
     let err = fails(&with(&base, &["--endpoint", "ratings=10.0.0.1:80"]), 1);
-    assert!(err.contains("--endpoint names \"ratings\", which is no backendRef"), "{err}");
+    assert!(
+        err.contains("--endpoint names \"ratings\", which is no backendRef"),
+        "{err}"
+    );
     let err = fails(&with(&base, &["--endpoint", "reviews-v1"]), 1);
     assert!(err.contains("want BACKEND=IP:PORT"), "{err}");
     let err = fails(&with(&base, &["--endpoint", "reviews-v1=host:80"]), 1);
     assert!(err.contains("--host \"host:80\": want IP:PORT"), "{err}");
     let err = fails(&with(&base, &["--listen", "everywhere"]), 1);
-    assert!(err.contains("--listen \"everywhere\": want IP:PORT"), "{err}");
+    assert!(
+        err.contains("--listen \"everywhere\": want IP:PORT"),
+        "{err}"
+    );
 }
 
 fn keys_file(text: &str) -> (tempfile::TempDir, String) {
@@ -261,17 +437,28 @@ fn keys_file(text: &str) -> (tempfile::TempDir, String) {
 
 #[test]
 fn key_file_errors_name_the_key() {
-    let (_t, short) = keys_file("{\n  \"keys\": [\n    {\"id\": \"k1\", \"secret\": \"c2hvcnQ=\"}\n  ]\n}\n");
+    let (_t, short) =
+        keys_file("{\n  \"keys\": [\n    {\"id\": \"k1\", \"secret\": \"c2hvcnQ=\"}\n  ]\n}\n");
     let err = fails(&["keys", "rotate", &short], 1);
-    assert!(err.contains("keys.json:3: field `keys[0].secret`: must be base64 of exactly 32 bytes"), "{err}");
+    assert!(
+        err.contains("keys.json:3: field `keys[0].secret`: must be base64 of exactly 32 bytes"),
+        "{err}"
+    );
     let key = "ERERERERERERERERERERERERERERERERERERERERERE=";
-    let (_t, dup) = keys_file(&format!("{{\"keys\": [\n{{\"id\": \"k1\", \"secret\": \"{key}\"}},\n{{\"id\": \"k1\", \"secret\": \"{key}\"}}]}}\n"));
+    let (_t, dup) = keys_file(&format!(
+        "{{\"keys\": [\n{{\"id\": \"k1\", \"secret\": \"{key}\"}},\n{{\"id\": \"k1\", \"secret\": \"{key}\"}}]}}\n"
+    ));
     let err = fails(&["keys", "rotate", &dup], 1);
-    assert!(err.contains("keys.json:3: field `keys[1].id`: duplicate key id"), "{err}");
+    assert!(
+        err.contains("keys.json:3: field `keys[1].id`: duplicate key id"),
+        "{err}"
+    );
     let (_t, none) = keys_file("{\"cookie\": {}}\n");
     let err = fails(&["keys", "rotate", &none], 1);
     assert!(err.contains("no `keys` here"), "{err}");
-    let (_t, extra) = keys_file(&format!("{{\"keys\": [{{\"id\": \"k1\", \"secret\": \"{key}\", \"kid\": 1}}]}}\n"));
+    let (_t, extra) = keys_file(&format!(
+        "{{\"keys\": [{{\"id\": \"k1\", \"secret\": \"{key}\", \"kid\": 1}}]}}\n"
+    ));
     let err = fails(&["keys", "rotate", &extra], 1);
     assert!(err.contains("unknown field `kid`"), "{err}");
 }
@@ -281,22 +468,37 @@ fn key_rotation_errors() {
     let err = fails(&["keys", "rotate", "keys.json", "--id", "k1"], 1);
     assert!(err.contains("key id \"k1\" is already in use"), "{err}");
     let err = fails(&["keys", "rotate", "keys.json", "--retire", "k7"], 1);
-    assert!(err.contains("no key \"k7\" to retire (keys: k2, k1)"), "{err}");
+    assert!(
+        err.contains("no key \"k7\" to retire (keys: k2, k1)"),
+        "{err}"
+    );
     let err = fails(&["keys", "new", "--id", "bad id"], 1);
     assert!(err.contains("must be 1-32 characters"), "{err}");
     let key = "ERERERERERERERERERERERERERERERERERERERERERE=";
-    let (_t, one) = keys_file(&format!("{{\"keys\": [{{\"id\": \"k1\", \"secret\": \"{key}\"}}]}}\n"));
+    let (_t, one) = keys_file(&format!(
+        "{{\"keys\": [{{\"id\": \"k1\", \"secret\": \"{key}\"}}]}}\n"
+    ));
     let err = fails(&["keys", "rotate", &one, "--retire", "k1"], 1);
-    assert!(err.contains("\"k1\" is the only key; rotate first"), "{err}");
+    assert!(
+        err.contains("\"k1\" is the only key; rotate first"),
+        "{err}"
+    );
 }
 
 #[test]
 fn keys_rotate_puts_a_new_key_first_and_keeps_the_old() {
     let key = "ERERERERERERERERERERERERERERERERERERERERERE=";
-    let (_t, f) = keys_file(&format!("{{\"keys\": [{{\"id\": \"k1\", \"secret\": \"{key}\"}}]}}\n"));
+    let (_t, f) = keys_file(&format!(
+        "{{\"keys\": [{{\"id\": \"k1\", \"secret\": \"{key}\"}}]}}\n"
+    ));
     ok(&["keys", "rotate", &f, "--in-place"]);
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
-    let ids: Vec<&str> = v["keys"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["k2", "k1"]);
     assert_eq!(v["keys"][1]["secret"], key);
     assert_ne!(v["keys"][0]["secret"], key);
@@ -311,12 +513,29 @@ fn keys_rotate_puts_a_new_key_first_and_keeps_the_old() {
 #[test]
 fn keys_rotate_edits_a_rendered_wasm_plugin_in_place() {
     let tmp = tempfile::tempdir().unwrap();
-    ok(&["render", "istio", "-p", "policy.yaml", "-r", "route.yaml", "--keys", "keys.json",
-        "--url", "oci://r/s:1", "--out", tmp.path().to_str().unwrap()]);
+    ok(&[
+        "render",
+        "istio",
+        "-p",
+        "policy.yaml",
+        "-r",
+        "route.yaml",
+        "--keys",
+        "keys.json",
+        "--url",
+        "oci://r/s:1",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
     let wp = tmp.path().join("wasmplugin-reviews-sticky.yaml");
     let out = ok(&["keys", "rotate", wp.to_str().unwrap()]);
     let docs = common::yaml_docs(&out);
-    let ids: Vec<&str> = docs[0]["spec"]["pluginConfig"]["keys"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = docs[0]["spec"]["pluginConfig"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["k3", "k2", "k1"]);
     assert_eq!(docs[0]["spec"]["url"], "oci://r/s:1");
 }
@@ -324,7 +543,8 @@ fn keys_rotate_edits_a_rendered_wasm_plugin_in_place() {
 #[test]
 fn keys_new_prints_one_fresh_key() {
     let a: serde_json::Value = serde_json::from_str(&ok(&["keys", "new"])).unwrap();
-    let b: serde_json::Value = serde_json::from_str(&ok(&["keys", "new", "--id", "2026-11"])).unwrap();
+    let b: serde_json::Value =
+        serde_json::from_str(&ok(&["keys", "new", "--id", "2026-11"])).unwrap();
     assert_eq!(a["keys"][0]["id"], "k1");
     assert_eq!(b["keys"][0]["id"], "2026-11");
     assert_ne!(a["keys"][0]["secret"], b["keys"][0]["secret"]);
@@ -335,20 +555,108 @@ fn keys_new_prints_one_fresh_key() {
 fn endpoint_errors_name_the_file_cluster_and_host() {
     let tmp = tempfile::tempdir().unwrap();
     let eds = tmp.path().join("v1.json");
-    stickyctl::eds::write(&eds, "v1", &[stickyctl::eds::Endpoint::healthy("10.0.0.1", 80)], "sticky", 1).unwrap();
+    stickyctl::eds::write(
+        &eds,
+        "v1",
+        &[stickyctl::eds::Endpoint::healthy("10.0.0.1", 80)],
+        "sticky",
+        1,
+    )
+    .unwrap();
     let e = eds.to_str().unwrap();
-    let err = fails(&["endpoints", "drain", "--eds", e, "--cluster", "v2", "--host", "10.0.0.1:80"], 1);
-    assert!(err.contains("v1.json: field `resources`: no cluster \"v2\" here (clusters: v1)"), "{err}");
-    let err = fails(&["endpoints", "undrain", "--eds", e, "--cluster", "v1", "--host", "10.0.0.9:80"], 1);
-    assert!(err.contains("10.0.0.9:80 is not in cluster \"v1\""), "{err}");
-    let err = fails(&["endpoints", "add", "--eds", e, "--cluster", "v1", "--host", "10.0.0.1:80"], 1);
-    assert!(err.contains("10.0.0.1:80 is already in cluster \"v1\""), "{err}");
-    let err = fails(&["endpoints", "remove", "--eds", e, "--cluster", "v1", "--host", "10.0.0.1"], 1);
+    let err = fails(
+        &[
+            "endpoints",
+            "drain",
+            "--eds",
+            e,
+            "--cluster",
+            "v2",
+            "--host",
+            "10.0.0.1:80",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("v1.json: field `resources`: no cluster \"v2\" here (clusters: v1)"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "endpoints",
+            "undrain",
+            "--eds",
+            e,
+            "--cluster",
+            "v1",
+            "--host",
+            "10.0.0.9:80",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("10.0.0.9:80 is not in cluster \"v1\""),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "endpoints",
+            "add",
+            "--eds",
+            e,
+            "--cluster",
+            "v1",
+            "--host",
+            "10.0.0.1:80",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("10.0.0.1:80 is already in cluster \"v1\""),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "endpoints",
+            "remove",
+            "--eds",
+            e,
+            "--cluster",
+            "v1",
+            "--host",
+            "10.0.0.1",
+        ],
+        1,
+    );
     assert!(err.contains("--host \"10.0.0.1\": want IP:PORT"), "{err}");
-    let err = fails(&["endpoints", "remove", "--eds", "none.json", "--cluster", "v1", "--host", "10.0.0.1:80"], 1);
+    let err = fails(
+        &[
+            "endpoints",
+            "remove",
+            "--eds",
+            "none.json",
+            "--cluster",
+            "v1",
+            "--host",
+            "10.0.0.1:80",
+        ],
+        1,
+    );
     assert!(err.contains("none.json: No such file"), "{err}");
     std::fs::write(&eds, "{\n  \"resources\": [\n    oops\n}").unwrap();
-    let err = fails(&["endpoints", "remove", "--eds", e, "--cluster", "v1", "--host", "10.0.0.1:80"], 1);
+    let err = fails(
+        &[
+            "endpoints",
+            "remove",
+            "--eds",
+            e,
+            "--cluster",
+            "v1",
+            "--host",
+            "10.0.0.1:80",
+        ],
+        1,
+    );
     assert!(err.contains("v1.json:3: not JSON"), "{err}");
 }
 
@@ -356,30 +664,95 @@ fn endpoint_errors_name_the_file_cluster_and_host() {
 fn an_unreachable_admin_is_an_error_after_the_write() {
     let tmp = tempfile::tempdir().unwrap();
     let eds = tmp.path().join("v1.json");
-    stickyctl::eds::write(&eds, "v1", &[stickyctl::eds::Endpoint::healthy("10.0.0.1", 80)], "sticky", 1).unwrap();
+    stickyctl::eds::write(
+        &eds,
+        "v1",
+        &[stickyctl::eds::Endpoint::healthy("10.0.0.1", 80)],
+        "sticky",
+        1,
+    )
+    .unwrap();
     // A port nothing listens on: bind one, then drop it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let admin = format!("127.0.0.1:{port}");
-    let err = fails(&["endpoints", "drain", "--eds", eds.to_str().unwrap(), "--cluster", "v1",
-        "--host", "10.0.0.1:80", "--admin", &admin], 1);
-    assert!(err.contains(&format!("envoy admin {admin}: connect")), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&eds).unwrap()).unwrap();
-    assert_eq!(v["resources"][0]["endpoints"][0]["lb_endpoints"][0]["health_status"], "DRAINING");
+    let err = fails(
+        &[
+            "endpoints",
+            "drain",
+            "--eds",
+            eds.to_str().unwrap(),
+            "--cluster",
+            "v1",
+            "--host",
+            "10.0.0.1:80",
+            "--admin",
+            &admin,
+        ],
+        1,
+    );
+    assert!(
+        err.contains(&format!("envoy admin {admin}: connect")),
+        "{err}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&eds).unwrap()).unwrap();
+    assert_eq!(
+        v["resources"][0]["endpoints"][0]["lb_endpoints"][0]["health_status"],
+        "DRAINING"
+    );
 }
 
 #[test]
 fn check_flag_and_workload_errors() {
-    let err = fails(&["check", "-p", "policy.yaml", "-r", "route.yaml", "--typical-session", "a while"], 1);
+    let err = fails(
+        &[
+            "check",
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "--typical-session",
+            "a while",
+        ],
+        1,
+    );
     assert!(err.contains("--typical-session \"a while\""), "{err}");
-    let err = fails(&["check", "-p", "policy.yaml", "-r", "route.yaml", "-w", "keys.json"], 1);
-    assert!(err.contains("keys.json: holds no Deployment, StatefulSet or Service"), "{err}");
+    let err = fails(
+        &[
+            "check",
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "-w",
+            "keys.json",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("keys.json: holds no Deployment, StatefulSet or Service"),
+        "{err}"
+    );
 }
 
 #[test]
 fn help_has_examples() {
     let out = ok(&["--help"]);
-    assert!(out.contains("Examples:") && out.contains("kubectl apply -f -"), "{out}");
-    for sub in [&["render", "envoy"][..], &["render", "istio"], &["check"], &["keys", "rotate"], &["endpoints", "drain"]] {
+    assert!(
+        out.contains("Examples:") && out.contains("kubectl apply -f -"),
+        "{out}"
+    );
+    for sub in [
+        &["render", "envoy"][..],
+        &["render", "istio"],
+        &["check"],
+        &["keys", "rotate"],
+        &["endpoints", "drain"],
+    ] {
         let mut args = sub.to_vec();
         args.push("--help");
         let out = ok(&args);

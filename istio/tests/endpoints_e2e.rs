@@ -3,6 +3,8 @@
 //! pinned sessions stay, and the apply time stickyctl measures through
 //! `--admin` stays under the 100 ms target.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 mod common;
 
 use std::process::Command;
@@ -32,7 +34,16 @@ fn timed(rig: &Rig, verb: &str, host: &str, extra: &[&str]) -> f64 {
     let eds = rig.plan.clusters[0].eds_path.to_str().unwrap().to_owned();
     let admin = rig.envoy.admin.to_string();
     let mut args = vec![
-        "endpoints", verb, "--eds", &eds, "--cluster", CLUSTER, "--host", host, "--admin", &admin,
+        "endpoints",
+        verb,
+        "--eds",
+        &eds,
+        "--cluster",
+        CLUSTER,
+        "--host",
+        host,
+        "--admin",
+        &admin,
     ];
     args.extend_from_slice(extra);
     let line = stickyctl(&args);
@@ -69,18 +80,33 @@ fn drain_is_applied_by_envoy_within_100_ms_and_new_sessions_avoid_the_host() {
     for (s, b) in &mut sessions {
         let r = s.get(rig.addr()).unwrap();
         assert_eq!(r.status, 200);
-        assert_eq!(r.backend().as_ref(), Some(&*b), "{} moved off its draining host", s.id);
+        assert_eq!(
+            r.backend().as_ref(),
+            Some(&*b),
+            "{} moved off its draining host",
+            s.id
+        );
     }
     for i in 0..30 {
         let mut s = Session::new(format!("new{i}"));
         let r = s.get(rig.addr()).unwrap();
-        assert_ne!(r.backend(), Some(victim.clone()), "a new session landed on the draining host");
+        assert_ne!(
+            r.backend(),
+            Some(victim.clone()),
+            "a new session landed on the draining host"
+        );
     }
     // The deadline went into the file as a JSON number.
     let eds: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&rig.plan.clusters[0].eds_path).unwrap()).unwrap();
-    let lbs = eds["resources"][0]["endpoints"][0]["lb_endpoints"].as_array().unwrap();
-    let drained = lbs.iter().find(|l| l["health_status"] == "DRAINING").unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&rig.plan.clusters[0].eds_path).unwrap())
+            .unwrap();
+    let lbs = eds["resources"][0]["endpoints"][0]["lb_endpoints"]
+        .as_array()
+        .unwrap();
+    let drained = lbs
+        .iter()
+        .find(|l| l["health_status"] == "DRAINING")
+        .unwrap();
     assert!(drained["metadata"]["filter_metadata"]["sticky"]["drain_deadline"].is_u64());
 
     times.push(timed(&rig, "undrain", &host, &[]));
@@ -93,6 +119,9 @@ fn drain_is_applied_by_envoy_within_100_ms_and_new_sessions_avoid_the_host() {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     eprintln!("EDS apply times (ms): {times:?}; median {median:.1}");
-    assert!(median < 100.0, "median apply time {median:.1} ms is over the 100 ms target: {times:?}");
+    assert!(
+        median < 100.0,
+        "median apply time {median:.1} ms is over the 100 ms target: {times:?}"
+    );
     assert!(times.iter().all(|t| *t < 1000.0), "{times:?}");
 }

@@ -2,6 +2,8 @@
 //! (Envoy 1.40.0), and so do the Envoy parts of the Istio EnvoyFilter once
 //! applied to a bootstrap the way istiod applies them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -24,8 +26,18 @@ fn envoy() -> PathBuf {
 fn render_envoy(dir: &Path, extra: &[&str]) -> PathBuf {
     let w = wasm();
     let mut args = vec![
-        "render", "envoy", "--keys", "keys.json", "--wasm", w.to_str().unwrap(),
-        "--out", dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-port", "0",
+        "render",
+        "envoy",
+        "--keys",
+        "keys.json",
+        "--wasm",
+        w.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-port",
+        "0",
     ];
     args.extend_from_slice(extra);
     ok(&args);
@@ -36,10 +48,31 @@ fn render_envoy(dir: &Path, extra: &[&str]) -> PathBuf {
 fn rendered_bootstraps_pass_envoy_validate() {
     let envoy = envoy();
     let cases: [&[&str]; 4] = [
-        &["-p", "policy.yaml", "-r", "route.yaml", "--endpoint", "reviews-v1=10.0.0.1:9080"],
+        &[
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "--endpoint",
+            "reviews-v1=10.0.0.1:9080",
+        ],
         &["-p", "policy-v1.6.yaml", "-r", "route.yaml", "--no-retry"],
-        &["-p", "policy-main.yaml", "-r", "route.yaml", "--cluster-names", "istio"],
-        &["-p", "policy-bare.yaml", "-r", "route-gateway.yaml", "--cluster-names", "istio"],
+        &[
+            "-p",
+            "policy-main.yaml",
+            "-r",
+            "route.yaml",
+            "--cluster-names",
+            "istio",
+        ],
+        &[
+            "-p",
+            "policy-bare.yaml",
+            "-r",
+            "route-gateway.yaml",
+            "--cluster-names",
+            "istio",
+        ],
     ];
     for case in cases {
         let tmp = tempfile::tempdir().unwrap();
@@ -54,8 +87,8 @@ fn envoy_validate_refuses_a_broken_bootstrap() {
     let tmp = tempfile::tempdir().unwrap();
     let config = render_envoy(tmp.path(), &["-p", "policy.yaml", "-r", "route.yaml"]);
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-        ["http_filters"][1]["typed_config"]["no_such_field"] = json!(true);
+    v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+        [1]["typed_config"]["no_such_field"] = json!(true);
     std::fs::write(&config, v.to_string()).unwrap();
     assert!(envoy_validate(&envoy(), &config).is_err());
 }
@@ -107,7 +140,9 @@ fn apply_envoy_filter(bootstrap: &mut Value, ef: &Value, context: &str) -> usize
                     m["subset"].as_str().unwrap(),
                     m["service"].as_str().unwrap()
                 );
-                let clusters = bootstrap["static_resources"]["clusters"].as_array_mut().unwrap();
+                let clusters = bootstrap["static_resources"]["clusters"]
+                    .as_array_mut()
+                    .unwrap();
                 let c = clusters.iter_mut().find(|c| c["name"] == name).unwrap();
                 merge(c, &p["patch"]["value"]);
                 applied += 1;
@@ -121,10 +156,21 @@ fn apply_envoy_filter(bootstrap: &mut Value, ef: &Value, context: &str) -> usize
 #[test]
 fn envoy_filter_patches_validate_inside_a_bootstrap() {
     let envoy = envoy();
-    for (policy, route) in [("policy.yaml", "route.yaml"), ("policy-bare.yaml", "route-gateway.yaml")] {
+    for (policy, route) in [
+        ("policy.yaml", "route.yaml"),
+        ("policy-bare.yaml", "route-gateway.yaml"),
+    ] {
         let stream = ok(&[
-            "render", "istio", "-p", policy, "-r", route, "--keys", "keys.json",
-            "--url", "oci://ghcr.io/acme/sticky:0.1.0",
+            "render",
+            "istio",
+            "-p",
+            policy,
+            "-r",
+            route,
+            "--keys",
+            "keys.json",
+            "--url",
+            "oci://ghcr.io/acme/sticky:0.1.0",
         ]);
         let docs = yaml_docs(&stream);
         let ef = docs.iter().find(|d| d["kind"] == "EnvoyFilter").unwrap();
@@ -153,7 +199,11 @@ fn envoy_filter_patches_validate_inside_a_bootstrap() {
                 .collect();
             assert_eq!(
                 names,
-                ["sticky", "envoy.filters.http.stateful_session", "envoy.filters.http.router"],
+                [
+                    "sticky",
+                    "envoy.filters.http.stateful_session",
+                    "envoy.filters.http.router"
+                ],
                 "stateful_session after the wasm filter, before the router"
             );
             for c in b["static_resources"]["clusters"].as_array().unwrap() {
@@ -163,11 +213,13 @@ fn envoy_filter_patches_validate_inside_a_bootstrap() {
                 );
             }
             // The plugin config inside the WasmPlugin is the one Envoy runs.
-            let wasm_cfg = &http_filters(&mut b)[0]["typed_config"]["config"]["configuration"]["value"];
+            let wasm_cfg =
+                &http_filters(&mut b)[0]["typed_config"]["config"]["configuration"]["value"];
             let running: Value = serde_json::from_str(wasm_cfg.as_str().unwrap()).unwrap();
             assert_eq!(running["clusters"], wp["spec"]["pluginConfig"]["clusters"]);
             std::fs::write(&config, serde_json::to_vec_pretty(&b).unwrap()).unwrap();
-            envoy_validate(&envoy, &config).unwrap_or_else(|log| panic!("{policy} {context}:\n{log}"));
+            envoy_validate(&envoy, &config)
+                .unwrap_or_else(|log| panic!("{policy} {context}:\n{log}"));
         }
         // Istio cluster names round-trip: allow-list = bootstrap clusters =
         // the exact header values the pinned routes match.
@@ -177,7 +229,11 @@ fn envoy_filter_patches_validate_inside_a_bootstrap() {
             .iter()
             .map(|c| c.as_str().unwrap())
             .collect();
-        assert!(allow.iter().all(|c| c.starts_with("outbound|") && c.matches('|').count() == 3));
+        assert!(
+            allow
+                .iter()
+                .all(|c| c.starts_with("outbound|") && c.matches('|').count() == 3)
+        );
         let mut pinned: Vec<&str> = vs["spec"]["http"]
             .as_array()
             .unwrap()

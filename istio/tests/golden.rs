@@ -1,6 +1,8 @@
 //! Golden-file tests: every output stickyctl writes, byte for byte.
 //! Regenerate with `STICKY_BLESS=1 cargo test -p stickyctl --test golden`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 mod common;
 
 use common::{golden, ok, ok_with, run};
@@ -26,11 +28,22 @@ fn render_envoy_writes_bootstrap_plugin_config_and_eds_files() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("envoy");
     let stdout = ok(&[
-        "render", "envoy", "-p", "policy.yaml", "-r", "route.yaml", "--keys", KEYS,
-        "--endpoint", "reviews-v1=10.0.0.1:9080,10.0.0.2:9080",
-        "--endpoint", "reviews-v2=10.0.1.1:9080",
-        "--eds-dir", "/etc/sticky/eds",
-        "--out", out_dir.to_str().unwrap(),
+        "render",
+        "envoy",
+        "-p",
+        "policy.yaml",
+        "-r",
+        "route.yaml",
+        "--keys",
+        KEYS,
+        "--endpoint",
+        "reviews-v1=10.0.0.1:9080,10.0.0.2:9080",
+        "--endpoint",
+        "reviews-v2=10.0.1.1:9080",
+        "--eds-dir",
+        "/etc/sticky/eds",
+        "--out",
+        out_dir.to_str().unwrap(),
     ]);
     let files = files_in(&out_dir);
     let names: Vec<String> = files
@@ -39,18 +52,33 @@ fn render_envoy_writes_bootstrap_plugin_config_and_eds_files() {
         .collect();
     assert_eq!(
         names,
-        ["eds/reviews-v1.json", "eds/reviews-v2.json", "envoy.json", "plugin.json"]
+        [
+            "eds/reviews-v1.json",
+            "eds/reviews-v2.json",
+            "envoy.json",
+            "plugin.json"
+        ]
     );
     assert_eq!(stdout.lines().count(), 4, "{stdout}");
     for (p, n) in files.iter().zip(&names) {
-        golden(&format!("envoy-gke/{n}"), &std::fs::read_to_string(p).unwrap());
+        golden(
+            &format!("envoy-gke/{n}"),
+            &std::fs::read_to_string(p).unwrap(),
+        );
     }
 }
 
 #[test]
 fn render_envoy_prints_the_bootstrap_without_out() {
     let stdout = ok(&[
-        "render", "envoy", "-p", "policy.yaml", "-r", "route.yaml", "--keys", KEYS,
+        "render",
+        "envoy",
+        "-p",
+        "policy.yaml",
+        "-r",
+        "route.yaml",
+        "--keys",
+        KEYS,
     ]);
     golden("envoy-gke-stdout.json", &stdout);
 }
@@ -58,8 +86,20 @@ fn render_envoy_prints_the_bootstrap_without_out() {
 #[test]
 fn render_envoy_keeps_rules_apart_and_istio_cluster_names_whole() {
     let stdout = ok(&[
-        "render", "envoy", "-p", "policy-bare.yaml", "-r", "route-gateway.yaml", "--keys", KEYS,
-        "--cluster-names", "istio", "--native", "sticky", "--listen", "127.0.0.1:8080",
+        "render",
+        "envoy",
+        "-p",
+        "policy-bare.yaml",
+        "-r",
+        "route-gateway.yaml",
+        "--keys",
+        KEYS,
+        "--cluster-names",
+        "istio",
+        "--native",
+        "sticky",
+        "--listen",
+        "127.0.0.1:8080",
     ]);
     golden("envoy-gateway-rules.json", &stdout);
     // Exact per-cluster routes: the pinned route of rule `web` cannot send a
@@ -72,17 +112,30 @@ fn render_envoy_keeps_rules_apart_and_istio_cluster_names_whole() {
         .clone();
     let web_pinned: Vec<&str> = routes
         .iter()
-        .filter(|r| r["name"].as_str().unwrap().starts_with("shop_web_m0_pinned"))
+        .filter(|r| {
+            r["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("shop_web_m0_pinned")
+        })
         .map(|r| r["route"]["cluster"].as_str().unwrap())
         .collect();
-    assert_eq!(web_pinned, ["outbound|8080|stable|shop.shop.svc.cluster.local"]);
+    assert_eq!(
+        web_pinned,
+        ["outbound|8080|stable|shop.shop.svc.cluster.local"]
+    );
 }
 
 fn istio(args: &[&str], name: &str) -> String {
     let mut all = vec!["render", "istio", "--keys", KEYS];
     all.extend_from_slice(args);
     let out = run(&all);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     golden(name, &stdout);
     String::from_utf8(out.stderr).unwrap()
@@ -91,9 +144,20 @@ fn istio(args: &[&str], name: &str) -> String {
 #[test]
 fn render_istio_gke_policy_with_selector_and_service() {
     let stderr = istio(
-        &["-p", "policy.yaml", "-r", "route.yaml", "--url", "oci://ghcr.io/acme/sticky:0.1.0",
-          "--sha256", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-          "--selector", "app=productpage", "--service", "service.yaml"],
+        &[
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "--url",
+            "oci://ghcr.io/acme/sticky:0.1.0",
+            "--sha256",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "--selector",
+            "app=productpage",
+            "--service",
+            "service.yaml",
+        ],
         "istio-gke.yaml",
     );
     assert!(stderr.contains("GKE GENERATED_STATEFUL_COOKIE"), "{stderr}");
@@ -102,51 +166,118 @@ fn render_istio_gke_policy_with_selector_and_service() {
 #[test]
 fn render_istio_reports_the_v1_5_shape() {
     let stderr = istio(
-        &["-p", "policy-v1.5.yaml", "-r", "route.yaml", "--url", "file:///var/lib/sticky/sticky.wasm"],
+        &[
+            "-p",
+            "policy-v1.5.yaml",
+            "-r",
+            "route.yaml",
+            "--url",
+            "file:///var/lib/sticky/sticky.wasm",
+        ],
         "istio-v1.5.yaml",
     );
-    assert!(stderr.contains("Gateway API v1.1-v1.5 (sessionName, cookieConfig, idleTimeout)"), "{stderr}");
-    assert!(stderr.contains("kubectl label service reviews -n default istio.io/persistent-session=sticky-drain"), "{stderr}");
+    assert!(
+        stderr.contains("Gateway API v1.1-v1.5 (sessionName, cookieConfig, idleTimeout)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "kubectl label service reviews -n default istio.io/persistent-session=sticky-drain"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn render_istio_reports_the_v1_6_shape() {
     let stderr = istio(
-        &["-p", "policy-v1.6.yaml", "-r", "route.yaml", "--url", "oci://ghcr.io/acme/sticky:0.1.0",
-          "--selector", "app=productpage"],
+        &[
+            "-p",
+            "policy-v1.6.yaml",
+            "-r",
+            "route.yaml",
+            "--url",
+            "oci://ghcr.io/acme/sticky:0.1.0",
+            "--selector",
+            "app=productpage",
+        ],
         "istio-v1.6.yaml",
     );
-    assert!(stderr.contains("Gateway API v1.6 (sessionName, cookieConfig)"), "{stderr}");
+    assert!(
+        stderr.contains("Gateway API v1.6 (sessionName, cookieConfig)"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn render_istio_reports_the_main_shape() {
     let stderr = istio(
-        &["-p", "policy-main.yaml", "-r", "route.yaml", "--url", "oci://ghcr.io/acme/sticky:0.1.0",
-          "--selector", "app=productpage"],
+        &[
+            "-p",
+            "policy-main.yaml",
+            "-r",
+            "route.yaml",
+            "--url",
+            "oci://ghcr.io/acme/sticky:0.1.0",
+            "--selector",
+            "app=productpage",
+        ],
         "istio-main.yaml",
     );
-    assert!(stderr.contains("Gateway API main 2026-08 (cookie, header)"), "{stderr}");
+    assert!(
+        stderr.contains("Gateway API main 2026-08 (cookie, header)"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn render_istio_gateway_traffic_extension_from_route_persistence() {
     let stderr = istio(
-        &["-p", "policy-bare.yaml", "-r", "route-gateway.yaml", "--url", "file:///var/lib/sticky/sticky.wasm",
-          "--wasm-file", "keys.json", "--target-ref", "Gateway/public", "--traffic-extension",
-          "--phase", "stats", "--priority", "10", "--fail-strategy", "FAIL_RELOAD"],
+        &[
+            "-p",
+            "policy-bare.yaml",
+            "-r",
+            "route-gateway.yaml",
+            "--url",
+            "file:///var/lib/sticky/sticky.wasm",
+            "--wasm-file",
+            "keys.json",
+            "--target-ref",
+            "Gateway/public",
+            "--traffic-extension",
+            "--phase",
+            "stats",
+            "--priority",
+            "10",
+            "--fail-strategy",
+            "FAIL_RELOAD",
+        ],
         "istio-gateway-trafficextension.yaml",
     );
-    assert!(stderr.contains("route-gateway.yaml: spec.rules[0].sessionPersistence"), "{stderr}");
+    assert!(
+        stderr.contains("route-gateway.yaml: spec.rules[0].sessionPersistence"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn render_istio_out_writes_one_file_per_object() {
     let tmp = tempfile::tempdir().unwrap();
     let stdout = ok(&[
-        "render", "istio", "-p", "policy.yaml", "-r", "route.yaml", "--keys", KEYS,
-        "--url", "oci://ghcr.io/acme/sticky:0.1.0", "--selector", "app=productpage",
-        "--out", tmp.path().to_str().unwrap(),
+        "render",
+        "istio",
+        "-p",
+        "policy.yaml",
+        "-r",
+        "route.yaml",
+        "--keys",
+        KEYS,
+        "--url",
+        "oci://ghcr.io/acme/sticky:0.1.0",
+        "--selector",
+        "app=productpage",
+        "--out",
+        tmp.path().to_str().unwrap(),
     ]);
     let mut names: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
@@ -172,31 +303,63 @@ fn render_istio_out_writes_one_file_per_object() {
 
 #[test]
 fn check_is_quiet_when_the_drain_timeline_holds() {
-    let out = ok(&["check", "-p", "policy.yaml", "-r", "route.yaml", "-w", "workloads-good.yaml"]);
+    let out = ok(&[
+        "check",
+        "-p",
+        "policy.yaml",
+        "-r",
+        "route.yaml",
+        "-w",
+        "workloads-good.yaml",
+    ]);
     assert_eq!(out, "");
 }
 
 #[test]
 fn check_names_every_problem_with_its_reason() {
     let out = ok_with(
-        &["check", "-p", "policy.yaml", "-r", "route.yaml", "-w", "workloads-bad.yaml"],
+        &[
+            "check",
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "-w",
+            "workloads-bad.yaml",
+        ],
         3,
     );
     golden("check-bad-workloads.txt", &out);
-    for code in ["drain-exceeds-grace", "no-prestop", "probe-slower-than-prestop", "unknown-backend"] {
-        assert!(out.contains(&format!("warning[{code}]")), "{code} missing:\n{out}");
+    for code in [
+        "drain-exceeds-grace",
+        "no-prestop",
+        "probe-slower-than-prestop",
+        "unknown-backend",
+    ] {
+        assert!(
+            out.contains(&format!("warning[{code}]")),
+            "{code} missing:\n{out}"
+        );
     }
 }
 
 #[test]
 fn check_warns_on_short_cookies_and_odd_weights() {
     let out = ok_with(
-        &["check", "-p", "policy-short-ttl.yaml", "-r", "route-odd-weights.yaml"],
+        &[
+            "check",
+            "-p",
+            "policy-short-ttl.yaml",
+            "-r",
+            "route-odd-weights.yaml",
+        ],
         3,
     );
     golden("check-ttl-weights.txt", &out);
     assert!(out.contains("warning[cookie-ttl-short]"));
-    assert!(out.contains("warning[weights-total]: route-odd-weights.yaml:10: field `spec.rules[0].backendRefs`"));
+    assert!(out.contains(
+        "warning[weights-total]: route-odd-weights.yaml:10: field `spec.rules[0].backendRefs`"
+    ));
 }
 
 #[test]
@@ -222,12 +385,63 @@ fn endpoints_drain_writes_status_and_deadline() {
     .unwrap();
     let e = eds.to_str().unwrap();
     let c = "outbound|9080|v1|reviews.default.svc.cluster.local";
-    let out = ok(&["endpoints", "drain", "--eds", e, "--cluster", c, "--host", "10.0.0.2:9080",
-        "--timeout", "300", "--now", "1800000000"]);
-    assert_eq!(out, format!("drained 10.0.0.2:9080 in cluster {c} (drain_deadline 1800000300)\n"));
+    let out = ok(&[
+        "endpoints",
+        "drain",
+        "--eds",
+        e,
+        "--cluster",
+        c,
+        "--host",
+        "10.0.0.2:9080",
+        "--timeout",
+        "300",
+        "--now",
+        "1800000000",
+    ]);
+    assert_eq!(
+        out,
+        format!("drained 10.0.0.2:9080 in cluster {c} (drain_deadline 1800000300)\n")
+    );
     golden("eds-drained.json", &std::fs::read_to_string(&eds).unwrap());
-    ok(&["endpoints", "add", "--eds", e, "--cluster", c, "--host", "10.0.0.3:9080", "--now", "1800000001"]);
-    ok(&["endpoints", "remove", "--eds", e, "--cluster", c, "--host", "10.0.0.1:9080", "--now", "1800000002"]);
-    ok(&["endpoints", "undrain", "--eds", e, "--cluster", c, "--host", "10.0.0.2:9080", "--now", "1800000003"]);
-    golden("eds-after-add-remove-undrain.json", &std::fs::read_to_string(&eds).unwrap());
+    ok(&[
+        "endpoints",
+        "add",
+        "--eds",
+        e,
+        "--cluster",
+        c,
+        "--host",
+        "10.0.0.3:9080",
+        "--now",
+        "1800000001",
+    ]);
+    ok(&[
+        "endpoints",
+        "remove",
+        "--eds",
+        e,
+        "--cluster",
+        c,
+        "--host",
+        "10.0.0.1:9080",
+        "--now",
+        "1800000002",
+    ]);
+    ok(&[
+        "endpoints",
+        "undrain",
+        "--eds",
+        e,
+        "--cluster",
+        c,
+        "--host",
+        "10.0.0.2:9080",
+        "--now",
+        "1800000003",
+    ]);
+    golden(
+        "eds-after-add-remove-undrain.json",
+        &std::fs::read_to_string(&eds).unwrap(),
+    );
 }

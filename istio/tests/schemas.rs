@@ -4,6 +4,8 @@
 //! server's field validation closes them (unknown fields are errors), and the
 //! CEL rules (`x-kubernetes-validations`) that matter are checked by hand.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 mod common;
 
 use std::path::PathBuf;
@@ -31,12 +33,19 @@ fn crds(file: &str) -> Vec<(String, String, Value)> {
     let mut out = Vec::new();
     for d in stickyctl::yaml::parse_str(file, &text).unwrap() {
         let group = d.value["spec"]["group"].as_str().unwrap().to_owned();
-        let kind = d.value["spec"]["names"]["kind"].as_str().unwrap().to_owned();
+        let kind = d.value["spec"]["names"]["kind"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         for v in d.value["spec"]["versions"].as_array().unwrap() {
             let name = v["name"].as_str().unwrap();
             let mut schema = v["schema"]["openAPIV3Schema"].clone();
             // The API server gives every object these, listed or not.
-            for (field, ty) in [("apiVersion", "string"), ("kind", "string"), ("metadata", "object")] {
+            for (field, ty) in [
+                ("apiVersion", "string"),
+                ("kind", "string"),
+                ("metadata", "object"),
+            ] {
                 if schema["properties"].get(field).is_none() {
                     schema["properties"][field] = serde_json::json!({"type": ty});
                 }
@@ -76,7 +85,12 @@ fn validate(schemas: &[(String, String, Value)], obj: &Value) {
         .iter_errors(obj)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
-    assert!(errors.is_empty(), "{api} {kind} {}:\n{}", obj["metadata"]["name"], errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{api} {kind} {}:\n{}",
+        obj["metadata"]["name"],
+        errors.join("\n")
+    );
 }
 
 /// The CEL rules of the CRDs that a JSON-schema validator cannot evaluate.
@@ -85,20 +99,38 @@ fn cel_rules(obj: &Value) {
     let kind = obj["kind"].as_str().unwrap();
     match kind {
         "WasmPlugin" | "TrafficExtension" => {
-            assert!(spec.get("selector").is_none() || spec.get("targetRefs").is_none(), "only one of targetRefs or selector");
-            let wasm = if kind == "WasmPlugin" { spec } else { &spec["wasm"] };
+            assert!(
+                spec.get("selector").is_none() || spec.get("targetRefs").is_none(),
+                "only one of targetRefs or selector"
+            );
+            let wasm = if kind == "WasmPlugin" {
+                spec
+            } else {
+                &spec["wasm"]
+            };
             let url = wasm["url"].as_str().unwrap();
             let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
-            assert!(["http", "https", "file", "oci"].contains(&scheme), "url scheme {url}");
+            assert!(
+                ["http", "https", "file", "oci"].contains(&scheme),
+                "url scheme {url}"
+            );
             for r in spec["targetRefs"].as_array().into_iter().flatten() {
-                assert!(r.get("namespace").is_none(), "cross namespace referencing is not supported");
+                assert!(
+                    r.get("namespace").is_none(),
+                    "cross namespace referencing is not supported"
+                );
             }
             if let Some(labels) = spec["selector"]["matchLabels"].as_object() {
-                assert!(labels.iter().all(|(k, v)| !k.is_empty() && !k.contains('*') && !v.as_str().unwrap().contains('*')));
+                assert!(labels.iter().all(|(k, v)| !k.is_empty()
+                    && !k.contains('*')
+                    && !v.as_str().unwrap().contains('*')));
             }
         }
         "EnvoyFilter" => {
-            assert!(spec.get("workloadSelector").is_none() || spec.get("targetRefs").is_none(), "only one of targetRefs or workloadSelector");
+            assert!(
+                spec.get("workloadSelector").is_none() || spec.get("targetRefs").is_none(),
+                "only one of targetRefs or workloadSelector"
+            );
         }
         _ => {}
     }
@@ -121,17 +153,76 @@ fn rendered_istio_objects_match_their_crd_schemas() {
     }
     let schemas = istio_schemas();
     let cases: [&[&str]; 6] = [
-        &["-p", "policy.yaml", "-r", "route.yaml", "--url", "oci://ghcr.io/acme/sticky:0.1.0",
-          "--sha256", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-          "--selector", "app=productpage", "--priority", "5", "--image-pull-policy", "Always"],
-        &["-p", "policy-v1.5.yaml", "-r", "route.yaml", "--url", "file:///var/lib/sticky.wasm"],
-        &["-p", "policy-v1.6.yaml", "-r", "route.yaml", "--url", "oci://r/sticky:1", "--phase", "authz"],
-        &["-p", "policy-main.yaml", "-r", "route.yaml", "--url", "oci://r/sticky:1", "--traffic-extension",
-          "--selector", "app=web", "--fail-strategy", "FAIL_OPEN"],
-        &["-p", "policy-bare.yaml", "-r", "route-gateway.yaml", "--url", "https://example.com/sticky.wasm",
-          "--target-ref", "Gateway/public", "--traffic-extension", "--phase", "stats"],
-        &["-p", "policy-bare.yaml", "-r", "route-gateway.yaml", "--url", "oci://r/sticky:1",
-          "--target-ref", "Gateway/public"],
+        &[
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "--url",
+            "oci://ghcr.io/acme/sticky:0.1.0",
+            "--sha256",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "--selector",
+            "app=productpage",
+            "--priority",
+            "5",
+            "--image-pull-policy",
+            "Always",
+        ],
+        &[
+            "-p",
+            "policy-v1.5.yaml",
+            "-r",
+            "route.yaml",
+            "--url",
+            "file:///var/lib/sticky.wasm",
+        ],
+        &[
+            "-p",
+            "policy-v1.6.yaml",
+            "-r",
+            "route.yaml",
+            "--url",
+            "oci://r/sticky:1",
+            "--phase",
+            "authz",
+        ],
+        &[
+            "-p",
+            "policy-main.yaml",
+            "-r",
+            "route.yaml",
+            "--url",
+            "oci://r/sticky:1",
+            "--traffic-extension",
+            "--selector",
+            "app=web",
+            "--fail-strategy",
+            "FAIL_OPEN",
+        ],
+        &[
+            "-p",
+            "policy-bare.yaml",
+            "-r",
+            "route-gateway.yaml",
+            "--url",
+            "https://example.com/sticky.wasm",
+            "--target-ref",
+            "Gateway/public",
+            "--traffic-extension",
+            "--phase",
+            "stats",
+        ],
+        &[
+            "-p",
+            "policy-bare.yaml",
+            "-r",
+            "route-gateway.yaml",
+            "--url",
+            "oci://r/sticky:1",
+            "--target-ref",
+            "Gateway/public",
+        ],
     ];
     let mut kinds = std::collections::BTreeSet::new();
     for case in cases {
@@ -147,7 +238,13 @@ fn rendered_istio_objects_match_their_crd_schemas() {
     }
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["DestinationRule", "EnvoyFilter", "TrafficExtension", "VirtualService", "WasmPlugin"]
+        [
+            "DestinationRule",
+            "EnvoyFilter",
+            "TrafficExtension",
+            "VirtualService",
+            "WasmPlugin"
+        ]
     );
 }
 
@@ -157,10 +254,17 @@ fn the_schema_check_catches_a_misspelled_field() {
         return;
     }
     let schemas = istio_schemas();
-    let mut obj = rendered(&["-p", "policy.yaml", "-r", "route.yaml", "--url", "oci://r/s:1"])
-        .into_iter()
-        .find(|o| o["kind"] == "WasmPlugin")
-        .unwrap();
+    let mut obj = rendered(&[
+        "-p",
+        "policy.yaml",
+        "-r",
+        "route.yaml",
+        "--url",
+        "oci://r/s:1",
+    ])
+    .into_iter()
+    .find(|o| o["kind"] == "WasmPlugin")
+    .unwrap();
     obj["spec"]["pluginname"] = Value::String("sticky".into());
     let (_, _, schema) = schemas.iter().find(|(_, k, _)| k == "WasmPlugin").unwrap();
     assert!(!jsonschema::draft4::is_valid(schema, &obj));

@@ -116,11 +116,11 @@ pub fn parse(doc: &Document, value: &Value, path: &str) -> Result<Persistence> {
         ("cookieConfig", w.cookie_config.is_some()),
         ("idleTimeout", w.idle_timeout.is_some()),
     ];
-    let main = [("cookie", w.cookie.is_some()), ("header", w.header.is_some())];
-    let shape = match (
-        legacy.iter().find(|f| f.1),
-        main.iter().find(|f| f.1),
-    ) {
+    let main = [
+        ("cookie", w.cookie.is_some()),
+        ("header", w.header.is_some()),
+    ];
+    let shape = match (legacy.iter().find(|f| f.1), main.iter().find(|f| f.1)) {
         (Some(l), Some(m)) => {
             return Err(doc.error(
                 &at(m.0),
@@ -181,7 +181,11 @@ pub fn parse(doc: &Document, value: &Value, path: &str) -> Result<Persistence> {
     match carrier {
         Carrier::Header => {
             if w.cookie_config.is_some() || w.cookie.is_some() {
-                let f = if w.cookie.is_some() { "cookie" } else { "cookieConfig" };
+                let f = if w.cookie.is_some() {
+                    "cookie"
+                } else {
+                    "cookieConfig"
+                };
                 return Err(doc.error(&at(f), "can only be set with type Cookie"));
             }
         }
@@ -193,7 +197,10 @@ pub fn parse(doc: &Document, value: &Value, path: &str) -> Result<Persistence> {
     }
     let (name, name_field) = match shape {
         Shape::Main2026_08 => match carrier {
-            Carrier::Cookie => (w.cookie.as_ref().and_then(|c| c.name.clone()), "cookie.name"),
+            Carrier::Cookie => (
+                w.cookie.as_ref().and_then(|c| c.name.clone()),
+                "cookie.name",
+            ),
             Carrier::Header => (w.header.as_ref().map(|h| h.name.clone()), "header.name"),
         },
         _ => (w.session_name.clone(), "sessionName"),
@@ -203,7 +210,9 @@ pub fn parse(doc: &Document, value: &Value, path: &str) -> Result<Persistence> {
     {
         return Err(doc.error(
             &at(name_field),
-            format!("{n:?} must be 1-64 characters of an HTTP token (letters, digits, !#$%&'*+-.^_`|~)"),
+            format!(
+                "{n:?} must be 1-64 characters of an HTTP token (letters, digits, !#$%&'*+-.^_`|~)"
+            ),
         ));
     }
     let cookie_path = w.cookie.as_ref().and_then(|c| c.path.clone());
@@ -253,7 +262,9 @@ mod tests {
 
     #[test]
     fn main_shape_with_cookie_block() {
-        let p = sp("sessionPersistence:\n  type: Cookie\n  cookie:\n    name: cart\n    path: /shop\n").unwrap();
+        let p =
+            sp("sessionPersistence:\n  type: Cookie\n  cookie:\n    name: cart\n    path: /shop\n")
+                .unwrap();
         assert_eq!(p.shape, Shape::Main2026_08);
         assert_eq!(p.cookie_path.as_deref(), Some("/shop"));
         assert_eq!(p.lifetime, Lifetime::Session);
@@ -261,21 +272,35 @@ mod tests {
 
     #[test]
     fn mixed_shapes_are_refused_at_the_field() {
-        let e = sp("sessionPersistence:\n  sessionName: a\n  cookie:\n    name: b\n").unwrap_err().to_string();
-        assert!(e.starts_with("p.yaml:3: field `sessionPersistence.cookie`"), "{e}");
+        let e = sp("sessionPersistence:\n  sessionName: a\n  cookie:\n    name: b\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("p.yaml:3: field `sessionPersistence.cookie`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn permanent_without_absolute_timeout_is_refused() {
-        let e = sp("sessionPersistence:\n  cookie:\n    lifetimeType: Permanent\n").unwrap_err().to_string();
+        let e = sp("sessionPersistence:\n  cookie:\n    lifetimeType: Permanent\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sessionPersistence.cookie.lifetimeType"), "{e}");
     }
 
     #[test]
     fn unknown_fields_and_bad_durations_are_refused() {
-        let e = sp("sessionPersistence:\n  sesionName: a\n").unwrap_err().to_string();
+        let e = sp("sessionPersistence:\n  sesionName: a\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `sesionName`"), "{e}");
-        let e = sp("sessionPersistence:\n  absoluteTimeout: 1d\n").unwrap_err().to_string();
-        assert!(e.starts_with("p.yaml:2: field `sessionPersistence.absoluteTimeout`"), "{e}");
+        let e = sp("sessionPersistence:\n  absoluteTimeout: 1d\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("p.yaml:2: field `sessionPersistence.absoluteTimeout`"),
+            "{e}"
+        );
     }
 }

@@ -228,7 +228,10 @@ pub fn parse(doc: Document) -> Result<Policy> {
         name: t.name.clone(),
         namespace: t.namespace.clone(),
     };
-    let affinity = match (&w.spec.default.session_affinity, &w.spec.session_persistence) {
+    let affinity = match (
+        &w.spec.default.session_affinity,
+        &w.spec.session_persistence,
+    ) {
         (Some(_), Some(_)) => {
             return Err(doc.error(
                 "spec.sessionPersistence",
@@ -307,7 +310,10 @@ pub fn parse(doc: Document) -> Result<Policy> {
     if let Some(label) = &s.subset_label
         && (label.is_empty() || label.len() > 63)
     {
-        return Err(doc.error("spec.sticky.subsetLabel", "must be a 1-63 character label key"));
+        return Err(doc.error(
+            "spec.sticky.subsetLabel",
+            "must be a 1-63 character label key",
+        ));
     }
     let namespace = w
         .metadata

@@ -213,7 +213,10 @@ pub fn parse(doc: Document) -> Result<Route> {
     if !doc.api_version().starts_with(&format!("{GROUP}/")) {
         return Err(doc.error(
             "apiVersion",
-            format!("must be {GROUP}/v1 (or v1beta1), got {:?}", doc.api_version()),
+            format!(
+                "must be {GROUP}/v1 (or v1beta1), got {:?}",
+                doc.api_version()
+            ),
         ));
     }
     let w: Wire = doc.parse()?;
@@ -226,13 +229,19 @@ pub fn parse(doc: Document) -> Result<Route> {
     for (i, p) in w.spec.parent_refs.iter().enumerate() {
         let kind = p.kind.clone().unwrap_or_else(|| "Gateway".to_owned());
         let group = p.group.clone().unwrap_or_else(|| {
-            if kind == "Service" { String::new() } else { GROUP.to_owned() }
+            if kind == "Service" {
+                String::new()
+            } else {
+                GROUP.to_owned()
+            }
         });
         let ok = (kind == "Gateway" && group == GROUP) || (kind == "Service" && group.is_empty());
         if !ok {
             return Err(doc.error(
                 &format!("spec.parentRefs[{i}].kind"),
-                format!("must be a Gateway ({GROUP}) or a Service (core group), got {group}/{kind}"),
+                format!(
+                    "must be a Gateway ({GROUP}) or a Service (core group), got {group}/{kind}"
+                ),
             ));
         }
         parents.push(ParentRef {
@@ -249,7 +258,11 @@ pub fn parse(doc: Document) -> Result<Route> {
     }
     for (ri, r) in w.spec.rules.iter().enumerate() {
         let at = format!("spec.rules[{ri}]");
-        for (field, v) in [("filters", &r.filters), ("timeouts", &r.timeouts), ("retry", &r.retry)] {
+        for (field, v) in [
+            ("filters", &r.filters),
+            ("timeouts", &r.timeouts),
+            ("retry", &r.retry),
+        ] {
             if v.is_some() {
                 ignored.push(format!("{at}.{field}"));
             }
@@ -288,7 +301,10 @@ pub fn parse(doc: Document) -> Result<Route> {
             if b.filters.is_some() {
                 ignored.push(format!("{bat}.filters"));
             }
-            if backends.iter().any(|x: &BackendRef| x.name == b.name && x.port == port) {
+            if backends
+                .iter()
+                .any(|x: &BackendRef| x.name == b.name && x.port == port)
+            {
                 return Err(doc.error(
                     &format!("{bat}.name"),
                     format!("backend {}:{port} is listed twice in this rule", b.name),
@@ -303,7 +319,11 @@ pub fn parse(doc: Document) -> Result<Route> {
             });
         }
         let persistence = match &r.session_persistence {
-            Some(v) => Some(persistence::parse(&doc, v, &format!("{at}.sessionPersistence"))?),
+            Some(v) => Some(persistence::parse(
+                &doc,
+                v,
+                &format!("{at}.sessionPersistence"),
+            )?),
             None => None,
         };
         rules.push(Rule {

@@ -111,7 +111,11 @@ pub fn workload(doc: &Document) -> Option<Workload> {
             cs.iter()
                 .enumerate()
                 .map(|(i, c)| Container {
-                    name: c.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    name: c
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
                     path: format!("spec.template.spec.containers[{i}]"),
                     pre_stop: pre_stop(c.pointer("/lifecycle/preStop")),
                     readiness: c.get("readinessProbe").map(|p| Probe {
@@ -200,10 +204,19 @@ mod tests {
     #[test]
     fn pre_stop_sleep_is_read_from_every_usual_spelling() {
         let v = |s: &str| pre_stop(Some(&serde_json::from_str(s).unwrap()));
-        assert_eq!(v(r#"{"exec":{"command":["sleep","20"]}}"#), PreStop::Sleep(20));
-        assert_eq!(v(r#"{"exec":{"command":["/bin/sh","-c","sleep 15; kill 1"]}}"#), PreStop::Sleep(15));
+        assert_eq!(
+            v(r#"{"exec":{"command":["sleep","20"]}}"#),
+            PreStop::Sleep(20)
+        );
+        assert_eq!(
+            v(r#"{"exec":{"command":["/bin/sh","-c","sleep 15; kill 1"]}}"#),
+            PreStop::Sleep(15)
+        );
         assert_eq!(v(r#"{"sleep":{"seconds":5}}"#), PreStop::Sleep(5));
-        assert_eq!(v(r#"{"httpGet":{"path":"/drain","port":8080}}"#), PreStop::Unknown);
+        assert_eq!(
+            v(r#"{"httpGet":{"path":"/drain","port":8080}}"#),
+            PreStop::Unknown
+        );
         assert_eq!(pre_stop(None), PreStop::None);
     }
 
@@ -217,6 +230,12 @@ mod tests {
         let w = workload(&d[0]).unwrap();
         assert_eq!(w.grace_seconds(), 30);
         assert_eq!(w.labels.get("version").map(String::as_str), Some("v1"));
-        assert_eq!(w.containers[0].readiness, Some(Probe { period: 10, failure_threshold: 3 }));
+        assert_eq!(
+            w.containers[0].readiness,
+            Some(Probe {
+                period: 10,
+                failure_threshold: 3
+            })
+        );
     }
 }

@@ -146,7 +146,8 @@ pub fn service_host(resolved: &Resolved) -> Result<String> {
 fn dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -223,14 +224,19 @@ fn check_options(opts: &Options) -> Result<()> {
         )));
     }
     if let Some(sha) = &opts.sha256
-        && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        && (sha.len() != 64
+            || !sha
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     {
         return Err(Error::Usage(format!(
             "--sha256 {sha:?}: must be 64 lowercase hex characters"
         )));
     }
     if let Attach::Selector(labels) = &opts.attach
-        && labels.iter().any(|(k, v)| k.is_empty() || k.contains('*') || v.contains('*'))
+        && labels
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.contains('*') || v.contains('*'))
     {
         return Err(Error::Usage(
             "--selector: keys must be non-empty and neither keys nor values may hold '*'".into(),
@@ -262,7 +268,11 @@ fn target_refs(refs: &[(String, String)]) -> Value {
     Value::Array(
         refs.iter()
             .map(|(kind, name)| {
-                let group = if kind == "Service" { "" } else { "gateway.networking.k8s.io" };
+                let group = if kind == "Service" {
+                    ""
+                } else {
+                    "gateway.networking.k8s.io"
+                };
                 json!({"group": group, "kind": kind, "name": name})
             })
             .collect(),
@@ -305,7 +315,10 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
                     .entry("labels")
                     .or_insert_with(|| Value::Object(Map::new()));
                 if let Some(l) = labels.as_object_mut() {
-                    l.insert(PERSISTENT_SESSION_LABEL.into(), json!(PERSISTENT_SESSION_VALUE));
+                    l.insert(
+                        PERSISTENT_SESSION_LABEL.into(),
+                        json!(PERSISTENT_SESSION_VALUE),
+                    );
                 }
             }
             objects.push(v);
@@ -332,7 +345,12 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
     })
 }
 
-fn destination_rule(resolved: &Resolved, name: &str, host: &str, subsets: &[(String, u16)]) -> Value {
+fn destination_rule(
+    resolved: &Resolved,
+    name: &str,
+    host: &str,
+    subsets: &[(String, u16)],
+) -> Value {
     let label = subset_label(resolved);
     let mut seen: Vec<&str> = Vec::new();
     let mut list = Vec::new();
@@ -361,7 +379,11 @@ pub fn istio_match(m: &Match, extra_headers: &[(String, String)]) -> Value {
     let mut out = json!({"uri": uri});
     let mut headers = Map::new();
     for h in &m.headers {
-        let v = if h.regex { json!({"regex": h.value}) } else { json!({"exact": h.value}) };
+        let v = if h.regex {
+            json!({"regex": h.value})
+        } else {
+            json!({"exact": h.value})
+        };
         headers.insert(h.name.to_ascii_lowercase(), v);
     }
     for (k, v) in extra_headers {
@@ -373,7 +395,11 @@ pub fn istio_match(m: &Match, extra_headers: &[(String, String)]) -> Value {
     if !m.query.is_empty() {
         let mut q = Map::new();
         for p in &m.query {
-            let v = if p.regex { json!({"regex": p.value}) } else { json!({"exact": p.value}) };
+            let v = if p.regex {
+                json!({"regex": p.value})
+            } else {
+                json!({"exact": p.value})
+            };
             q.insert(p.name.clone(), v);
         }
         out["queryParams"] = Value::Object(q);
@@ -473,7 +499,13 @@ fn virtual_service(resolved: &Resolved, host: &str) -> Result<Value> {
 /// builds no session filter there either).
 pub const CONTEXTS: [&str; 2] = ["SIDECAR_OUTBOUND", "GATEWAY"];
 
-fn envoy_filter(resolved: &Resolved, name: &str, host: &str, subsets: &[(String, u16)], opts: &Options) -> Value {
+fn envoy_filter(
+    resolved: &Resolved,
+    name: &str,
+    host: &str,
+    subsets: &[(String, u16)],
+    opts: &Options,
+) -> Value {
     let mut patches = Vec::new();
     for context in CONTEXTS {
         patches.push(json!({
@@ -577,7 +609,10 @@ fn traffic_extension(name: &str, ns: &str, plugin_config: &Value, opts: &Options
         spec.insert("priority".into(), json!(p));
     }
     spec.insert("match".into(), json!([{"mode": "CLIENT"}]));
-    spec.insert("wasm".into(), Value::Object(wasm_fields(plugin_config, opts)));
+    spec.insert(
+        "wasm".into(),
+        Value::Object(wasm_fields(plugin_config, opts)),
+    );
     json!({
         "apiVersion": "extensions.istio.io/v1alpha1",
         "kind": "TrafficExtension",

@@ -87,7 +87,13 @@ pub fn cluster_name(resolved: &Resolved, b: &BackendRef, naming: Naming) -> Resu
 pub fn eds_file_name(cluster: &str) -> String {
     let safe: String = cluster
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{safe}.json")
 }
@@ -237,8 +243,14 @@ pub fn write(rendered: &Rendered, dir: &Path) -> Result<Vec<PathBuf>> {
         written.push(path);
         Ok(())
     };
-    put(dir.join("envoy.json"), crate::yaml::to_json(&rendered.bootstrap))?;
-    put(dir.join("plugin.json"), crate::yaml::to_json(&rendered.plugin_config))?;
+    put(
+        dir.join("envoy.json"),
+        crate::yaml::to_json(&rendered.bootstrap),
+    )?;
+    put(
+        dir.join("plugin.json"),
+        crate::yaml::to_json(&rendered.plugin_config),
+    )?;
     for (file, value) in &rendered.eds {
         put(eds_dir.join(file), crate::yaml::to_json(value))?;
     }

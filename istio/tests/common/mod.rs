@@ -1,7 +1,7 @@
 //! Helpers shared by stickyctl's integration tests: run the binary, find
 //! test data, compare against golden files (STICKY_BLESS=1 rewrites them).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,7 +13,11 @@ pub fn crate_dir() -> PathBuf {
 
 /// A file under istio/testdata.
 pub fn data(name: &str) -> String {
-    crate_dir().join("testdata").join(name).display().to_string()
+    crate_dir()
+        .join("testdata")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// Runs stickyctl in istio/testdata with `args`.
@@ -65,7 +69,10 @@ pub fn golden(name: &str, actual: &str) {
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!("missing golden file {} (run with STICKY_BLESS=1)", path.display())
+        panic!(
+            "missing golden file {} (run with STICKY_BLESS=1)",
+            path.display()
+        )
     });
     assert!(
         expected == actual,
@@ -85,7 +92,14 @@ pub fn envoy_bin() -> Option<PathBuf> {
 /// `envoy --mode validate -c path`: Ok(()) or the log.
 pub fn envoy_validate(envoy: &Path, config: &Path) -> Result<(), String> {
     let out = Command::new(envoy)
-        .args(["--mode", "validate", "--disable-hot-restart", "-l", "error", "-c"])
+        .args([
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "-l",
+            "error",
+            "-c",
+        ])
         .arg(config)
         .output()
         .map_err(|e| e.to_string())?;
