@@ -38,17 +38,17 @@ pub fn engine() -> &'static Engine {
 pub fn sticky_module() -> Result<&'static Module, HostError> {
     static MODULE: OnceLock<Result<Module, HostError>> = OnceLock::new();
     MODULE
-        .get_or_init(|| {
-            let path = wasm_path();
-            let bytes = std::fs::read(&path).map_err(|e| {
-                HostError::Load(format!("{}: {e}; run `make wasm` first", path.display()))
-            })?;
-            Module::new(engine(), &bytes).map_err(|e| {
-                HostError::Load(format!("{}: does not compile: {e:#}", path.display()))
-            })
-        })
+        .get_or_init(|| load(&wasm_path()))
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// Reads and compiles the module at `path`; a missing file says how to build it.
+pub fn load(path: &Path) -> Result<Module, HostError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| HostError::Load(format!("{}: {e}; run `make wasm` first", path.display())))?;
+    Module::new(engine(), &bytes)
+        .map_err(|e| HostError::Load(format!("{}: does not compile: {e:#}", path.display())))
 }
 
 /// Compiles a module from text or binary (for hand-written test modules).

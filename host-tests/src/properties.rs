@@ -112,3 +112,80 @@ fn utf8(part: &[u8]) -> Result<String, String> {
 pub fn lowercase(name: &[u8]) -> Result<String, String> {
     utf8(name).map(|n| n.to_ascii_lowercase())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> FakeHost {
+        let mut h = FakeHost {
+            request: vec![
+                ("cookie".into(), b"a=1".to_vec()),
+                ("cookie".into(), b"b=2".to_vec()),
+            ],
+            upstream_host: Some(b"10.0.0.1:80".to_vec()),
+            upstream_cluster: Some(b"v1".to_vec()),
+            ..FakeHost::default()
+        };
+        h.set_metadata("10.0.0.1:80", "sticky", "draining", vec![1]);
+        h.set_metadata("10.0.0.2:80", "sticky", "draining", vec![0]);
+        h
+    }
+
+    fn get_path(h: &mut FakeHost, phase: Phase, path: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        get(h, phase, &parse_path(path))
+    }
+
+    #[test]
+    fn repeated_request_headers_are_joined_with_commas() {
+        let got = get_path(
+            &mut host(),
+            Phase::RequestHeaders,
+            b"request\0headers\0Cookie\0",
+        );
+        assert_eq!(got, Ok(Some(b"a=1,b=2".to_vec())));
+    }
+
+    #[test]
+    fn upstream_facts_and_metadata_leaves_are_raw_bytes() {
+        let mut h = host();
+        let phase = Phase::ResponseHeaders;
+        assert_eq!(
+            get_path(&mut h, phase, b"upstream\0address\0"),
+            Ok(Some(b"10.0.0.1:80".to_vec()))
+        );
+        assert_eq!(
+            get_path(&mut h, phase, b"xds\0cluster_name"),
+            Ok(Some(b"v1".to_vec()))
+        );
+        let leaf = b"xds\0upstream_host_metadata\0filter_metadata\0sticky\0draining\0";
+        assert_eq!(
+            get_path(&mut h, phase, leaf),
+            Ok(Some(vec![1])),
+            "the served host's value"
+        );
+        assert_eq!(h.metadata_reads, 1, "counted like the native FakeHost read");
+        let absent = b"xds\0upstream_host_metadata\0filter_metadata\0sticky\0drain_deadline\0";
+        assert_eq!(get_path(&mut h, phase, absent), Ok(None));
+    }
+
+    #[test]
+    fn metadata_namespace_comes_in_the_pairs_format() {
+        let path = b"xds\0upstream_host_metadata\0filter_metadata\0sticky\0";
+        let got = get_path(&mut host(), Phase::ResponseHeaders, path)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            abi::decode_pairs(&got),
+            Some(vec![(b"draining".to_vec(), vec![1])])
+        );
+    }
+
+    #[test]
+    fn stream_properties_outside_a_stream_and_unknown_paths_are_errors() {
+        let err = get_path(&mut host(), Phase::Configure, b"upstream\0address\0").unwrap_err();
+        assert!(err.contains("there is none in proxy_on_configure"), "{err}");
+        let err = get_path(&mut host(), Phase::RequestHeaders, b"xds\0route_name\0").unwrap_err();
+        assert!(err.contains("`xds.route_name` is not modelled"), "{err}");
+    }
+}

@@ -304,9 +304,9 @@ fn runner_trait_fails_the_test_on_a_violation() {
 
 #[test]
 fn missing_module_says_run_make_wasm() {
-    // The message every test shows when dist/sticky.wasm is absent.
-    let e = HostError::Load(format!("{}: not found; run `make wasm` first", "x.wasm"));
-    assert!(e.to_string().contains("run `make wasm`"));
+    let e = module::load(std::path::Path::new("/nonexistent/sticky.wasm")).unwrap_err();
+    assert!(matches!(e, HostError::Load(_)), "{e}");
+    assert_mentions(&e, &["/nonexistent/sticky.wasm", "run `make wasm`"]);
     assert!(module::wasm_path().ends_with("sticky.wasm"));
 }
 

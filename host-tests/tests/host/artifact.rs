@@ -1,6 +1,8 @@
 //! The artifact itself: size budget, cost per request in wasm instructions,
 //! and no growth of linear memory over a long run.
 
+use std::io::Write as _;
+
 use sticky_core::testing::config_json;
 use sticky_core::testing::sim::{Client, Runner, Sim};
 use sticky_host_tests::runner::StreamCost;
@@ -16,6 +18,11 @@ fn sim() -> Sim<WasmRunner> {
     Sim::new(runner)
 }
 
+/// Prints past libtest's output capture, so the numbers show in every run.
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v[v.len() / 2]
@@ -28,10 +35,10 @@ fn wasm_is_within_the_makefile_size_budget() {
         .unwrap_or_else(|e| panic!("{}: {e}; run `make wasm`", path.display()))
         .len();
     let budget = module::wasm_budget().unwrap_or_else(|e| panic!("{e}"));
-    eprintln!(
-        "{}: {size} bytes, budget {budget} (Makefile WASM_BUDGET)",
+    report(&format!(
+        "host-tests size: {}: {size} bytes, budget {budget} (Makefile WASM_BUDGET)",
         path.display()
-    );
+    ));
     assert!(
         size <= budget,
         "{} is {size} bytes, over the Makefile's WASM_BUDGET of {budget}",
@@ -57,22 +64,25 @@ fn cost_per_request_in_wasm_instructions() {
         assert!(e.set_cookies().is_empty(), "pinned, nothing re-issued");
         pinned.push(s.runner.last_cost().clone());
     }
-    let report = |name: &str, costs: &[StreamCost]| {
+    let summarize = |name: &str, costs: &[StreamCost]| {
         let total = median(costs.iter().map(StreamCost::fuel).collect());
         let request = median(costs.iter().map(|c| c.request).collect());
         let response = median(costs.iter().map(|c| c.response).collect());
         let end = median(costs.iter().map(|c| c.end).collect());
         let calls = median(costs.iter().map(StreamCost::host_calls).collect());
-        println!(
+        report(&format!(
             "host-tests fuel: {name}: {total} wasm instructions per request \
              (request phase {request}, response phase {response}, stream end {end}), {calls} host calls"
-        );
+        ));
         total
     };
-    let new_total = report("new-session path", &fresh);
-    let pinned_total = report("pinned path", &pinned);
+    let new_total = summarize("new-session path", &fresh);
+    let pinned_total = summarize("pinned path", &pinned);
     let last = pinned.last().unwrap();
-    println!("host-tests fuel: pinned path host calls: {:?}", last.calls);
+    report(&format!(
+        "host-tests fuel: pinned path host calls: {:?}",
+        last.calls
+    ));
     assert!(
         new_total <= FUEL_CEILING,
         "new-session path costs {new_total} fuel"
@@ -133,10 +143,10 @@ fn linear_memory_does_not_grow_over_100k_requests() {
         drive(&mut s, &mut pool, i);
     }
     let after = s.runner.memory_bytes();
-    println!(
+    report(&format!(
         "host-tests memory: linear memory {before} bytes after warm-up, {after} after 100k more requests ({:.1?})",
         started.elapsed()
-    );
+    ));
     assert!(s.host.counter("sticky.sessions_created") > 10_000);
     assert!(s.host.counter("sticky.requests_pinned") > 80_000);
     assert_eq!(
