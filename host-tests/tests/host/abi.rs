@@ -324,3 +324,27 @@ fn the_filter_imports_only_what_this_host_provides() {
     );
     WasmRunner::with_module(m).unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn memory_check_sees_a_module_that_leaks() {
+    // An allocator that grows memory and never frees: every value the host
+    // hands over (a 4 KiB cookie here) stays allocated.
+    let growing = "global.get $heap local.set $p \
+         global.get $heap local.get $n i32.add global.set $heap \
+         (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536))) \
+           (then (drop (memory.grow (i32.const 1))))) \
+         local.get $p";
+    let get = "(drop (call $get (i32.const 0) (i32.const 1024) (i32.const 6) (i32.const 2000) (i32.const 2004))) i32.const 0";
+    let text = wat(GET_MAP_VALUE, get, "i32.const 0").replace(BUMP_ALLOC, growing);
+    let mut runner = WasmRunner::with_module(&module::compile(text).unwrap()).unwrap();
+    let before = runner.memory_bytes();
+    for now in 0..100 {
+        let mut h = FakeHost {
+            request: vec![("cookie".into(), vec![b'x'; 4096])],
+            ..FakeHost::default()
+        };
+        runner.try_on_request(&mut h, now).unwrap();
+        runner.try_on_response(&mut h, now).unwrap();
+    }
+    assert!(runner.memory_bytes() > before, "400 KiB leaked must show");
+}

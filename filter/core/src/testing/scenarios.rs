@@ -490,8 +490,16 @@ fn new_session(s: &mut Script<'_>) {
     assert!(!token.contains("10.0."), "the token hides the host");
     assert_eq!(key_id_of(&token), "a");
     assert_eq!(e.response_header(":status").as_deref(), Some("200"));
+    // End state: Envoy saw the request untouched; the client got the status
+    // and the cookie, and not the host header stateful_session echoed.
+    assert_eq!(names(&e.request), [":method", ":path"]);
+    assert_eq!(names(&e.response), [":status", "set-cookie"]);
     assert_eq!(s.counter("sticky.sessions_created"), 1);
     assert_eq!(s.counter("sticky.requests_pinned"), 0);
+}
+
+fn names(headers: &[(String, Vec<u8>)]) -> Vec<&str> {
+    headers.iter().map(|(n, _)| n.as_str()).collect()
 }
 
 fn pinned_session(s: &mut Script<'_>) {
@@ -512,6 +520,17 @@ fn pinned_session(s: &mut Script<'_>) {
         );
         assert_no_leak(&ea);
         assert_no_leak(&eb);
+        assert_eq!(
+            names(&ea.request),
+            [
+                ":method",
+                ":path",
+                "cookie",
+                "x-sticky-cluster",
+                "x-sticky-host"
+            ]
+        );
+        assert_eq!(names(&ea.response), [":status"]);
     }
     assert_eq!(s.counter("sticky.sessions_created"), 2);
     assert_eq!(s.counter("sticky.requests_pinned"), 10);
