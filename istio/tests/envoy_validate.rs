@@ -30,8 +30,6 @@ fn render_envoy(dir: &Path, extra: &[&str]) -> PathBuf {
         "envoy",
         "--keys",
         "keys.json",
-        "--wasm",
-        w.to_str().unwrap(),
         "--out",
         dir.to_str().unwrap(),
         "--listen",
@@ -39,6 +37,9 @@ fn render_envoy(dir: &Path, extra: &[&str]) -> PathBuf {
         "--admin-port",
         "0",
     ];
+    if !extra.contains(&"--native") {
+        args.extend(["--wasm", w.to_str().unwrap()]);
+    }
     args.extend_from_slice(extra);
     ok(&args);
     dir.join("envoy.json")
@@ -47,7 +48,7 @@ fn render_envoy(dir: &Path, extra: &[&str]) -> PathBuf {
 #[test]
 fn rendered_bootstraps_pass_envoy_validate() {
     let envoy = envoy();
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 5] = [
         &[
             "-p",
             "policy.yaml",
@@ -73,12 +74,43 @@ fn rendered_bootstraps_pass_envoy_validate() {
             "--cluster-names",
             "istio",
         ],
+        &["-p", "policy.yaml", "-r", "route-overlap.yaml"],
     ];
     for case in cases {
         let tmp = tempfile::tempdir().unwrap();
         let config = render_envoy(tmp.path(), case);
         envoy_validate(&envoy, &config).unwrap_or_else(|log| panic!("{case:?}:\n{log}"));
     }
+}
+
+#[test]
+fn the_native_module_bootstrap_passes_envoy_validate() {
+    let so = std::env::var_os("STICKY_NATIVE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::crate_dir().join("../dist/libsticky.so"));
+    if !so.exists() {
+        eprintln!("SKIPPED: {} absent (make native)", so.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = render_envoy(
+        tmp.path(),
+        &[
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "--native",
+            "sticky",
+        ],
+    );
+    let dir = so.parent().unwrap();
+    common::envoy_validate_env(
+        &envoy(),
+        &config,
+        &[("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir)],
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
 }
 
 #[test]

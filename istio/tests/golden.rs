@@ -261,6 +261,53 @@ fn render_istio_gateway_traffic_extension_from_route_persistence() {
 }
 
 #[test]
+fn render_istio_orders_overlapping_rules_by_precedence() {
+    istio(
+        &[
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route-overlap.yaml",
+            "--url",
+            "oci://r/sticky:1",
+        ],
+        "istio-overlap.yaml",
+    );
+    let out = ok(&[
+        "render",
+        "istio",
+        "-p",
+        "policy.yaml",
+        "-r",
+        "route-overlap.yaml",
+        "--keys",
+        KEYS,
+        "--url",
+        "oci://r/sticky:1",
+    ]);
+    let docs = common::yaml_docs(&out);
+    let vs = docs.iter().find(|d| d["kind"] == "VirtualService").unwrap();
+    let names: Vec<&str> = vs["spec"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "api-m1-pinned-api-9080",
+            "api-m1-split",
+            "api-m0-pinned-api-9080",
+            "api-m0-split",
+            "site-pinned-v1-9080",
+            "site-pinned-v2-9080",
+            "site-split",
+        ]
+    );
+}
+
+#[test]
 fn render_istio_out_writes_one_file_per_object() {
     let tmp = tempfile::tempdir().unwrap();
     let stdout = ok(&[

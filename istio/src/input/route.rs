@@ -101,6 +101,36 @@ pub struct Rule {
     pub persistence: Option<Persistence>,
 }
 
+/// The route's (rule, match) pairs in Gateway API precedence: an Exact path,
+/// then the longest PathPrefix, then RegularExpression; then a method match;
+/// then more header matches; then more query matches; ties keep rule and
+/// match order. Istio and Envoy take the first route that matches, so the
+/// renderers emit routes in this order.
+pub fn precedence(rules: &[Rule]) -> Vec<(usize, usize)> {
+    let mut pairs: Vec<(usize, usize)> = rules
+        .iter()
+        .enumerate()
+        .flat_map(|(ri, r)| (0..r.matches.len()).map(move |mi| (ri, mi)))
+        .collect();
+    let key = |&(ri, mi): &(usize, usize)| {
+        let m = rules.get(ri).and_then(|r| r.matches.get(mi));
+        let (rank, len) = match m.map(|m| &m.path) {
+            Some(PathMatch::Exact(p)) => (0u8, p.len()),
+            Some(PathMatch::Prefix(p)) => (1, p.len()),
+            Some(PathMatch::Regex(_)) | None => (2, 0),
+        };
+        (
+            rank,
+            std::cmp::Reverse(len),
+            m.is_none_or(|m| m.method.is_none()),
+            std::cmp::Reverse(m.map_or(0, |m| m.headers.len())),
+            std::cmp::Reverse(m.map_or(0, |m| m.query.len())),
+        )
+    };
+    pairs.sort_by_key(key);
+    pairs
+}
+
 /// A parsed HTTPRoute.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -390,4 +420,56 @@ fn parse_match(doc: &Document, m: &WireMatch, at: &str) -> Result<Match> {
         query: values(&m.query_params, "queryParams")?,
         method: m.method.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(paths: &[PathMatch]) -> Rule {
+        Rule {
+            name: String::new(),
+            matches: paths
+                .iter()
+                .map(|p| Match {
+                    path: p.clone(),
+                    ..Match::any()
+                })
+                .collect(),
+            backends: Vec::new(),
+            persistence: None,
+        }
+    }
+
+    #[test]
+    fn exact_then_longest_prefix_then_regex() {
+        let rules = [
+            rule(&[
+                PathMatch::Prefix("/".into()),
+                PathMatch::Regex("/x.*".into()),
+            ]),
+            rule(&[
+                PathMatch::Prefix("/api".into()),
+                PathMatch::Exact("/".into()),
+            ]),
+        ];
+        assert_eq!(precedence(&rules), [(1, 1), (1, 0), (0, 0), (0, 1)]);
+    }
+
+    #[test]
+    fn method_and_headers_break_path_ties() {
+        let mut with_method = rule(&[PathMatch::Prefix("/".into())]);
+        with_method.matches[0].method = Some("GET".into());
+        let mut with_header = rule(&[PathMatch::Prefix("/".into())]);
+        with_header.matches[0].headers.push(ValueMatch {
+            name: "a".into(),
+            value: "b".into(),
+            regex: false,
+        });
+        let plain = rule(&[PathMatch::Prefix("/".into())]);
+        assert_eq!(
+            precedence(&[plain, with_header, with_method]),
+            [(2, 0), (1, 0), (0, 0)]
+        );
+    }
 }

@@ -110,7 +110,7 @@ fn str_field(v: &Value, key: &str, default: &str) -> String {
 /// Renders the bootstrap as a JSON value (valid YAML too): one route over
 /// every cluster of the plan, pinned sessions by `cluster_header`.
 pub fn bootstrap(plan: &Plan) -> Value {
-    bootstrap_with_routes(plan, &[RoutePlan::whole(plan)])
+    bootstrap_with_routes(plan, &[RoutePlan::whole(plan)], &[])
 }
 
 /// How a rule's pinned requests find their cluster.
@@ -152,8 +152,9 @@ impl RoutePlan {
     }
 }
 
-/// Renders the bootstrap with an explicit route table.
-pub fn bootstrap_with_routes(plan: &Plan, routes: &[RoutePlan]) -> Value {
+/// Renders the bootstrap with an explicit route table, in order, for the
+/// given virtual host domains (none = every host).
+pub fn bootstrap_with_routes(plan: &Plan, routes: &[RoutePlan], domains: &[String]) -> Value {
     let mut layers = vec![json!({"name": "static", "static_layer": {}})];
     if plan.runtime_key_prefix.is_some() {
         layers.push(json!({"name": "admin", "admin_layer": {}}));
@@ -165,7 +166,7 @@ pub fn bootstrap_with_routes(plan: &Plan, routes: &[RoutePlan]) -> Value {
         },
         "layered_runtime": {"layers": layers},
         "static_resources": {
-            "listeners": [listener(plan, routes)],
+            "listeners": [listener(plan, routes, domains)],
             "clusters": plan.clusters.iter().map(|c| cluster(plan, c)).collect::<Vec<_>>(),
         },
     })
@@ -175,7 +176,7 @@ fn socket(address: &str, port: u16) -> Value {
     json!({"socket_address": {"address": address, "port_value": port}})
 }
 
-fn listener(plan: &Plan, routes: &[RoutePlan]) -> Value {
+fn listener(plan: &Plan, routes: &[RoutePlan], domains: &[String]) -> Value {
     json!({
         "name": "sticky_ingress",
         "address": socket(&plan.listen_address, plan.listen_port),
@@ -186,7 +187,7 @@ fn listener(plan: &Plan, routes: &[RoutePlan]) -> Value {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "sticky_ingress",
                     "codec_type": "AUTO",
-                    "route_config": route_config(plan, routes),
+                    "route_config": route_config(plan, routes, domains),
                     "http_filters": http_filters(plan),
                 },
             }],
@@ -195,10 +196,15 @@ fn listener(plan: &Plan, routes: &[RoutePlan]) -> Value {
 }
 
 /// The route table: per rule, the pinned route(s) first, then the weighted split.
-fn route_config(plan: &Plan, rules: &[RoutePlan]) -> Value {
+fn route_config(plan: &Plan, rules: &[RoutePlan], domains: &[String]) -> Value {
     let mut routes = Vec::new();
     let mut remove = Vec::new();
     let cluster_header = plan.cluster_header();
+    let domains: Vec<&str> = if domains.is_empty() {
+        vec!["*"]
+    } else {
+        domains.iter().map(String::as_str).collect()
+    };
     for rule in rules {
         let with_header = |header: Value| {
             let mut m = rule.route_match.clone();
@@ -250,7 +256,7 @@ fn route_config(plan: &Plan, rules: &[RoutePlan]) -> Value {
     }
     let mut config = json!({
         "name": "sticky_routes",
-        "virtual_hosts": [{"name": "sticky", "domains": ["*"], "routes": routes}],
+        "virtual_hosts": [{"name": "sticky", "domains": domains, "routes": routes}],
     });
     if !remove.is_empty() {
         config["request_headers_to_remove"] = json!(remove);

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::input::route::{BackendRef, Match, PathMatch};
+use crate::input::route::{BackendRef, Match, PathMatch, precedence};
 use crate::input::workload::Service;
 use crate::keys::Key;
 use crate::plugin::{self, CLUSTER_HEADER, HOST_HEADER};
@@ -448,38 +448,46 @@ fn virtual_service(resolved: &Resolved, host: &str) -> Result<Value> {
         "request": {"remove": [HOST_HEADER, CLUSTER_HEADER]},
         "response": {"remove": [HOST_HEADER]},
     });
-    let mut pinned = Vec::new();
-    let mut splits = Vec::new();
-    for rule in &route.rules {
+    // Per (rule, match) in Gateway API precedence: the pinned routes of its
+    // subsets, then its weighted route. A more specific rule's split comes
+    // before a less specific rule's pinned routes, so a session never pulls
+    // a request into another rule's backends.
+    let mut http = Vec::new();
+    for (ri, mi) in precedence(&route.rules) {
+        let Some(rule) = route.rules.get(ri) else {
+            continue;
+        };
+        let Some(m) = rule.matches.get(mi) else {
+            continue;
+        };
+        let suffix = if rule.matches.len() > 1 {
+            format!("-m{mi}")
+        } else {
+            String::new()
+        };
         let mut destinations = Vec::new();
         for b in &rule.backends {
             let subset = subset(resolved, b)?;
             let cluster = cluster_name(resolved, b)?;
             let destination = json!({"host": host, "subset": subset, "port": {"number": b.port}});
-            let matches: Vec<Value> = rule
-                .matches
-                .iter()
-                .map(|m| istio_match(m, &[(CLUSTER_HEADER.to_owned(), cluster.clone())]))
-                .collect();
-            pinned.push(json!({
-                "name": format!("{}-pinned-{subset}-{}", rule.name, b.port),
-                "match": matches,
+            http.push(json!({
+                "name": format!("{}{suffix}-pinned-{subset}-{}", rule.name, b.port),
+                "match": [istio_match(m, &[(CLUSTER_HEADER.to_owned(), cluster)])],
                 "route": [{"destination": destination.clone()}],
                 "headers": headers.clone(),
                 "retries": retries.clone(),
             }));
             destinations.push(json!({"destination": destination, "weight": b.weight}));
         }
-        splits.push(json!({
-            "name": format!("{}-split", rule.name),
-            "match": rule.matches.iter().map(|m| istio_match(m, &[])).collect::<Vec<_>>(),
+        http.push(json!({
+            "name": format!("{}{suffix}-split", rule.name),
+            "match": [istio_match(m, &[])],
             "route": destinations,
             "headers": headers.clone(),
             "retries": retries.clone(),
         }));
     }
-    pinned.extend(splits);
-    let mut spec = json!({"hosts": hosts, "http": pinned});
+    let mut spec = json!({"hosts": hosts, "http": http});
     if !gateways.is_empty() {
         let mut g = gateways;
         if mesh {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::eds::{self, Endpoint};
 use crate::error::{Error, Result};
-use crate::input::route::{BackendRef, Match, PathMatch};
+use crate::input::route::{BackendRef, Match, PathMatch, precedence};
 use crate::keys::Key;
 use crate::plugin;
 use crate::render::envoy::{
@@ -158,32 +158,35 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
             .first()
             .is_some_and(|r| r.matches == [Match::any()]);
     let mut routes = Vec::new();
-    for rule in &resolved.route.rules {
+    for (ri, mi) in precedence(&resolved.route.rules) {
+        let Some(rule) = resolved.route.rules.get(ri) else {
+            continue;
+        };
+        let Some(m) = rule.matches.get(mi) else {
+            continue;
+        };
         let rule_clusters = rule
             .backends
             .iter()
             .map(|b| Ok((cluster_name(resolved, b, opts.naming)?, b.weight)))
             .collect::<Result<Vec<_>>>()?;
-        for (mi, m) in rule.matches.iter().enumerate() {
-            let name = if single {
+        routes.push(RoutePlan {
+            name: if single {
                 "sticky".to_owned()
             } else {
                 format!("{}_{}_m{mi}", resolved.route.name, rule.name)
-            };
-            routes.push(RoutePlan {
-                name,
-                route_match: envoy_match(m),
-                clusters: rule_clusters.clone(),
-                pinning: if single {
-                    Pinning::ClusterHeader
-                } else {
-                    Pinning::ExactPerCluster
-                },
-            });
-        }
+            },
+            route_match: envoy_match(m),
+            clusters: rule_clusters,
+            pinning: if single {
+                Pinning::ClusterHeader
+            } else {
+                Pinning::ExactPerCluster
+            },
+        });
     }
     Ok(Rendered {
-        bootstrap: bootstrap_with_routes(&plan, &routes),
+        bootstrap: bootstrap_with_routes(&plan, &routes, &resolved.route.hostnames),
         plugin_config,
         eds,
         plan,

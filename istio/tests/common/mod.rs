@@ -91,18 +91,29 @@ pub fn envoy_bin() -> Option<PathBuf> {
 
 /// `envoy --mode validate -c path`: Ok(()) or the log.
 pub fn envoy_validate(envoy: &Path, config: &Path) -> Result<(), String> {
-    let out = Command::new(envoy)
-        .args([
-            "--mode",
-            "validate",
-            "--disable-hot-restart",
-            "-l",
-            "error",
-            "-c",
-        ])
-        .arg(config)
-        .output()
-        .map_err(|e| e.to_string())?;
+    envoy_validate_env(envoy, config, &[])
+}
+
+/// `envoy --mode validate -c path` with extra environment variables.
+pub fn envoy_validate_env(
+    envoy: &Path,
+    config: &Path,
+    env: &[(&str, &Path)],
+) -> Result<(), String> {
+    let mut cmd = Command::new(envoy);
+    cmd.args([
+        "--mode",
+        "validate",
+        "--disable-hot-restart",
+        "-l",
+        "error",
+        "-c",
+    ])
+    .arg(config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(())
     } else {
