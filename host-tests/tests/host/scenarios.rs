@@ -30,7 +30,12 @@ fn wasm_agrees_with_the_core_on_every_scenario() {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{}\n\n(dist/sticky.wasm is built from filter/core + filter/wasm: if they changed \
+         since, run `make wasm` before reading this as a divergence)",
+        failures.join("\n\n")
+    );
     assert!(
         steps > 400,
         "the table exercises the filter ({steps} steps)"
