@@ -92,11 +92,12 @@ fn cost_per_request_in_wasm_instructions() {
         "pinned path costs {pinned_total} fuel"
     );
     // DESIGN: fewer data-returning host calls is the main lever. A matched
-    // token needs the cookie and the served address, nothing more.
-    assert_eq!(
-        last.calls.get("proxy_get_property"),
-        Some(&2),
-        "{:?}",
+    // token needs the cookie and at most the served address, nothing more
+    // (no cluster name, no drain metadata within the check interval).
+    let properties = last.calls.get("proxy_get_property").copied().unwrap_or(0);
+    assert!(
+        (1..=2).contains(&properties),
+        "pinned path read {properties} properties: {:?}",
         last.calls
     );
     assert_eq!(
