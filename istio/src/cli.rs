@@ -149,9 +149,13 @@ struct RenderEnvoy {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum PhaseArg {
+    /// After Istio's stats filter (UNSPECIFIED_PHASE).
     Unspecified,
+    /// Before Istio's authentication.
     Authn,
+    /// Before Istio's authorization.
     Authz,
+    /// Before Istio's stats filter.
     Stats,
 }
 

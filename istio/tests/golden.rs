@@ -164,6 +164,37 @@ fn render_istio_gke_policy_with_selector_and_service() {
 }
 
 #[test]
+fn a_live_service_is_relabelled_without_server_owned_fields() {
+    let out = ok(&[
+        "render",
+        "istio",
+        "-p",
+        "policy.yaml",
+        "-r",
+        "route.yaml",
+        "--keys",
+        KEYS,
+        "--url",
+        "oci://r/sticky:1",
+        "--service",
+        "service-live.yaml",
+    ]);
+    let docs = common::yaml_docs(&out);
+    let svc = &docs[0];
+    assert_eq!(svc["kind"], "Service");
+    golden(
+        "service-labelled.yaml",
+        &stickyctl::yaml::to_yaml(svc).unwrap(),
+    );
+    assert_eq!(
+        svc["metadata"]["labels"]["istio.io/persistent-session"],
+        "sticky-drain"
+    );
+    assert!(svc.get("status").is_none() && svc["metadata"].get("resourceVersion").is_none());
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.17");
+}
+
+#[test]
 fn render_istio_reports_the_v1_5_shape() {
     let stderr = istio(
         &[

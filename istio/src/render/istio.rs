@@ -310,7 +310,21 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
                 ));
             }
             let mut v = svc.doc.value.clone();
+            // A Service fetched with `kubectl get -o yaml` carries server-owned
+            // fields that would make the apply conflict.
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove("status");
+            }
             if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                for f in [
+                    "resourceVersion",
+                    "uid",
+                    "creationTimestamp",
+                    "managedFields",
+                    "generation",
+                ] {
+                    meta.remove(f);
+                }
                 let labels = meta
                     .entry("labels")
                     .or_insert_with(|| Value::Object(Map::new()));
