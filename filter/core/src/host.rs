@@ -30,6 +30,16 @@ pub trait Host {
     /// Called after the cluster header was set; hosts that must clear the
     /// route cache themselves do it here.
     fn route_changed(&mut self) {}
+    /// Whether [`Host::pin_host`] goes through Envoy's `stateful_session`
+    /// (`HeaderBasedSessionState`) placed after the filter. Then setting an
+    /// internal header replaces every client-sent copy, and a response that
+    /// does not carry the host header was served by the pinned host, because
+    /// `stateful_session` writes it into every response whose host differs
+    /// from the one asked for: the filter uses both to skip host calls.
+    /// Hosts that pin otherwise (the native module) keep the default `false`.
+    fn pins_through_session_filter(&self) -> bool {
+        false
+    }
 
     /// A response header's value; `None` when absent.
     fn response_header(&mut self, name: &str) -> Option<Vec<u8>>;
