@@ -31,10 +31,23 @@ pub struct WasmHost<'a> {
 
 impl Host for WasmHost<'_> {
     fn request_header(&mut self, name: &str) -> Option<Vec<u8>> {
-        // The property joins repeated headers; the map getter returns only the first.
-        hostcalls::get_property(vec!["request", "headers", name])
+        // The property joins repeated headers but costs a few µs even for an
+        // absent header; the map getter returns only the first copy, and
+        // costs little when the header is absent. Probe, then join.
+        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
             .ok()
-            .flatten()
+            .flatten()?;
+        request_header_joined(name)
+    }
+
+    fn request_cookies(&mut self) -> Option<Vec<u8>> {
+        // Present on every request of a session: no probe.
+        request_header_joined("cookie")
+    }
+
+    fn pins_through_session_filter(&self) -> bool {
+        // The rendered chain is sticky → stateful_session (header) → router.
+        true
     }
 
     fn set_request_header(&mut self, name: &str, value: &[u8]) {
@@ -96,6 +109,14 @@ impl Host for WasmHost<'_> {
             let _ = hostcalls::increment_metric(*id, 1);
         }
     }
+}
+
+/// Every value of a request header, joined with `,` (the property getter:
+/// the map getter would return only the first copy).
+fn request_header_joined(name: &str) -> Option<Vec<u8>> {
+    hostcalls::get_property(vec!["request", "headers", name])
+        .ok()
+        .flatten()
 }
 
 /// Seconds since the unix epoch by the proxy's clock; 0 if unavailable.
