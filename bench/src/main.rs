@@ -61,6 +61,11 @@ struct Args {
     /// Skip the light-load latency scenario (one connection).
     #[arg(long)]
     no_c1: bool,
+    /// Profile instead of measuring: for each configuration (see --only),
+    /// record Envoy with `perf record -g` under the session load (wrk) and
+    /// write `perf-<configuration>.data` into this directory.
+    #[arg(long)]
+    perf: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -113,6 +118,9 @@ fn run(args: &Args) -> Result<(), String> {
 
     let world = World::start(&art.envoy, envoy_cpu)?;
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.perf {
+        return profile(args, &world, &art, &variants, dir, load_cpu, scratch.path());
+    }
     let loadavg_before = loadavg();
     for round in 0..rounds {
         // Rotate the order each round so no configuration always runs first.
@@ -218,6 +226,59 @@ fn run(args: &Args) -> Result<(), String> {
             "bench-smoke: {} configurations x {} scenarios produced numbers",
             results.variants().len(),
             results.scenarios.len()
+        );
+    }
+    Ok(())
+}
+
+/// `--perf`: `perf record` of Envoy under the session load, per configuration.
+fn profile(
+    args: &Args,
+    world: &World,
+    art: &Artifacts,
+    variants: &[Variant],
+    dir: &Path,
+    load_cpu: Option<u32>,
+    scratch: &Path,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let secs = args.duration.max(2);
+    for &v in variants {
+        let envoy = world.start_envoy(v, art)?;
+        let cookie = setup::session_cookie(v, envoy.listener)?;
+        let run = |duration| {
+            load::run(&Run {
+                loader: Loader::Wrk {
+                    connections: args.connections,
+                },
+                target: envoy.listener,
+                cookie: Some(&cookie),
+                duration,
+                cpu: load_cpu,
+                scratch,
+                envoy_pid: envoy.pid(),
+            })
+        };
+        run(Duration::from_secs(1))?;
+        let data = dir.join(format!("perf-{}.data", v.name()));
+        let mut perf = Command::new("perf")
+            .args(["record", "-F", "1999", "-g", "-o"])
+            .arg(&data)
+            .args(["-p", &envoy.pid().to_string(), "--", "sleep"])
+            .arg(secs.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("perf: {e}"))?;
+        let sample = run(Duration::from_secs(secs));
+        let _ = perf.wait();
+        let sample = sample?;
+        eprintln!(
+            "{}: {:.0} req/s, {:.1} µs CPU/req; {}",
+            v.name(),
+            sample.rps,
+            sample.cpu_us,
+            data.display()
         );
     }
     Ok(())

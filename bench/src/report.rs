@@ -282,9 +282,9 @@ impl Results {
         }
         let _ = writeln!(
             md,
-            " sticky-wasm/envoy-cookie p50 (≤ {P50_TARGET}) | sticky-native/envoy-cookie req/s | sticky-native/none req/s | empty-wasm/none req/s |"
+            " sticky-wasm/envoy-cookie p50 (≤ {P50_TARGET}) | sticky-wasm/floor-wasm req/s | sticky-native/envoy-cookie req/s | sticky-native/none req/s | empty-wasm/none req/s |"
         );
-        md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (i, s) in self.scenarios.iter().enumerate() {
             let _ = write!(md, "| {} |", s.label());
             for (a, b, t) in TARGETS {
@@ -294,6 +294,7 @@ impl Results {
             let p = self.ratio(Variant::StickyWasm, Variant::EnvoyCookie, i, |x| x.p50_us);
             let _ = write!(md, " {} |", judged(p, |r| r <= P50_TARGET));
             for (a, b) in [
+                (Variant::StickyWasm, Variant::FloorWasm),
                 (Variant::StickyNative, Variant::EnvoyCookie),
                 (Variant::StickyNative, Variant::None),
                 (Variant::EmptyWasm, Variant::None),
@@ -315,7 +316,11 @@ impl Results {
         for (a, b, t) in TARGETS {
             let _ = write!(md, " {}/{} (≥ {t}) | Δ µs |", a.name(), b.name());
         }
-        md.push_str(" sticky-native Δ vs none µs |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str(
+            " sticky-wasm − floor-wasm µs (sticky's logic) | floor-wasm − empty-wasm µs (the wiring) | \
+             empty-wasm − none µs (the wasm boundary) | sticky-native − none µs |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
         for (i, s) in self.scenarios.iter().enumerate() {
             let _ = write!(md, "| {} |", s.label());
             for (a, b, t) in TARGETS {
@@ -323,8 +328,15 @@ impl Results {
                 let d = self.delta(a, b, i, |x| x.cpu_us);
                 let _ = write!(md, " {} | {} |", judged(r, |r| r >= t), num(d, 1));
             }
-            let d = self.delta(Variant::StickyNative, Variant::None, i, |x| x.cpu_us);
-            let _ = writeln!(md, " {} |", num(d, 1));
+            for (a, b) in [
+                (Variant::StickyWasm, Variant::FloorWasm),
+                (Variant::FloorWasm, Variant::EmptyWasm),
+                (Variant::EmptyWasm, Variant::None),
+                (Variant::StickyNative, Variant::None),
+            ] {
+                let _ = write!(md, " {} |", num(self.delta(a, b, i, |x| x.cpu_us), 1));
+            }
+            md.push('\n');
         }
 
         md.push_str("\n## Envoy start-to-ready (spawn to `/ready` 200, median)\n\n");

@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sticky_e2e::client;
 use sticky_e2e::envoy::Envoy;
@@ -30,6 +32,10 @@ pub enum Variant {
     EnvoyCookie,
     /// A pass-through wasm filter in sticky's place: the wasm boundary alone.
     EmptyWasm,
+    /// The empty filter setting sticky's two internal headers to constants,
+    /// with `stateful_session` and the cluster-header route as for sticky: the
+    /// floor of any wasm filter that steers Envoy this way.
+    FloorWasm,
     /// sticky as proxy-wasm (`dist/sticky.wasm`) + `stateful_session` (header).
     StickyWasm,
     /// sticky as an Envoy dynamic module (`dist/libsticky.so`).
@@ -38,10 +44,11 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in report order.
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 6] = [
         Variant::None,
         Variant::EnvoyCookie,
         Variant::EmptyWasm,
+        Variant::FloorWasm,
         Variant::StickyWasm,
         Variant::StickyNative,
     ];
@@ -52,6 +59,7 @@ impl Variant {
             Variant::None => "none",
             Variant::EnvoyCookie => "envoy-cookie",
             Variant::EmptyWasm => "empty-wasm",
+            Variant::FloorWasm => "floor-wasm",
             Variant::StickyWasm => "sticky-wasm",
             Variant::StickyNative => "sticky-native",
         }
@@ -65,6 +73,11 @@ impl Variant {
                 "Envoy's native `stateful_session` cookie (`CookieBasedSessionState`)"
             }
             Variant::EmptyWasm => "a pass-through proxy-wasm filter (V8) in sticky's place",
+            Variant::FloorWasm => {
+                "the empty filter setting sticky's two internal headers to constants (2 host calls) \
+                 + `stateful_session` (header) + the cluster-header route: sticky's wiring without \
+                 sticky's logic, the floor for any wasm filter that steers Envoy this way"
+            }
             Variant::StickyWasm => "sticky, `dist/sticky.wasm` (V8) + `stateful_session` (header)",
             Variant::StickyNative => "sticky, `dist/libsticky.so` (Envoy dynamic module)",
         }
@@ -96,7 +109,7 @@ impl Artifacts {
     /// Why `v` cannot run, if it cannot.
     pub fn missing(&self, v: Variant) -> Option<String> {
         match v {
-            Variant::EmptyWasm if self.empty_wasm.is_none() => {
+            Variant::EmptyWasm | Variant::FloorWasm if self.empty_wasm.is_none() => {
                 Some("empty filter not built (STICKY_EMPTY_WASM)".into())
             }
             Variant::StickyNative if self.native.is_none() => {
@@ -165,6 +178,9 @@ impl World {
             Variant::EmptyWasm => Affinity::EmptyWasm {
                 wasm_path: art.empty_wasm.clone().ok_or("no empty filter")?,
             },
+            Variant::FloorWasm => Affinity::StickyWasm {
+                wasm_path: art.empty_wasm.clone().ok_or("no empty filter")?,
+            },
             Variant::StickyWasm => Affinity::StickyWasm {
                 wasm_path: art.sticky_wasm.clone(),
             },
@@ -177,7 +193,10 @@ impl World {
             listen_port: 0,
             admin_port: 0,
             affinity,
-            plugin_config: plugin_config(&names),
+            plugin_config: match v {
+                Variant::FloorWasm => self.floor_config(),
+                _ => plugin_config(&names),
+            },
             clusters: self
                 .clusters
                 .iter()
@@ -224,6 +243,21 @@ impl World {
             return Err(format!("{}: EDS not loaded within 5 s", v.name()));
         }
         Ok(envoy)
+    }
+}
+
+impl World {
+    /// The floor filter's configuration: pin every request to `v1`'s first host.
+    fn floor_config(&self) -> Value {
+        let host = self
+            .clusters
+            .first()
+            .and_then(|(_, _, ups)| ups.first())
+            .map(|u| u.addr.to_string())
+            .unwrap_or_default();
+        // Standard base64 with padding: what HeaderBasedSessionState decodes.
+        let encoded = STANDARD.encode(host);
+        json!(format!("x-sticky-cluster=v1;x-sticky-host={encoded}"))
     }
 }
 
