@@ -60,11 +60,43 @@ pub fn send(addr: SocketAddr, path: &str, headers: &[(&[u8], &[u8])]) -> std::io
     }
     req.extend_from_slice(b"\r\n");
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
     s.write_all(&req)?;
+    read_response(&mut s)
+}
+
+/// Reads one response: headers, then `content-length` bytes of body (or to
+/// EOF without one). Never waits for the server to close a connection it may
+/// keep open, and gives up after 20 s in all.
+fn read_response(s: &mut TcpStream) -> std::io::Result<Response> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse(&raw)
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = parse(&raw[..end + 4])?;
+            if let Some(len) = head
+                .header("content-length")
+                .and_then(|l| l.parse::<usize>().ok())
+                && raw.len() >= end + 4 + len {
+                    raw.truncate(end + 4 + len);
+                    return parse(&raw);
+                }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "response not complete after 20 s",
+            ));
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return parse(&raw),
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn parse(raw: &[u8]) -> std::io::Result<Response> {

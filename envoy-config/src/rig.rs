@@ -33,6 +33,9 @@ pub struct Spec {
     pub retry: bool,
     /// stateful_session strict mode.
     pub strict: bool,
+    /// Serve the listener over LDS from a watched file, so tests can change
+    /// the plugin configuration of a running Envoy ([`Rig::update_plugin`]).
+    pub lds: bool,
 }
 
 impl Default for Spec {
@@ -43,6 +46,7 @@ impl Default for Spec {
             plugin: None,
             retry: true,
             strict: false,
+            lds: false,
         }
     }
 }
@@ -70,7 +74,18 @@ pub struct Rig {
     /// The bootstrap file.
     pub config_path: PathBuf,
     version: u64,
+    lds_path: Option<PathBuf>,
     _dir: tempfile::TempDir,
+}
+
+fn write_lds(path: &std::path::Path, listener: &Value, version: u64) -> std::io::Result<()> {
+    let mut listener = listener.clone();
+    listener["@type"] = json!("type.googleapis.com/envoy.config.listener.v3.Listener");
+    let doc = json!({"version_info": version.to_string(), "resources": [listener]});
+    eds::write_atomic(
+        path,
+        &serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?,
+    )
 }
 
 impl Rig {
@@ -137,13 +152,35 @@ impl Rig {
             connect_timeout_ms: 250,
         };
         let config_path = dir.path().join("envoy.json");
-        let text = serde_json::to_vec_pretty(&bootstrap(&plan)).map_err(|e| err(e.to_string()))?;
+        let mut boot = bootstrap(&plan);
+        let lds_path = dir.path().join("lds").join("listeners.json");
+        if spec.lds {
+            let lds_dir = dir.path().join("lds");
+            std::fs::create_dir_all(&lds_dir).map_err(|e| err(e.to_string()))?;
+            // A fixed port: an LDS update of a port-0 listener would rebind elsewhere.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| err(e.to_string()))?
+                .port();
+            let mut listener = boot["static_resources"]["listeners"][0].take();
+            listener["address"]["socket_address"]["port_value"] = json!(port);
+            boot["static_resources"]
+                .as_object_mut()
+                .map(|o| o.remove("listeners"));
+            boot["dynamic_resources"] = json!({"lds_config": {
+                "resource_api_version": "V3",
+                "path_config_source": {"path": lds_path, "watched_directory": {"path": lds_dir}},
+            }});
+            write_lds(&lds_path, &listener, 1).map_err(|e| err(e.to_string()))?;
+        }
+        let text = serde_json::to_vec_pretty(&boot).map_err(|e| err(e.to_string()))?;
         std::fs::write(&config_path, text).map_err(|e| err(e.to_string()))?;
         let envoy_bin = crate::artifact("STICKY_ENVOY", ".venv/envoy");
         let env_refs: Vec<(&str, &std::path::Path)> =
             extra_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
         let envoy = Envoy::start(&envoy_bin, &config_path, dir.path(), &env_refs)?;
         let rig = Rig {
+            lds_path: spec.lds.then_some(lds_path),
             envoy,
             backends,
             endpoints,
@@ -264,6 +301,49 @@ impl Rig {
             "runtime_modify: {}",
             String::from_utf8_lossy(&body)
         );
+    }
+
+    /// Replaces the plugin configuration of the running Envoy through LDS
+    /// (needs `Spec::lds`). Returns whether Envoy accepted the new listener;
+    /// a refused update leaves the previous configuration serving.
+    pub fn update_plugin(&mut self, plugin: Value) -> bool {
+        let path = self
+            .lds_path
+            .clone()
+            .unwrap_or_else(|| panic!("update_plugin needs Spec::lds"));
+        self.plan.plugin_config = plugin;
+        let mut listener = bootstrap(&self.plan)["static_resources"]["listeners"][0].take();
+        listener["address"]["socket_address"]["port_value"] = json!(self.addr().port());
+        let (ok, bad) = (
+            "listener_manager.lds.update_success",
+            "listener_manager.lds.update_rejected",
+        );
+        let before = (
+            self.envoy.stat(ok).unwrap_or(0),
+            self.envoy.stat(bad).unwrap_or(0),
+        );
+        self.version += 1;
+        write_lds(&path, &listener, self.version).unwrap_or_else(|e| panic!("lds write: {e}"));
+        let mut accepted = None;
+        self.envoy.wait_for(Duration::from_secs(10), |e| {
+            if e.stat(ok).unwrap_or(0) > before.0 {
+                accepted = Some(true);
+            } else if e.stat(bad).unwrap_or(0) > before.1 {
+                accepted = Some(false);
+            }
+            accepted.is_some()
+        });
+        let accepted =
+            accepted.unwrap_or_else(|| panic!("Envoy neither applied nor rejected the LDS update"));
+        if accepted {
+            // The new listener's filter chain takes over once the old one drains.
+            self.envoy.wait_for(Duration::from_secs(10), |e| {
+                e.stat("listener_manager.total_listeners_draining")
+                    .unwrap_or(0)
+                    == 0
+            });
+        }
+        accepted
     }
 
     /// Waits until every cluster reports its hosts (EDS loaded).

@@ -147,5 +147,6 @@ pub fn config() -> crate::config::Config {
     crate::config::Config::from_json(config_json("").as_bytes()).unwrap()
 }
 
+pub mod fuzz;
 pub mod scenarios;
 pub mod sim;

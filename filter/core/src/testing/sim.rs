@@ -323,7 +323,9 @@ impl Runner for NativeRunner {
     fn configure(&mut self, json: &[u8]) -> bool {
         match crate::config::Config::from_json(json) {
             Ok(cfg) => {
+                // Envoy builds a new root context per configuration: fresh cache.
                 self.cfg = Some(cfg);
+                self.drain = crate::drain::DrainCache::new();
                 true
             }
             Err(e) => {

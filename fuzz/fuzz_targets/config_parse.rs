@@ -1,0 +1,4 @@
+//! cargo fuzz target: see sticky_core::testing::fuzz::config_parse.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sticky_core::testing::fuzz::config_parse(data));
