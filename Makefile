@@ -27,7 +27,7 @@ export STICKY_ENVOY := $(ENVOY)
 export STICKY_WASM  := $(CURDIR)/$(WASM)
 export STICKY_NATIVE := $(CURDIR)/$(NATIVE)
 
-.PHONY: all setup toolchain envoy tools wasm native build test test-unit e2e lint fmt demo bench bench-smoke clean
+.PHONY: all setup toolchain envoy tools wasm native build test test-unit e2e lint fmt demo bench bench-smoke fuzz fuzz-smoke soak clean
 
 all: wasm native
 
@@ -85,16 +85,30 @@ test-unit:
 	cargo test --locked --workspace --exclude sticky-e2e
 
 ## e2e: real Envoy end-to-end tests.
-e2e: setup wasm
+e2e: setup wasm native
 	cargo test --locked -p sticky-e2e -- --test-threads=2
 
 ## test: the full suite (unit, property, host-tests, real-Envoy e2e, smokes).
-test: setup wasm lint
+test: setup wasm native lint
 	cargo test --locked --workspace -- --test-threads=2
 
 ## demo: Envoy + sticky in front of demo backends on loopback.
 demo: setup wasm
 	cargo run --locked --release -p sticky-e2e --bin sticky-demo
+
+## fuzz-smoke: replay the committed fuzz corpus + 20k deterministic mutations per target (stable, seconds).
+fuzz-smoke:
+	cargo test --locked -p sticky-core fuzz_smoke
+
+## fuzz: long coverage-guided runs (nightly + cargo-fuzz), SECONDS_PER_TARGET each (default 150).
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+	SECONDS_PER_TARGET=$${SECONDS_PER_TARGET:-150} fuzz/run-long.sh
+
+## soak: 5 minutes of mixed sessions under endpoint churn (SOAK_SECONDS to change).
+soak: setup wasm
+	cargo run --locked --release -p sticky-e2e --bin sticky-soak
 
 clean:
 	cargo clean
