@@ -8,6 +8,8 @@
 //! `--smoke` runs every code path for about a second each and only asserts
 //! that numbers came out (`make bench-smoke`, part of `make test`).
 
+#[cfg(test)]
+mod facts;
 mod load;
 mod report;
 mod setup;

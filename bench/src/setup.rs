@@ -134,13 +134,23 @@ impl World {
     /// sticky exists for) and writes their EDS files. `envoy_cpu` pins the
     /// Envoy process to one CPU.
     pub fn start(envoy: &Path, envoy_cpu: Option<u32>) -> Result<World, String> {
+        Self::start_with(envoy, envoy_cpu, "")
+    }
+
+    /// [`World::start`] with upstreams whose responses also carry
+    /// `upstream_extra` header lines (tests).
+    pub fn start_with(
+        envoy: &Path,
+        envoy_cpu: Option<u32>,
+        upstream_extra: &str,
+    ) -> Result<World, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let eds_dir = dir.path().join("eds");
         std::fs::create_dir_all(&eds_dir).map_err(|e| e.to_string())?;
         let mut clusters = Vec::new();
         for (name, weight) in [("v1", 90), ("v2", 10)] {
             let ups = (0..2)
-                .map(|_| Upstream::start())
+                .map(|_| Upstream::start_with(upstream_extra))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("upstream: {e}"))?;
             let eps: Vec<Endpoint> = ups

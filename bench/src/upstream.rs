@@ -18,9 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-/// What every request gets.
-const RESPONSE: &[u8] =
-    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n";
+/// The response every request gets: names the upstream (`x-upstream: port`)
+/// so tests can tell who answered; `extra` is more header lines.
+fn response(port: u16, extra: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: {port}\r\n{extra}content-length: 3\r\n\r\nok\n"
+    )
+    .into_bytes()
+}
 /// A request head larger than this closes the connection.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -34,8 +39,15 @@ pub struct Upstream {
 impl Upstream {
     /// Starts an upstream on an ephemeral loopback port.
     pub fn start() -> io::Result<Self> {
+        Self::start_with("")
+    }
+
+    /// Starts an upstream whose responses also carry `extra` header lines
+    /// (each ending in `\r\n`).
+    pub fn start_with(extra: &str) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
+        let answer: Arc<[u8]> = response(addr.port(), extra).into();
         let stopped = Arc::new(AtomicBool::new(false));
         let flag = stopped.clone();
         thread::Builder::new()
@@ -46,9 +58,10 @@ impl Upstream {
                         break;
                     }
                     if let Ok(conn) = conn {
+                        let answer = answer.clone();
                         let _ = thread::Builder::new()
                             .name("upstream-conn".into())
-                            .spawn(move || serve(conn));
+                            .spawn(move || serve(conn, &answer));
                     }
                 }
             })?;
@@ -66,11 +79,11 @@ impl Drop for Upstream {
 
 /// Answers requests until the peer closes; pipelined requests are answered
 /// in one write.
-fn serve(mut conn: TcpStream) {
+fn serve(mut conn: TcpStream, answer: &[u8]) {
     let _ = conn.set_nodelay(true);
     let mut buf = vec![0u8; 16 * 1024];
     let mut filled = 0usize;
-    let mut out = Vec::with_capacity(RESPONSE.len() * 4);
+    let mut out = Vec::with_capacity(answer.len() * 4);
     loop {
         if filled == buf.len() {
             if buf.len() >= MAX_HEAD {
@@ -88,7 +101,7 @@ fn serve(mut conn: TcpStream) {
         let mut consumed = 0usize;
         while let Some(len) = buf.get(consumed..filled).and_then(request_len) {
             consumed += len;
-            out.extend_from_slice(RESPONSE);
+            out.extend_from_slice(answer);
         }
         if !out.is_empty() {
             if conn.write_all(&out).is_err() {
@@ -149,8 +162,9 @@ mod tests {
         let mut c = TcpStream::connect(up.addr).unwrap();
         c.write_all(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
             .unwrap();
-        let mut got = vec![0u8; RESPONSE.len() * 2];
+        let one = response(up.addr.port(), "");
+        let mut got = vec![0u8; one.len() * 2];
         c.read_exact(&mut got).unwrap();
-        assert_eq!(got, [RESPONSE, RESPONSE].concat());
+        assert_eq!(got, [one.clone(), one].concat());
     }
 }
