@@ -79,10 +79,11 @@ fn read_response(s: &mut TcpStream) -> std::io::Result<Response> {
             if let Some(len) = head
                 .header("content-length")
                 .and_then(|l| l.parse::<usize>().ok())
-                && raw.len() >= end + 4 + len {
-                    raw.truncate(end + 4 + len);
-                    return parse(&raw);
-                }
+                && raw.len() >= end + 4 + len
+            {
+                raw.truncate(end + 4 + len);
+                return parse(&raw);
+            }
         }
         if std::time::Instant::now() > deadline {
             return Err(std::io::Error::new(

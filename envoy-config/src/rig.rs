@@ -303,6 +303,30 @@ impl Rig {
         );
     }
 
+    /// Replaces Envoy with a new one in another affinity mode (and plugin
+    /// config) in front of the same, still running backends: a rollout.
+    pub fn replace_envoy(&mut self, affinity: Affinity, plugin: Value) -> Result<(), StartError> {
+        self.envoy.stop();
+        self.plan.affinity = affinity;
+        self.plan.plugin_config = plugin;
+        let text = serde_json::to_vec_pretty(&bootstrap(&self.plan)).map_err(|e| StartError {
+            message: e.to_string(),
+            log: String::new(),
+        })?;
+        let dir = self._dir.path().join(format!("envoy-{}", self.version));
+        self.version += 1;
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&self.config_path, text))
+            .map_err(|e| StartError {
+                message: e.to_string(),
+                log: String::new(),
+            })?;
+        let bin = crate::artifact("STICKY_ENVOY", ".venv/envoy");
+        self.envoy = Envoy::start(&bin, &self.config_path, &dir, &[])?;
+        self.wait_hosts_healthy();
+        Ok(())
+    }
+
     /// Replaces the plugin configuration of the running Envoy through LDS
     /// (needs `Spec::lds`). Returns whether Envoy accepted the new listener;
     /// a refused update leaves the previous configuration serving.

@@ -117,7 +117,8 @@ fn main() {
             let c = r.count().unwrap_or(0);
             match backend {
                 Some(old) if Some(&*old) != got.as_ref() => {
-                    if released.contains(old.as_str()) {
+                    let deadline_passed = draining.iter().any(|(n, d)| n == old && now() >= *d);
+                    if released.contains(old.as_str()) || deadline_passed {
                         moved_ok += 1;
                     } else {
                         lost += 1;

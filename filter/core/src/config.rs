@@ -106,6 +106,19 @@ pub struct DrainConfig {
     pub check_interval_seconds: u64,
 }
 
+/// Validated migration settings: which legacy session values are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationConfig {
+    /// Name of Envoy's native `stateful_session` cookie to accept.
+    pub cookie: Option<String>,
+    /// Name of a legacy session header (Envoy `HeaderBasedSessionState`, gRPC A55 style).
+    pub header: Option<String>,
+    /// Cluster assumed for legacy values that name none.
+    pub cluster: Option<String>,
+    /// `Path` used to expire the legacy cookie once migrated.
+    pub cookie_path: String,
+}
+
 /// The validated configuration the filter runs on.
 #[derive(Debug)]
 pub struct Config {
@@ -125,6 +138,8 @@ pub struct Config {
     pub drain: DrainConfig,
     /// Session lifetime settings.
     pub session: SessionConfig,
+    /// Opt-in reader of legacy session values (none by default).
+    pub migration: Option<MigrationConfig>,
 }
 
 impl Config {
@@ -184,6 +199,10 @@ impl Config {
             root.object("session")?
                 .unwrap_or_else(|| Obj::empty("session")),
         )?;
+        let migration = root
+            .object("migration")?
+            .map(|obj| migration_config(obj, &clusters, &host_header, &cluster_header))
+            .transpose()?;
         root.finish()?;
         Ok(Config {
             cookie,
@@ -194,6 +213,7 @@ impl Config {
             cluster_header,
             drain,
             session,
+            migration,
         })
     }
 
@@ -412,6 +432,66 @@ fn session_config(mut obj: Obj<'_>) -> Result<SessionConfig, ConfigError> {
         idle_timeout_seconds: idle,
         absolute_timeout_seconds: absolute,
         refresh_interval_seconds: refresh,
+    })
+}
+
+fn migration_config(
+    mut obj: Obj<'_>,
+    clusters: &[String],
+    host_header: &str,
+    cluster_header: &str,
+) -> Result<MigrationConfig, ConfigError> {
+    let cookie = match obj.string("envoy_cookie")? {
+        Some(name) if name.is_empty() || name.len() > MAX_NAME || !name.bytes().all(is_tchar) => {
+            return Err(ConfigError::new(
+                "migration.envoy_cookie",
+                "must be a cookie name (an RFC 6265 token of 1-64 characters)",
+            ));
+        }
+        other => other.map(str::to_owned),
+    };
+    let header = obj
+        .string("header")?
+        .map(|h| header_name("migration.header", h))
+        .transpose()?;
+    if header
+        .as_deref()
+        .is_some_and(|h| h == host_header || h == cluster_header)
+    {
+        return Err(ConfigError::new(
+            "migration.header",
+            "must differ from host_header and cluster_header",
+        ));
+    }
+    if cookie.is_none() && header.is_none() {
+        return Err(ConfigError::new(
+            "migration",
+            "must name envoy_cookie, header, or both",
+        ));
+    }
+    let cluster = obj.string("cluster")?.map(str::to_owned);
+    if let Some(c) = &cluster
+        && !clusters.contains(c)
+    {
+        return Err(ConfigError::new(
+            "migration.cluster",
+            format!("must be one of `clusters`, got \"{c}\""),
+        ));
+    }
+    let cookie_path = obj.string("cookie_path")?.unwrap_or("/");
+    if !cookie_path.starts_with('/') || !cookie_path.bytes().all(is_attr_char) {
+        return Err(ConfigError::new(
+            "migration.cookie_path",
+            "must start with '/' and hold no ';', spaces or control characters",
+        ));
+    }
+    let cookie_path = cookie_path.to_owned();
+    obj.finish()?;
+    Ok(MigrationConfig {
+        cookie,
+        header,
+        cluster,
+        cookie_path,
     })
 }
 

@@ -1,14 +1,15 @@
 //! The per-stream flow shared by every build: what the filter does on request
 //! headers and on response headers, against any [`Host`].
 
-use crate::config::Config;
+use crate::config::{Config, MigrationConfig};
 use crate::cookie::{self, Candidates};
 use crate::drain::{DEADLINE_KEY, DRAINING_KEY, DrainCache, HostDrain};
 use crate::host::Host;
 use crate::keys::NONCE_LEN;
+use crate::legacy;
 use crate::metrics::Metric;
 use crate::session::{self, Lookup, Served, Stream};
-use crate::token::{self, Claims};
+use crate::token::{self, Claims, Reject};
 
 /// Request phase: strips client-sent internal headers, finds the session and
 /// steers the request to its cluster and host. Returns the stream state the
@@ -40,7 +41,12 @@ pub fn on_request<H: Host>(cfg: &Config, drain: &DrainCache, host: &mut H, now: 
     if let Lookup::Rejected(reason) = &lookup {
         host.count(Metric::TokensRejected(*reason));
     }
-    let stream = session::plan(lookup, drain, now);
+    let stream = match (session::plan(lookup, drain, now), &cfg.migration) {
+        (Stream::Fresh, Some(migration)) => {
+            legacy_stream(cfg, migration, cookies.as_deref(), host, now).unwrap_or(Stream::Fresh)
+        }
+        (stream, _) => stream,
+    };
     match &stream {
         Stream::Pinned(claims) => {
             host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
@@ -53,6 +59,17 @@ pub fn on_request<H: Host>(cfg: &Config, drain: &DrainCache, host: &mut H, now: 
                 host.remove_request_header(&cfg.host_header);
             }
             host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
+            host.route_changed();
+        }
+        Stream::Legacy { claims, .. } => {
+            if claims.cluster.is_empty() {
+                if via_session_filter {
+                    host.remove_request_header(&cfg.cluster_header);
+                }
+            } else {
+                host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
+            }
+            host.pin_host(&cfg.host_header, &claims.host);
             host.route_changed();
         }
         Stream::Fresh | Stream::Untouched => {
@@ -128,6 +145,66 @@ pub fn on_response<H: Host>(
         host.set_response_header(name, value.as_bytes());
     }
     host.count(event.into());
+    if let (
+        Stream::Legacy {
+            from_cookie: true, ..
+        },
+        Some(migration),
+    ) = (stream, &cfg.migration)
+        && let Some(name) = &migration.cookie
+    {
+        // The sealed token replaces it: expire the legacy cookie.
+        let expire = format!("{name}=; Max-Age=0; Path={}", migration.cookie_path);
+        host.add_response_header("set-cookie", expire.as_bytes());
+    }
+}
+
+/// Migration: a session named by a legacy value (Envoy's native cookie, a
+/// legacy session header) when the request has no usable sticky token.
+fn legacy_stream<H: Host>(
+    cfg: &Config,
+    migration: &MigrationConfig,
+    cookies: Option<&[u8]>,
+    host: &mut H,
+    now: u64,
+) -> Option<Stream> {
+    let mut candidates = Candidates::default();
+    if let (Some(name), Some(cookies)) = (&migration.cookie, cookies) {
+        cookie::find_cookies(cookies, name.as_bytes(), &mut candidates);
+    }
+    let from_cookies = candidates.as_slice().len();
+    let header = migration
+        .header
+        .as_ref()
+        .and_then(|name| host.request_header(name));
+    if let Some(header) = &header {
+        cookie::find_header_tokens(header, &mut candidates);
+    }
+    for (i, value) in candidates.as_slice().iter().enumerate() {
+        let Ok(session) = legacy::open(value, now) else {
+            continue;
+        };
+        let cluster = match session.cluster.as_ref().or(migration.cluster.as_ref()) {
+            Some(c) if cfg.cluster_index(c.as_bytes()).is_some() => c.clone(),
+            Some(_) => {
+                host.count(Metric::TokensRejected(Reject::UnknownCluster));
+                continue;
+            }
+            None => String::new(),
+        };
+        let claims = Claims {
+            cluster,
+            host: session.host,
+            issued_at: now,
+            expires_at: session.expires_at,
+            last_seen: now,
+        };
+        return Some(Stream::Legacy {
+            claims,
+            from_cookie: i < from_cookies,
+        });
+    }
+    None
 }
 
 /// Whether a response served by the session's own pinned host issues nothing:

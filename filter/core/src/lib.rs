@@ -9,6 +9,7 @@ pub mod filter;
 pub mod host;
 pub mod json;
 pub mod keys;
+pub mod legacy;
 pub mod metrics;
 pub mod session;
 pub mod token;

@@ -17,12 +17,14 @@ pub enum Metric {
     SessionsRefreshed,
     /// A session left a draining host whose deadline had passed.
     SessionsDrained,
+    /// A legacy session (Envoy's native cookie, A55 value) got a sealed token.
+    SessionsMigrated,
     /// A candidate token was refused, by reason.
     TokensRejected(Reject),
 }
 
 /// Number of distinct counters.
-pub const COUNT: usize = 5 + Reject::ALL.len();
+pub const COUNT: usize = 6 + Reject::ALL.len();
 
 impl Metric {
     /// Every counter, in index order.
@@ -33,6 +35,7 @@ impl Metric {
             Metric::SessionsRepinned,
             Metric::SessionsRefreshed,
             Metric::SessionsDrained,
+            Metric::SessionsMigrated,
         ]
         .into_iter()
         .chain(Reject::ALL.into_iter().map(Metric::TokensRejected))
@@ -46,8 +49,9 @@ impl Metric {
             Metric::SessionsRepinned => 2,
             Metric::SessionsRefreshed => 3,
             Metric::SessionsDrained => 4,
+            Metric::SessionsMigrated => 5,
             Metric::TokensRejected(r) => {
-                5usize.saturating_add(Reject::ALL.iter().position(|x| *x == r).unwrap_or(0))
+                6usize.saturating_add(Reject::ALL.iter().position(|x| *x == r).unwrap_or(0))
             }
         }
     }
@@ -60,6 +64,7 @@ impl Metric {
             Metric::SessionsRepinned => "sticky.sessions_repinned",
             Metric::SessionsRefreshed => "sticky.sessions_refreshed",
             Metric::SessionsDrained => "sticky.sessions_drained",
+            Metric::SessionsMigrated => "sticky.sessions_migrated",
             Metric::TokensRejected(r) => match r {
                 Reject::Malformed => "sticky.tokens_rejected.malformed",
                 Reject::Oversized => "sticky.tokens_rejected.oversized",
@@ -81,6 +86,7 @@ impl From<Event> for Metric {
             Event::Repinned => Metric::SessionsRepinned,
             Event::Refreshed => Metric::SessionsRefreshed,
             Event::Drained => Metric::SessionsDrained,
+            Event::Migrated => Metric::SessionsMigrated,
         }
     }
 }

@@ -29,6 +29,14 @@ pub enum Stream {
     /// Kept on the claims' cluster, host left to the load balancer: the token
     /// named no host, or its host's drain deadline has passed.
     Moving(Claims),
+    /// Pinned by a legacy value (migration); the cluster may be empty
+    /// (unknown). The response issues a sealed token.
+    Legacy {
+        /// What the legacy value said.
+        claims: Claims,
+        /// The legacy value came from a cookie (expire it once migrated).
+        from_cookie: bool,
+    },
 }
 
 /// Why a response (re)issues a token.
@@ -42,6 +50,8 @@ pub enum Event {
     Refreshed,
     /// The session left a draining host whose deadline passed.
     Drained,
+    /// A legacy session value was replaced by a sealed token.
+    Migrated,
 }
 
 /// What the response phase saw: the backend that served the request.
@@ -143,6 +153,7 @@ pub fn respond(
     match stream {
         Stream::Untouched => None,
         Stream::Fresh => Some((issue(cfg, cluster, pin_host, now, now), Event::Created)),
+        Stream::Legacy { .. } => Some((issue(cfg, cluster, pin_host, now, now), Event::Migrated)),
         Stream::Pinned(old) if old.cluster != cluster || old.host != host => Some((
             issue(cfg, cluster, pin_host, old.issued_at, now),
             Event::Repinned,

@@ -233,3 +233,50 @@ fn display_names_the_field() {
     let e = err(&with_keys("[]"));
     assert!(e.to_string().contains("field `keys`"), "{e}");
 }
+
+#[test]
+fn migration_is_opt_in_and_checked() {
+    assert_eq!(
+        Config::from_json(config_json("").as_bytes())
+            .unwrap()
+            .migration,
+        None
+    );
+    let cfg = Config::from_json(
+        config_json(r#""migration": {"envoy_cookie": "envoy-session", "cluster": "v1"},"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    let m = cfg.migration.unwrap();
+    assert_eq!(
+        (
+            m.cookie.as_deref(),
+            m.cluster.as_deref(),
+            m.cookie_path.as_str()
+        ),
+        (Some("envoy-session"), Some("v1"), "/")
+    );
+    assert_eq!(err(&config_json(r#""migration": {},"#)).field, "migration");
+    assert_eq!(
+        err(&config_json(r#""migration": {"envoy_cookie": "a b"},"#)).field,
+        "migration.envoy_cookie"
+    );
+    assert_eq!(
+        err(&config_json(
+            r#""migration": {"header": "x", "cluster": "v9"},"#
+        ))
+        .field,
+        "migration.cluster"
+    );
+    assert_eq!(
+        err(&config_json(r#""migration": {"header": "x-sticky-host"},"#)).field,
+        "migration.header"
+    );
+    assert_eq!(
+        err(&config_json(
+            r#""migration": {"header": "x", "colour": 1},"#
+        ))
+        .field,
+        "migration.colour"
+    );
+}

@@ -147,3 +147,65 @@ fn metadata_is_read_at_most_once_per_interval() {
     s.send(&mut c);
     assert_eq!(s.host.metadata_reads, reads + 2);
 }
+
+#[test]
+fn envoy_native_cookie_migrates_to_a_sealed_token_on_the_same_host() {
+    use base64::Engine as _;
+    let mut s = sim(r#""migration": {"envoy_cookie": "envoy-session", "cluster": "v2"},"#);
+    let mut c = Client::default();
+    let legacy = base64::engine::general_purpose::STANDARD.encode("10.0.2.3:8080");
+    c.cookies
+        .insert("envoy-session".into(), format!("\"{legacy}\""));
+    let first = s.send(&mut c);
+    assert_eq!(
+        (first.cluster.as_deref(), first.host.as_deref()),
+        (Some("v2"), Some("10.0.2.3:8080"))
+    );
+    let set = first.set_cookies();
+    assert!(set.iter().any(|v| v.starts_with("sticky=")), "{set:?}");
+    assert!(
+        set.iter()
+            .any(|v| v.starts_with("envoy-session=; Max-Age=0")),
+        "{set:?}"
+    );
+    assert_eq!(s.host.counter("sticky.sessions_migrated"), 1);
+    c.cookies.remove("envoy-session");
+    for _ in 0..10 {
+        let e = s.send(&mut c);
+        assert_eq!(e.host.as_deref(), Some("10.0.2.3:8080"));
+        assert!(e.set_cookies().is_empty());
+    }
+}
+
+#[test]
+fn legacy_values_are_ignored_unless_migration_is_configured() {
+    let mut s = sim("");
+    let mut c = Client::default();
+    c.cookies
+        .insert("envoy-session".into(), "MTAuMC4yLjM6ODA4MA==".into());
+    let e = s.send(&mut c);
+    assert_eq!(
+        e.cluster.as_deref(),
+        Some("v1"),
+        "the split chose, not the legacy cookie"
+    );
+}
+
+#[test]
+fn a55_header_value_with_cluster_is_honoured_and_unknown_clusters_are_not() {
+    let mut s = sim(r#""migration": {"header": "x-session"},"#);
+    let mut c = Client::default();
+    c.extra
+        .push(("x-session".into(), b"10.0.2.2:8080;cluster:v2".to_vec()));
+    let e = s.send(&mut c);
+    assert_eq!(
+        (e.cluster.as_deref(), e.host.as_deref()),
+        (Some("v2"), Some("10.0.2.2:8080"))
+    );
+    let mut c = Client::default();
+    c.extra
+        .push(("x-session".into(), b"10.0.2.2:8080;cluster:admin".to_vec()));
+    let e = s.send(&mut c);
+    assert_ne!(e.cluster.as_deref(), Some("admin"));
+    assert_eq!(s.host.counter("sticky.tokens_rejected.unknown_cluster"), 1);
+}
