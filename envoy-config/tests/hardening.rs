@@ -31,6 +31,7 @@ fn seal(cluster: &str, host: &str, id: &str, secret: &str) -> String {
         issued_at: now(),
         expires_at: now() + 600,
         last_seen: now(),
+        key_hash: 0,
     };
     token::seal(&claims, &keys, &[5; 24]).unwrap()
 }

@@ -185,6 +185,7 @@ fn bad_cookies_get_a_fresh_pick_never_a_5xx() {
         issued_at: now() - 10,
         expires_at,
         last_seen: now() - 10,
+        key_hash: 0,
     };
     let target = rig.backend("v2-1").host();
     let other_secret = "MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";

@@ -27,11 +27,6 @@ const REFUSED: &[(&str, usize, &str)] = &[
         1,
         "the filter must fail open, never close a stream",
     ),
-    (
-        "proxy_send_local_response",
-        8,
-        "the filter must fail open, never answer by itself",
-    ),
     ("proxy_http_call", 10, "the filter makes no callouts"),
     ("proxy_grpc_call", 12, "the filter makes no callouts"),
     ("proxy_grpc_stream", 9, "the filter makes no callouts"),
@@ -104,6 +99,40 @@ pub fn add_to_linker(engine: &Engine, linker: &mut Linker<HostState>) -> Result<
                 level: abi::log_level_name(level),
                 message: String::from_utf8_lossy(&message).into_owned(),
             });
+            Ok(Status::Ok.code())
+        },
+    )?;
+
+    linker.func_wrap(
+        "env",
+        "proxy_send_local_response",
+        |mut c: Ctx<'_>,
+         status: i32,
+         _details_ptr: i32,
+         _details_len: i32,
+         body_ptr: i32,
+         body_len: i32,
+         _headers_ptr: i32,
+         _headers_len: i32,
+         _grpc: i32|
+         -> Result<i32> {
+            const CALL: &str = "proxy_send_local_response";
+            enter(&mut c, CALL)?;
+            // Only a shard key the route requires makes sticky answer by itself,
+            // and only before the request went upstream.
+            if c.data().phase != Phase::RequestHeaders {
+                let phase = c.data().phase;
+                return Err(c
+                    .data_mut()
+                    .violation(CALL, format!("a local reply in {phase}")));
+            }
+            if !(200..600).contains(&status) {
+                return Err(c
+                    .data_mut()
+                    .violation(CALL, format!("status {status} is not an HTTP status")));
+            }
+            let body = guest::read(&mut c, CALL, "body", body_ptr, body_len)?;
+            c.data_mut().host.local_reply = Some((unsigned(status), body));
             Ok(Status::Ok.code())
         },
     )?;

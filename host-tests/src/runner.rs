@@ -286,6 +286,8 @@ impl WasmRunner {
     fn check_action(&mut self, export: &'static str, action: i32) -> Result<(), HostError> {
         match action {
             abi::ACTION_CONTINUE => Ok(()),
+            // Pausing after a local reply is how Envoy expects it to end.
+            abi::ACTION_PAUSE if self.store.data().host.local_reply.is_some() => Ok(()),
             abi::ACTION_PAUSE => Err(self.poison(HostError::Trap {
                 export,
                 message: "returned Action::Pause: the stream would hang (sticky must never pause)"

@@ -7,6 +7,7 @@ use crate::json::{self, Json};
 use base64::Engine as _;
 
 use crate::keys::{Key, KeyId, Keyring};
+use crate::shard::{KeySource, MissingKey};
 
 /// The longest cluster name accepted (Istio names are well under this).
 pub const MAX_CLUSTER_NAME: usize = 255;
@@ -106,6 +107,21 @@ pub struct DrainConfig {
     pub check_interval_seconds: u64,
 }
 
+/// Validated key-sharding settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardingConfig {
+    /// Where the key comes from.
+    pub key: KeySource,
+    /// Shard clusters in shard order: key → `clusters[jump(fnv1a64(key), N)]`.
+    pub clusters: Vec<String>,
+    /// What a request without a key gets.
+    pub missing_key: MissingKey,
+    /// After this instant (unix seconds), a session whose key now maps to
+    /// another shard moves there; before it (or with no deadline, until its
+    /// token expires) it finishes on its old shard.
+    pub reshard_deadline: Option<u64>,
+}
+
 /// Validated migration settings: which legacy session values are accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationConfig {
@@ -140,6 +156,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// Opt-in reader of legacy session values (none by default).
     pub migration: Option<MigrationConfig>,
+    /// Key-sharded routing (none by default).
+    pub sharding: Option<ShardingConfig>,
 }
 
 impl Config {
@@ -179,7 +197,22 @@ impl Config {
                 Some(name)
             }
         };
-        let clusters = clusters(root.array("clusters")?.unwrap_or_default())?;
+        let sharding = root.object("sharding")?.map(sharding_config).transpose()?;
+        let mut clusters = cluster_list("clusters", root.array("clusters")?.unwrap_or_default())?;
+        if let Some(sharding) = &sharding {
+            // Shard clusters are on the allow-list: session tokens may name them.
+            for shard in &sharding.clusters {
+                if !clusters.contains(shard) {
+                    clusters.push(shard.clone());
+                }
+            }
+        }
+        if clusters.is_empty() {
+            return Err(ConfigError::new(
+                "clusters",
+                "must list at least one cluster (the allow-list of clusters a session may name)",
+            ));
+        }
         let keys = keys(root.array("keys")?.unwrap_or_default())?;
         let namespace = root.string("drain_metadata_namespace")?.unwrap_or("sticky");
         if namespace.is_empty() || namespace.bytes().any(|b| b == 0) {
@@ -214,6 +247,7 @@ impl Config {
             drain,
             session,
             migration,
+            sharding,
         })
     }
 
@@ -495,16 +529,92 @@ fn migration_config(
     })
 }
 
-fn clusters(items: &[Json]) -> Result<Vec<String>, ConfigError> {
-    if items.is_empty() {
+fn sharding_config(mut obj: Obj<'_>) -> Result<ShardingConfig, ConfigError> {
+    let mut key = obj.object("key")?.ok_or_else(|| {
+        ConfigError::new(
+            "sharding.key",
+            "is required: {\"header\" | \"cookie\" | \"path_segment\" | \"query\": ...}",
+        )
+    })?;
+    let sources = [
+        key.string("header")?
+            .map(|h| header_name("sharding.key.header", h).map(KeySource::Header)),
+        key.string("cookie")?.map(|c| {
+            if c.is_empty() || c.len() > MAX_NAME || !c.bytes().all(is_tchar) {
+                Err(ConfigError::new(
+                    "sharding.key.cookie",
+                    "must be a cookie name",
+                ))
+            } else {
+                Ok(KeySource::Cookie(c.to_owned()))
+            }
+        }),
+        key.u64("path_segment")?.map(|n| match usize::try_from(n) {
+            Ok(n @ 1..=64) => Ok(KeySource::PathSegment(n)),
+            _ => Err(ConfigError::new(
+                "sharding.key.path_segment",
+                "must be 1-64 (1 = the first segment)",
+            )),
+        }),
+        key.string("query")?.map(|q| {
+            if q.is_empty() || q.bytes().any(|b| b == b'&' || b == b'=' || b <= b' ') {
+                Err(ConfigError::new(
+                    "sharding.key.query",
+                    "must be a query parameter name",
+                ))
+            } else {
+                Ok(KeySource::Query(q.to_owned()))
+            }
+        }),
+    ];
+    key.finish()?;
+    let mut chosen = sources.into_iter().flatten();
+    let source = chosen.next().ok_or_else(|| {
+        ConfigError::new(
+            "sharding.key",
+            "must name one of header, cookie, path_segment, query",
+        )
+    })??;
+    if chosen.next().is_some() {
         return Err(ConfigError::new(
-            "clusters",
-            "must list at least one cluster (the allow-list of clusters a session may name)",
+            "sharding.key",
+            "must name exactly one source",
         ));
     }
+    let clusters = cluster_list(
+        "sharding.clusters",
+        obj.array("clusters")?.unwrap_or_default(),
+    )?;
+    if clusters.is_empty() {
+        return Err(ConfigError::new(
+            "sharding.clusters",
+            "must list the shard clusters in shard order (shard-0 first)",
+        ));
+    }
+    let missing_key = match obj.string("missing_key")?.unwrap_or("fallback") {
+        "fallback" => MissingKey::Fallback,
+        "reject" => MissingKey::Reject,
+        other => {
+            return Err(ConfigError::new(
+                "sharding.missing_key",
+                format!("must be \"fallback\" or \"reject\", got \"{other}\""),
+            ));
+        }
+    };
+    let reshard_deadline = obj.u64("reshard_deadline")?;
+    obj.finish()?;
+    Ok(ShardingConfig {
+        key: source,
+        clusters,
+        missing_key,
+        reshard_deadline,
+    })
+}
+
+fn cluster_list(path: &str, items: &[Json]) -> Result<Vec<String>, ConfigError> {
     let mut clusters: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let field = format!("clusters[{i}]");
+        let field = format!("{path}[{i}]");
         let Json::String(name) = item else {
             return Err(ConfigError::new(
                 field,

@@ -1,7 +1,7 @@
 //! The per-stream flow shared by every build: what the filter does on request
 //! headers and on response headers, against any [`Host`].
 
-use crate::config::{Config, MigrationConfig};
+use crate::config::{Config, MigrationConfig, ShardingConfig};
 use crate::cookie::{self, Candidates};
 use crate::drain::{DEADLINE_KEY, DRAINING_KEY, DrainCache, HostDrain};
 use crate::host::Host;
@@ -9,6 +9,7 @@ use crate::keys::NONCE_LEN;
 use crate::legacy;
 use crate::metrics::Metric;
 use crate::session::{self, Lookup, Served, Stream};
+use crate::shard::{self, KeySource, MissingKey};
 use crate::token::{self, Claims, Reject};
 
 /// Request phase: strips client-sent internal headers, finds the session and
@@ -41,11 +42,15 @@ pub fn on_request<H: Host>(cfg: &Config, drain: &DrainCache, host: &mut H, now: 
     if let Lookup::Rejected(reason) = &lookup {
         host.count(Metric::TokensRejected(*reason));
     }
-    let stream = match (session::plan(lookup, drain, now), &cfg.migration) {
-        (Stream::Fresh, Some(migration)) => {
-            legacy_stream(cfg, migration, cookies.as_deref(), host, now).unwrap_or(Stream::Fresh)
-        }
-        (stream, _) => stream,
+    let stream = match &cfg.sharding {
+        Some(sharding) => shard_stream(sharding, lookup, cookies.as_deref(), host, drain, now),
+        None => match (session::plan(lookup, drain, now), &cfg.migration) {
+            (Stream::Fresh, Some(migration)) => {
+                legacy_stream(cfg, migration, cookies.as_deref(), host, now)
+                    .unwrap_or(Stream::Fresh)
+            }
+            (stream, _) => stream,
+        },
     };
     match &stream {
         Stream::Pinned(claims) => {
@@ -54,7 +59,7 @@ pub fn on_request<H: Host>(cfg: &Config, drain: &DrainCache, host: &mut H, now: 
             host.route_changed();
             host.count(Metric::RequestsPinned);
         }
-        Stream::Moving(claims) => {
+        Stream::Moving(claims) | Stream::Sharded(claims) => {
             if via_session_filter {
                 host.remove_request_header(&cfg.host_header);
             }
@@ -72,6 +77,7 @@ pub fn on_request<H: Host>(cfg: &Config, drain: &DrainCache, host: &mut H, now: 
             host.pin_host(&cfg.host_header, &claims.host);
             host.route_changed();
         }
+        Stream::Refused => {}
         Stream::Fresh | Stream::Untouched => {
             if via_session_filter {
                 host.remove_request_header(&cfg.host_header);
@@ -104,7 +110,7 @@ pub fn on_response<H: Host>(
         // Removing blindly costs less than reading a present header's value.
         host.remove_response_header(&cfg.host_header);
     }
-    if matches!(stream, Stream::Untouched) {
+    if matches!(stream, Stream::Untouched | Stream::Refused) {
         return;
     }
     // No upstream (a local reply): nothing to pin.
@@ -159,6 +165,56 @@ pub fn on_response<H: Host>(
     }
 }
 
+/// Key-sharded routing: the key's shard, unless the request's session token
+/// was issued for the same key and may finish on its old shard.
+fn shard_stream<H: Host>(
+    sharding: &ShardingConfig,
+    lookup: Lookup,
+    cookies: Option<&[u8]>,
+    host: &mut H,
+    drain: &DrainCache,
+    now: u64,
+) -> Stream {
+    let header = match &sharding.key {
+        KeySource::Header(name) => host.request_header(name),
+        _ => None,
+    };
+    let path = match &sharding.key {
+        KeySource::PathSegment(_) | KeySource::Query(_) => host.request_header(":path"),
+        _ => None,
+    };
+    let Some(key) = shard::extract(&sharding.key, header.as_deref(), cookies, path.as_deref())
+    else {
+        if sharding.missing_key == MissingKey::Reject
+            && host.send_local_reply(400, "sticky: this route needs a shard key\n")
+        {
+            return Stream::Refused;
+        }
+        return session::plan(lookup, drain, now);
+    };
+    let hash = shard::fnv1a64(key);
+    let Some(target) = sharding
+        .clusters
+        .get(shard::shard_of(key, sharding.clusters.len()))
+    else {
+        return session::plan(lookup, drain, now);
+    };
+    if let Lookup::Valid(claims) = &lookup
+        && claims.key_hash == hash
+        && (claims.cluster == *target || sharding.reshard_deadline.is_none_or(|d| now < d))
+    {
+        return session::plan(lookup, drain, now);
+    }
+    Stream::Sharded(Claims {
+        cluster: target.clone(),
+        host: String::new(),
+        issued_at: now,
+        expires_at: 0,
+        last_seen: now,
+        key_hash: hash,
+    })
+}
+
 /// Migration: a session named by a legacy value (Envoy's native cookie, a
 /// legacy session header) when the request has no usable sticky token.
 fn legacy_stream<H: Host>(
@@ -198,6 +254,7 @@ fn legacy_stream<H: Host>(
             issued_at: now,
             expires_at: session.expires_at,
             last_seen: now,
+            key_hash: 0,
         };
         return Some(Stream::Legacy {
             claims,

@@ -41,6 +41,13 @@ pub trait Host {
         false
     }
 
+    /// Answers the request locally with `status` and a text `body` instead of
+    /// sending it upstream; `false` if this host cannot (the request then
+    /// proceeds normally).
+    fn send_local_reply(&mut self, _status: u32, _body: &str) -> bool {
+        false
+    }
+
     /// A response header's value; `None` when absent.
     fn response_header(&mut self, name: &str) -> Option<Vec<u8>>;
     /// Removes every copy of a response header.

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod legacy;
 pub mod metrics;
 pub mod session;
+pub mod shard;
 pub mod token;
 
 #[cfg(any(test, feature = "testing"))]

@@ -29,6 +29,11 @@ pub enum Stream {
     /// Kept on the claims' cluster, host left to the load balancer: the token
     /// named no host, or its host's drain deadline has passed.
     Moving(Claims),
+    /// A new key-sharded session: routed to the key's shard cluster (the
+    /// claims' cluster and key hash), host left to the load balancer.
+    Sharded(Claims),
+    /// The filter answered the request itself (a shard key was required).
+    Refused,
     /// Pinned by a legacy value (migration); the cluster may be empty
     /// (unknown). The response issues a sealed token.
     Legacy {
@@ -151,16 +156,35 @@ pub fn respond(
     // A draining host takes no new pins: keep the cluster, let the LB re-pick.
     let pin_host = if drain.draining { "" } else { host };
     match stream {
-        Stream::Untouched => None,
-        Stream::Fresh => Some((issue(cfg, cluster, pin_host, now, now), Event::Created)),
-        Stream::Legacy { .. } => Some((issue(cfg, cluster, pin_host, now, now), Event::Migrated)),
+        Stream::Untouched | Stream::Refused => None,
+        Stream::Fresh => Some((
+            issue(cfg, cluster, pin_host, Begun::new(now), now),
+            Event::Created,
+        )),
+        Stream::Sharded(shard) => Some((
+            issue(
+                cfg,
+                cluster,
+                pin_host,
+                Begun {
+                    issued_at: now,
+                    key_hash: shard.key_hash,
+                },
+                now,
+            ),
+            Event::Created,
+        )),
+        Stream::Legacy { .. } => Some((
+            issue(cfg, cluster, pin_host, Begun::new(now), now),
+            Event::Migrated,
+        )),
         Stream::Pinned(old) if old.cluster != cluster || old.host != host => Some((
-            issue(cfg, cluster, pin_host, old.issued_at, now),
+            issue(cfg, cluster, pin_host, Begun::of(old), now),
             Event::Repinned,
         )),
         Stream::Pinned(old) => {
             if drain.expired(now) {
-                return Some((issue(cfg, cluster, "", old.issued_at, now), Event::Drained));
+                return Some((issue(cfg, cluster, "", Begun::of(old), now), Event::Drained));
             }
             refresh(cfg, old, now).map(|c| (c, Event::Refreshed))
         }
@@ -174,13 +198,17 @@ pub fn respond(
             } else {
                 Event::Drained
             };
-            Some((issue(cfg, cluster, pin_host, old.issued_at, now), event))
+            Some((issue(cfg, cluster, pin_host, Begun::of(old), now), event))
         }
     }
 }
 
-/// Claims for a token issued at `now` for a session that began at `issued_at`.
-fn issue(cfg: &Config, cluster: &str, host: &str, issued_at: u64, now: u64) -> Claims {
+/// Claims for a token issued at `now` for the session `session`.
+fn issue(cfg: &Config, cluster: &str, host: &str, session: Begun, now: u64) -> Claims {
+    let Begun {
+        issued_at,
+        key_hash,
+    } = session;
     let ttl = cfg.cookie.ttl_seconds;
     let absolute = cfg.session.absolute_timeout_seconds;
     let by_ttl = (ttl > 0).then(|| now.saturating_add(ttl));
@@ -196,6 +224,32 @@ fn issue(cfg: &Config, cluster: &str, host: &str, issued_at: u64, now: u64) -> C
         issued_at,
         expires_at,
         last_seen: now,
+        key_hash,
+    }
+}
+
+/// What a re-issued token keeps from the session it continues.
+#[derive(Clone, Copy)]
+struct Begun {
+    issued_at: u64,
+    key_hash: u64,
+}
+
+impl Begun {
+    /// A session that begins now.
+    fn new(now: u64) -> Self {
+        Self {
+            issued_at: now,
+            key_hash: 0,
+        }
+    }
+
+    /// The session `claims` belongs to.
+    fn of(claims: &Claims) -> Self {
+        Self {
+            issued_at: claims.issued_at,
+            key_hash: claims.key_hash,
+        }
     }
 }
 
@@ -207,7 +261,7 @@ fn refresh(cfg: &Config, old: &Claims, now: u64) -> Option<Claims> {
     if since < cfg.session.refresh_interval_seconds {
         return None;
     }
-    let fresh = issue(cfg, &old.cluster, &old.host, old.issued_at, now);
+    let fresh = issue(cfg, &old.cluster, &old.host, Begun::of(old), now);
     let idle_due = cfg.session.idle_timeout_seconds > 0;
     let ttl = cfg.cookie.ttl_seconds;
     let ttl_due = ttl > 0

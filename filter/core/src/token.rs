@@ -30,6 +30,8 @@ pub struct Claims {
     pub expires_at: u64,
     /// When the token was last (re)issued, for the idle timeout (unix seconds).
     pub last_seen: u64,
+    /// For key-sharded sessions, the hash of the shard key it was issued for; 0 otherwise.
+    pub key_hash: u64,
 }
 
 /// Why a token value was not accepted. Every variant means "no session".
@@ -94,6 +96,8 @@ struct TokenV1 {
     expires_at: u64,
     #[prost(uint64, tag = "5")]
     last_seen: u64,
+    #[prost(uint64, tag = "6")]
+    key_hash: u64,
 }
 
 /// Seals `claims` with the keyring's first key. `None` only if the keyring is empty.
@@ -107,6 +111,7 @@ pub fn seal(claims: &Claims, keys: &Keyring, nonce: &[u8; NONCE_LEN]) -> Option<
         issued_at: claims.issued_at,
         expires_at: claims.expires_at,
         last_seen: claims.last_seen,
+        key_hash: claims.key_hash,
     };
     let mut body = Vec::with_capacity(payload.encoded_len().saturating_add(TAG_LEN));
     payload.encode(&mut body).ok()?;
@@ -166,6 +171,7 @@ pub fn open(value: &[u8], keys: &Keyring) -> Result<Claims, Reject> {
         issued_at: payload.issued_at,
         expires_at: payload.expires_at,
         last_seen: payload.last_seen,
+        key_hash: payload.key_hash,
     })
 }
 

@@ -45,6 +45,15 @@ impl Host for WasmHost<'_> {
         request_header_joined("cookie")
     }
 
+    fn send_local_reply(&mut self, status: u32, body: &str) -> bool {
+        hostcalls::send_http_response(
+            status,
+            vec![("content-type", "text/plain")],
+            Some(body.as_bytes()),
+        )
+        .is_ok()
+    }
+
     fn pins_through_session_filter(&self) -> bool {
         // The rendered chain is sticky → stateful_session (header) → router.
         true

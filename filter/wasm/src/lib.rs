@@ -96,6 +96,10 @@ impl HttpContext for StickyStream {
                 Ok(drain) => filter::on_request(&shared.config, &drain, &mut host, host::now()),
                 Err(_) => Stream::Untouched,
             };
+            if self.stream == Stream::Refused {
+                // A local reply was sent: Envoy answers, the request stops here.
+                return Action::Pause;
+            }
         }
         Action::Continue
     }

@@ -280,3 +280,46 @@ fn migration_is_opt_in_and_checked() {
         "migration.colour"
     );
 }
+
+#[test]
+fn sharding_config_is_checked_and_joins_the_allow_list() {
+    let json = format!(
+        r#"{{"keys": [{{"id": "a", "secret": "{KEY_A}"}}], "sharding": {{"key": {{"header": "X-Account"}}, "clusters": ["shard-0", "shard-1"], "missing_key": "reject"}}}}"#
+    );
+    let cfg = Config::from_json(json.as_bytes()).unwrap();
+    let s = cfg.sharding.as_ref().unwrap();
+    assert_eq!(s.key, crate::shard::KeySource::Header("x-account".into()));
+    assert_eq!(s.missing_key, crate::shard::MissingKey::Reject);
+    assert_eq!(cfg.clusters, ["shard-0", "shard-1"]);
+    let bad = |sharding: &str| err(&config_json(&format!(r#""sharding": {sharding},"#))).field;
+    assert_eq!(bad(r#"{"clusters": ["s0"]}"#), "sharding.key");
+    assert_eq!(bad(r#"{"key": {}, "clusters": ["s0"]}"#), "sharding.key");
+    assert_eq!(
+        bad(r#"{"key": {"header": "a", "query": "b"}, "clusters": ["s0"]}"#),
+        "sharding.key"
+    );
+    assert_eq!(
+        bad(r#"{"key": {"path_segment": 0}, "clusters": ["s0"]}"#),
+        "sharding.key.path_segment"
+    );
+    assert_eq!(
+        bad(r#"{"key": {"query": "a=b"}, "clusters": ["s0"]}"#),
+        "sharding.key.query"
+    );
+    assert_eq!(
+        bad(r#"{"key": {"cookie": "a b"}, "clusters": ["s0"]}"#),
+        "sharding.key.cookie"
+    );
+    assert_eq!(
+        bad(r#"{"key": {"header": "a"}, "clusters": []}"#),
+        "sharding.clusters"
+    );
+    assert_eq!(
+        bad(r#"{"key": {"header": "a"}, "clusters": ["s0", "s0"]}"#),
+        "sharding.clusters[1]"
+    );
+    assert_eq!(
+        bad(r#"{"key": {"header": "a"}, "clusters": ["s0"], "missing_key": "drop"}"#),
+        "sharding.missing_key"
+    );
+}

@@ -209,3 +209,110 @@ fn a55_header_value_with_cluster_is_honoured_and_unknown_clusters_are_not() {
     assert_ne!(e.cluster.as_deref(), Some("admin"));
     assert_eq!(s.host.counter("sticky.tokens_rejected.unknown_cluster"), 1);
 }
+
+fn shard_sim(extra: &str) -> Sim<NativeRunner> {
+    use crate::testing::KEY_A;
+    use crate::testing::sim::{SimCluster, SimHost};
+    let json = format!(
+        r#"{{{extra} "keys": [{{"id": "a", "secret": "{KEY_A}"}}], "clusters": ["v1"], "cookie": {{"secure": false}}}}"#
+    );
+    let mut runner = NativeRunner::default();
+    assert!(runner.configure(json.as_bytes()), "{:?}", runner.logs());
+    let mut sim = Sim::new(runner);
+    sim.clusters.truncate(1);
+    for i in 0..5 {
+        sim.clusters.push(SimCluster {
+            name: format!("shard-{i}"),
+            weight: 0,
+            hosts: vec![SimHost {
+                addr: format!("10.9.{i}.1:80"),
+                health: Health::Healthy,
+            }],
+        });
+    }
+    sim
+}
+
+fn keyed(key: &str) -> Client {
+    let mut c = Client::default();
+    c.extra.push(("x-account".into(), key.as_bytes().to_vec()));
+    c
+}
+
+#[test]
+fn keys_land_on_their_jump_hash_shard() {
+    let mut s = shard_sim(
+        r#""sharding": {"key": {"header": "x-account"}, "clusters": ["shard-0", "shard-1", "shard-2", "shard-3"]},"#,
+    );
+    for i in 0..200 {
+        let key = format!("acct-{i}");
+        let want = format!("shard-{}", crate::shard::shard_of(key.as_bytes(), 4));
+        let mut c = keyed(&key);
+        for _ in 0..3 {
+            assert_eq!(
+                s.send(&mut c).cluster.as_deref(),
+                Some(want.as_str()),
+                "{key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn requests_without_a_key_fall_back_or_get_400() {
+    let mut s = shard_sim(
+        r#""sharding": {"key": {"header": "x-account"}, "clusters": ["shard-0", "shard-1"]},"#,
+    );
+    let e = s.send(&mut Client::default());
+    assert_eq!(e.cluster.as_deref(), Some("v1"));
+    let mut s = shard_sim(
+        r#""sharding": {"key": {"header": "x-account"}, "clusters": ["shard-0", "shard-1"], "missing_key": "reject"},"#,
+    );
+    let e = s.send(&mut Client::default());
+    assert_eq!((e.status, e.cluster.as_deref()), (400, None));
+    assert!(e.set_cookies().is_empty());
+}
+
+#[test]
+fn resharding_keeps_sessions_on_their_old_shard_until_the_deadline() {
+    let four = r#""sharding": {"key": {"header": "x-account"}, "clusters": ["shard-0", "shard-1", "shard-2", "shard-3"]},"#;
+    let mut s = shard_sim(four);
+    // A key that jump hash moves from 4 to 5 shards.
+    let key = (0..)
+        .map(|i| format!("acct-{i}"))
+        .find(|k| {
+            crate::shard::shard_of(k.as_bytes(), 4) != crate::shard::shard_of(k.as_bytes(), 5)
+        })
+        .unwrap();
+    let mut c = keyed(&key);
+    let old = s.send(&mut c).cluster.unwrap();
+    let deadline = s.now + 60;
+    let five = format!(
+        r#""sharding": {{"key": {{"header": "x-account"}}, "clusters": ["shard-0", "shard-1", "shard-2", "shard-3", "shard-4"], "reshard_deadline": {deadline}}},"#
+    );
+    let json = format!(
+        r#"{{{five} "keys": [{{"id": "a", "secret": "{}"}}], "clusters": ["v1"], "cookie": {{"secure": false}}}}"#,
+        crate::testing::KEY_A
+    );
+    assert!(s.runner.configure(json.as_bytes()));
+    assert_eq!(
+        s.send(&mut c).cluster.as_deref(),
+        Some(old.as_str()),
+        "in-flight session stays"
+    );
+    assert_eq!(
+        s.send(&mut keyed(&key)).cluster.as_deref(),
+        Some("shard-4"),
+        "a new session goes to the new shard"
+    );
+    s.now = deadline;
+    assert_eq!(
+        s.send(&mut c).cluster.as_deref(),
+        Some("shard-4"),
+        "after the deadline it moves"
+    );
+    // Another key on the same client is routed by its own key, not the token.
+    c.extra = vec![("x-account".into(), b"someone-else".to_vec())];
+    let want = format!("shard-{}", crate::shard::shard_of(b"someone-else", 5));
+    assert_eq!(s.send(&mut c).cluster.as_deref(), Some(want.as_str()));
+}

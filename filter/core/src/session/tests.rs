@@ -13,6 +13,7 @@ fn claims(host: &str) -> Claims {
         issued_at: NOW - 100,
         expires_at: NOW + 500,
         last_seen: NOW - 100,
+        key_hash: 0,
     }
 }
 

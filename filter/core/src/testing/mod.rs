@@ -31,6 +31,8 @@ pub struct FakeHost {
     pub rng: u8,
     /// Number of metadata reads (to check rate limiting).
     pub metadata_reads: u64,
+    /// A local reply the filter sent instead of routing: (status, body).
+    pub local_reply: Option<(u32, Vec<u8>)>,
 }
 
 impl FakeHost {
@@ -63,6 +65,7 @@ impl FakeHost {
         self.response.clear();
         self.upstream_host = None;
         self.upstream_cluster = None;
+        self.local_reply = None;
     }
 
     /// Sets drain metadata for a host, in Envoy's property encoding.
@@ -89,6 +92,10 @@ impl Host for FakeHost {
     }
     fn remove_request_header(&mut self, name: &str) {
         self.request.retain(|(n, _)| n != name);
+    }
+    fn send_local_reply(&mut self, status: u32, body: &str) -> bool {
+        self.local_reply = Some((status, body.as_bytes().to_vec()));
+        true
     }
     fn response_header(&mut self, name: &str) -> Option<Vec<u8>> {
         joined(self.response_values(name))

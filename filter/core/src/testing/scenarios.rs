@@ -256,6 +256,7 @@ pub fn claims(cluster: &str, host: &str, now: u64) -> Claims {
         issued_at: now - 10,
         expires_at: now + 500,
         last_seen: now - 10,
+        key_hash: 0,
     }
 }
 
@@ -470,7 +471,77 @@ pub fn all() -> Vec<Scenario> {
             config: default_config,
             run: refused_reconfiguration,
         },
+        Scenario {
+            name: "envoy_native_cookie_migrates_to_a_sealed_token",
+            config: || {
+                config_json(r#""migration": {"envoy_cookie": "envoy-session", "cluster": "v2"},"#)
+            },
+            run: legacy_migration,
+        },
+        Scenario {
+            name: "shard_keys_route_by_jump_hash_and_missing_keys_get_400",
+            config: || {
+                format!(
+                    r#"{{"keys": [{{"id": "a", "secret": "{KEY_A}"}}], "clusters": ["v1"], "cookie": {{"secure": false}},
+                        "sharding": {{"key": {{"query": "room"}}, "clusters": ["shard-0", "shard-1", "shard-2"], "missing_key": "reject"}}}}"#
+                )
+            },
+            run: sharded_keys,
+        },
     ]
+}
+
+fn legacy_migration(s: &mut Script<'_>) {
+    let mut c = Client::default();
+    // Envoy 1.40's own cookie for 10.0.2.3:8080 (proto {1: addr, 2: expiry}).
+    let legacy = STANDARD.encode(b"\x0a\x0d10.0.2.3:8080\x10\x80\xe0\xa6\xdb\x06");
+    c.cookies
+        .insert("envoy-session".into(), format!("\"{legacy}\""));
+    let e = s.send("legacy cookie", &mut c);
+    assert_steered(&e, "v2", "10.0.2.3:8080");
+    let set = e.set_cookies();
+    assert!(set.iter().any(|v| v.starts_with("sticky=")), "{set:?}");
+    assert!(
+        set.iter()
+            .any(|v| v.starts_with("envoy-session=; Max-Age=0; Path=/")),
+        "{set:?}"
+    );
+    assert_eq!(s.counter("sticky.sessions_migrated"), 1);
+    c.cookies.remove("envoy-session");
+    let e = s.send("sealed token now", &mut c);
+    assert_steered(&e, "v2", "10.0.2.3:8080");
+    assert!(e.set_cookies().is_empty());
+}
+
+fn sharded_keys(s: &mut Script<'_>) {
+    use super::sim::{SimCluster, SimHost};
+    for i in 0..3 {
+        s.sim.clusters.push(SimCluster {
+            name: format!("shard-{i}"),
+            weight: 0,
+            hosts: vec![SimHost {
+                addr: format!("10.9.{i}.1:80"),
+                health: Health::Healthy,
+            }],
+        });
+    }
+    for room in ["lobby", "r-17", "%ff", "\u{0}x", ""] {
+        let mut c = Client {
+            path: Some(format!("/chat?room={room}&x=1")),
+            ..Client::default()
+        };
+        let e = s.send(&format!("room {room:?}"), &mut c);
+        if room.is_empty() {
+            assert_eq!((e.status, e.cluster.as_deref()), (400, None), "no key: 400");
+            assert!(e.set_cookies().is_empty());
+        } else {
+            let want = format!("shard-{}", crate::shard::shard_of(room.as_bytes(), 3));
+            assert_eq!(e.cluster.as_deref(), Some(want.as_str()), "{room:?}");
+            assert_eq!(e.set_cookies().len(), 1);
+            let again = s.send(&format!("room {room:?} again"), &mut c);
+            assert_eq!(again.cluster.as_deref(), Some(want.as_str()));
+        }
+    }
 }
 
 fn new_session(s: &mut Script<'_>) {

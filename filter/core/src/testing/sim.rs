@@ -65,11 +65,15 @@ pub struct Client {
     pub no_cookies: bool,
     /// Extra raw request headers sent on every request.
     pub extra: Vec<(String, Vec<u8>)>,
+    /// Request path (default "/").
+    pub path: Option<String>,
 }
 
 /// What one request/response exchange looked like.
 #[derive(Debug, Clone, Default)]
 pub struct Exchange {
+    /// The response status.
+    pub status: u16,
     /// The cluster that served, if any.
     pub cluster: Option<String>,
     /// The host that served, if any.
@@ -186,7 +190,14 @@ impl<R: Runner> Sim<R> {
         self.host.next_stream();
         self.host.request = vec![
             (":method".into(), b"GET".to_vec()),
-            (":path".into(), b"/".to_vec()),
+            (
+                ":path".into(),
+                client
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| "/".into())
+                    .into_bytes(),
+            ),
         ];
         if !client.cookies.is_empty() && !client.no_cookies {
             let jar: Vec<String> = client
@@ -207,7 +218,11 @@ impl<R: Runner> Sim<R> {
         self.runner.on_request(&mut self.host, self.now);
         let request = self.host.request.clone();
 
-        let served = self.route();
+        let served = if self.host.local_reply.is_some() {
+            None
+        } else {
+            self.route()
+        };
         let mut response = vec![(":status".to_owned(), b"200".to_vec())];
         if let Some((cluster, host)) = &served {
             self.host.upstream_cluster = Some(cluster.clone().into_bytes());
@@ -223,11 +238,20 @@ impl<R: Runner> Sim<R> {
                 response.push((self.host_header.clone(), encoded.into_bytes()));
             }
         } else {
-            response = vec![(":status".to_owned(), b"503".to_vec())];
+            let status = self.host.local_reply.as_ref().map_or(503, |(s, _)| *s);
+            response = vec![(":status".to_owned(), status.to_string().into_bytes())];
         }
         self.host.response = response;
         self.runner.on_response(&mut self.host, self.now);
+        let status = self
+            .host
+            .response
+            .iter()
+            .find(|(n, _)| n == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+            .unwrap_or(0);
         let exchange = Exchange {
+            status,
             cluster: served.as_ref().map(|s| s.0.clone()),
             host: served.map(|s| s.1),
             request,
