@@ -251,6 +251,31 @@ impl Config {
         })
     }
 
+    /// The start-up log line both builds write once a configuration loads.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "sticky {} configured: cookie \"{}\", {} clusters, {} keys",
+            crate::VERSION,
+            self.cookie.name,
+            self.clusters.len(),
+            self.keys.len()
+        );
+        if let Some(header) = &self.session_header {
+            line.push_str(", session header ");
+            line.push_str(header);
+        }
+        if let Some(sharding) = &self.sharding {
+            line.push_str(&format!(
+                ", sharding over {} shards",
+                sharding.clusters.len()
+            ));
+        }
+        if self.migration.is_some() {
+            line.push_str(", migration reader on");
+        }
+        line
+    }
+
     /// Index of `cluster` on the allow-list, if it is there.
     pub fn cluster_index(&self, cluster: &[u8]) -> Option<usize> {
         self.clusters.iter().position(|c| c.as_bytes() == cluster)

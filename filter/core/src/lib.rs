@@ -2,6 +2,9 @@
 //! the session decisions, with no dependency on proxy-wasm or Envoy. The wasm
 //! and native builds adapt [`host::Host`] and call [`filter`].
 
+/// sticky's version, written in the start-up log line.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod config;
 pub mod cookie;
 pub mod drain;

@@ -113,15 +113,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     // SAFETY: this is the running config_new call's own config pointer.
     let counters =
         Counters::define(|name| unsafe { abi::define_counter(filter_config_envoy_ptr, name) });
-    abi::log(
-        LogLevel::INFO,
-        &format!(
-            "sticky: configured: cookie {:?}, {} clusters, {} keys",
-            config.cookie.name,
-            config.clusters.len(),
-            config.keys.len()
-        ),
-    );
+    abi::log(LogLevel::INFO, &config.summary());
     let shared = Arc::new(Shared::new(config, counters));
     Box::into_raw(Box::new(shared)).cast_const().cast()
 }

@@ -44,12 +44,7 @@ impl RootContext for StickyRoot {
         let bytes = host::plugin_configuration().unwrap_or_default();
         match Config::from_json(&bytes) {
             Ok(config) => {
-                log::info!(
-                    "sticky: configured: cookie \"{}\", {} clusters, {} keys",
-                    config.cookie.name,
-                    config.clusters.len(),
-                    config.keys.len()
-                );
+                log::info!("{}", config.summary());
                 let metrics = MetricIds::define();
                 self.shared = Some(Rc::new(Shared {
                     config,

@@ -323,3 +323,17 @@ fn sharding_config_is_checked_and_joins_the_allow_list() {
         "sharding.missing_key"
     );
 }
+
+#[test]
+fn summary_names_the_version_and_the_shape() {
+    let cfg = Config::from_json(config_json(r#""session_header": "x-s","#).as_bytes()).unwrap();
+    let line = cfg.summary();
+    assert!(
+        line.starts_with(&format!("sticky {} configured", crate::VERSION)),
+        "{line}"
+    );
+    assert!(
+        line.contains("2 clusters") && line.contains("session header x-s"),
+        "{line}"
+    );
+}
