@@ -5,6 +5,7 @@
 /// sticky's version, written in the start-up log line.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod addr;
 pub mod config;
 pub mod cookie;
 pub mod drain;

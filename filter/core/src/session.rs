@@ -114,13 +114,7 @@ fn check(cfg: &Config, claims: Claims, now: u64) -> Result<Claims, Reject> {
     Ok(claims)
 }
 
-/// Whether `host` is a literal "ip:port" (IPv6 in brackets).
-pub fn is_socket_addr(host: &[u8]) -> bool {
-    std::str::from_utf8(host)
-        .ok()
-        .and_then(|s| s.parse::<std::net::SocketAddr>().ok())
-        .is_some()
-}
+pub use crate::addr::is_socket_addr;
 
 /// Turns a lookup into the stream state, consulting the drain cache.
 pub fn plan(lookup: Lookup, drain: &DrainCache, now: u64) -> Stream {
