@@ -34,14 +34,14 @@ fn is_port(p: &[u8]) -> bool {
 fn decimal(d: &[u8]) -> Option<u32> {
     d.iter().try_fold(0u32, |acc, &b| {
         b.is_ascii_digit()
-            .then(|| acc.saturating_mul(10).saturating_add(u32::from(b - b'0')))
+            .then(|| acc.saturating_mul(10).saturating_add(u32::from(b.wrapping_sub(b'0'))))
     })
 }
 
 fn is_ipv4(ip: &[u8]) -> bool {
-    let mut parts = 0;
+    let mut parts = 0usize;
     for octet in ip.split(|&b| b == b'.') {
-        parts += 1;
+        parts = parts.saturating_add(1);
         let leading_zero = octet.len() > 1 && octet.first() == Some(&b'0');
         if octet.is_empty()
             || octet.len() > 3
