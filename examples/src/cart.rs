@@ -24,7 +24,8 @@ use crate::{BACKEND_HEADER, Identity};
 /// The application's own session cookie (not sticky's).
 pub const CART_COOKIE: &str = "cart";
 
-/// The web page served at `/`: shows the cart and the instance serving it.
+/// The web page served at `/`: shows the cart and the instance serving it
+/// (`__INSTANCE__` is replaced by the name of the instance serving the page).
 pub const INDEX_HTML: &str = include_str!("../cart/index.html");
 
 /// What every cart response carries.
@@ -80,7 +81,8 @@ struct AddQuery {
 }
 
 async fn index(State(app): State<App>) -> Response {
-    let mut r = ([(CONTENT_TYPE, "text/html; charset=utf-8")], INDEX_HTML).into_response();
+    let page = INDEX_HTML.replace("__INSTANCE__", &html_escape(&app.identity.name));
+    let mut r = ([(CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
     tag(&mut r, &app.identity);
     r
 }
@@ -147,6 +149,13 @@ fn respond(app: &App, headers: &HeaderMap, add: Option<String>) -> Response {
         r.headers_mut().append(SET_COOKIE, v);
     }
     r
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn tag(r: &mut Response, identity: &Identity) {

@@ -162,6 +162,8 @@ pub struct StageSpec {
     pub mode: Mode,
     /// (cluster, weight, instances).
     pub clusters: Vec<(String, u32, usize)>,
+    /// Envoy's listener port on 127.0.0.1 (0: an ephemeral port).
+    pub listen_port: u16,
 }
 
 /// A running stage. Dropping it kills Envoy and every instance by PID.
@@ -220,7 +222,7 @@ impl Stage {
         let names: Vec<&str> = spec.clusters.iter().map(|c| c.0.as_str()).collect();
         let plan = Plan {
             listen_address: "127.0.0.1".into(),
-            listen_port: 0,
+            listen_port: spec.listen_port,
             admin_port: 0,
             affinity: affinity(spec.mode, artifacts.wasm.clone()),
             plugin_config: plugin_config(&names),

@@ -114,7 +114,7 @@ impl Run {
 }
 
 /// What one run measured.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     /// Row label.
     pub label: String,
@@ -220,6 +220,7 @@ pub fn run(
         kind: run.kind,
         mode: run.mode,
         clusters: vec![("v1".into(), 100, 3), ("v2".into(), 0, 2)],
+        listen_port: 0,
     };
     let mut stage = Stage::start(&spec, artifacts)?;
     let began = Instant::now();

@@ -2,13 +2,19 @@
 //! (scale-up, canary shift, drain with deadline, stop, kill) with no
 //! affinity, Envoy's ring hash, Envoy's native stateful cookie and sticky,
 //! plus sticky with a gRPC client in header mode; prints the table and writes
-//! `results/story.md` and `results/story.svg`.
+//! `results/story.md`, `results/story.svg` and `results/story.json`.
 //!
 //! `sticky-story [--fast] [--out DIR]`
+//!
+//! `sticky-story --serve cart|counter [--port 10000] [--seconds 600]` instead
+//! starts Envoy + sticky in front of three instances (v1-0, v1-1 at weight
+//! 90; v2-0 at weight 10) and keeps them up for you to try by hand.
 
-use sticky_examples::instance::Binaries;
+use std::time::Duration;
+
+use sticky_examples::instance::{Binaries, Kind};
 use sticky_examples::report;
-use sticky_examples::stage::Artifacts;
+use sticky_examples::stage::{Artifacts, Mode, Stage, StageSpec};
 use sticky_examples::story::{self, Run, Scenario};
 
 fn main() -> std::process::ExitCode {
@@ -23,6 +29,9 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(what) = sticky_examples::flag(&args, "--serve") {
+        return serve(&what, &args);
+    }
     let scenario = if args.iter().any(|a| a == "--fast") {
         Scenario::fast()
     } else {
@@ -68,12 +77,77 @@ fn run() -> Result<(), String> {
     println!("\n== sessions kept / lost / errors per mode\n");
     print!("{}", report::text_table(&outcomes));
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let json = out.join("story.json");
+    let text = serde_json::to_string_pretty(&outcomes).map_err(|e| e.to_string())?;
+    std::fs::write(&json, text + "\n").map_err(|e| format!("{}: {e}", json.display()))?;
     let md = out.join("story.md");
     let svg = out.join("story.svg");
     std::fs::write(&md, report::markdown(&outcomes, &scenario))
         .map_err(|e| format!("{}: {e}", md.display()))?;
     std::fs::write(&svg, report::svg(&outcomes, &scenario))
         .map_err(|e| format!("{}: {e}", svg.display()))?;
-    println!("\n   wrote {} and {}", md.display(), svg.display());
+    println!(
+        "\n   wrote {}, {} and {}",
+        md.display(),
+        svg.display(),
+        json.display()
+    );
+    Ok(())
+}
+
+/// `--serve`: one sticky stage for trying the demo by hand, stopped after
+/// `--seconds` or on Ctrl-C (Envoy and the instances are killed by PID).
+fn serve(what: &str, args: &[String]) -> Result<(), String> {
+    let kind = match what {
+        "cart" => Kind::Cart,
+        "counter" => Kind::Counter,
+        other => return Err(format!("--serve {other}: expected cart or counter")),
+    };
+    let port: u16 = sticky_examples::flag(args, "--port")
+        .map(|p| p.parse().map_err(|e| format!("--port {p}: {e}")))
+        .transpose()?
+        .unwrap_or(0);
+    let seconds: u64 = sticky_examples::flag(args, "--seconds")
+        .map(|p| p.parse().map_err(|e| format!("--seconds {p}: {e}")))
+        .transpose()?
+        .unwrap_or(600);
+    let artifacts = Artifacts::locate(Binaries::beside_current_exe()?)?;
+    let spec = StageSpec {
+        kind,
+        mode: Mode::Sticky,
+        clusters: vec![("v1".into(), 90, 2), ("v2".into(), 10, 1)],
+        listen_port: port,
+    };
+    let stage = Stage::start(&spec, &artifacts)?;
+    let addr = stage.addr();
+    println!(
+        "Envoy + sticky (pid {}) on {addr}, admin http://{}/",
+        stage.envoy.pid(),
+        stage.envoy.admin
+    );
+    for name in stage.instance_names() {
+        if let Some(i) = stage.instance(&name) {
+            println!("  instance {name} (pid {}) on {}", i.pid(), i.addr);
+        }
+    }
+    match kind {
+        Kind::Cart => println!(
+            "open http://{addr}/ in a browser, or run:\n  sticky-shopper --envoy {addr} --items 5"
+        ),
+        Kind::Counter => println!("run:\n  sticky-counter-client --envoy {addr} --calls 5"),
+    }
+    println!("serving for {seconds} s (Ctrl-C stops earlier)");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => println!("\nCtrl-C"),
+            () = tokio::time::sleep(Duration::from_secs(seconds)) => {}
+        }
+    });
+    println!("stopping Envoy and the instances");
+    drop(stage);
     Ok(())
 }
