@@ -104,6 +104,15 @@ enum ClusterNames {
     Istio,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ShardEndpointsArg {
+    /// An EDS file per shard (--endpoint <pod>=IP:PORT); drained with `stickyctl endpoints`.
+    Eds,
+    /// STRICT_DNS on <statefulSet>-<i>.<headlessService>.<namespace>.svc.cluster.local
+    /// (Envoy inside the Kubernetes cluster).
+    Dns,
+}
+
 #[derive(Debug, Args)]
 struct RenderEnvoy {
     #[command(flatten)]
@@ -136,6 +145,9 @@ struct RenderEnvoy {
     /// How clusters are named.
     #[arg(long, value_enum, default_value = "backend")]
     cluster_names: ClusterNames,
+    /// How shard clusters (spec.sharding) find their pod.
+    #[arg(long, value_enum, default_value = "eds")]
+    shard_endpoints: ShardEndpointsArg,
     /// No retry policy on routes.
     #[arg(long)]
     no_retry: bool,
@@ -412,6 +424,10 @@ fn render_envoy(a: RenderEnvoy) -> Result<u8> {
             ClusterNames::Istio => standalone::Naming::Istio,
         },
         endpoints: parse_endpoints(&a.endpoint)?,
+        shard_endpoints: match a.shard_endpoints {
+            ShardEndpointsArg::Eds => standalone::ShardEndpoints::Eds,
+            ShardEndpointsArg::Dns => standalone::ShardEndpoints::Dns,
+        },
         retry: !a.no_retry,
         runtime_key_prefix: Some(a.runtime_prefix.clone()),
     };
@@ -501,6 +517,9 @@ fn render_istio(a: RenderIstio) -> Result<u8> {
         service,
     };
     let rendered = istio::render(&resolved, &keys, &opts)?;
+    for n in &rendered.notes {
+        note(n);
+    }
     if let Some(cmd) = &rendered.label_command {
         note(&format!(
             "label the Service so istiod sends terminating pods as DRAINING: {cmd} (or pass --service FILE)"

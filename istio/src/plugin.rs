@@ -13,8 +13,14 @@ pub const HOST_HEADER: &str = "x-sticky-host";
 /// The internal cluster header (the filter's default).
 pub const CLUSTER_HEADER: &str = "x-sticky-cluster";
 
-/// Builds the plugin config for `clusters` (the allow-list, in order).
-pub fn config(resolved: &Resolved, clusters: &[String], keys: &[Key]) -> Result<Value> {
+/// Builds the plugin config for `clusters` (the allow-list, in order) and,
+/// when the policy shards, `shard_clusters` (shard order: shard 0 first).
+pub fn config(
+    resolved: &Resolved,
+    clusters: &[String],
+    shard_clusters: &[String],
+    keys: &[Key],
+) -> Result<Value> {
     let s = &resolved.session;
     let mut cookie = json!({
         "name": s.cookie_name,
@@ -49,6 +55,17 @@ pub fn config(resolved: &Resolved, clusters: &[String], keys: &[Key]) -> Result<
             session["refresh_interval_seconds"] = json!(r);
         }
         config.insert("session".into(), session);
+    }
+    if let Some(sharding) = &resolved.policy.sharding {
+        // The filter adds shard clusters to its allow-list itself.
+        config.insert(
+            "sharding".into(),
+            json!({
+                "key": sharding.key_json(),
+                "clusters": shard_clusters,
+                "missing_key": sharding.missing_key_str(),
+            }),
+        );
     }
     let value = Value::Object(config);
     check(&value)?;

@@ -759,3 +759,111 @@ fn help_has_examples() {
         assert!(out.contains("Example"), "{sub:?} --help:\n{out}");
     }
 }
+
+fn sharded(block: &str) -> String {
+    format!("{POLICY}  sharding:\n{block}")
+}
+
+const SHARDING: &str = "    key: {header: x-account}
+    shards: 4
+    statefulSet: reviews
+    headlessService: reviews-pods
+    service: reviews
+    port: 9080
+";
+
+#[test]
+fn sharding_errors_name_file_line_and_field() {
+    // The policy's sharding block starts on line 18; `key` is line 19.
+    let (code, err) = render_istio(&sharded(SHARDING), ROUTE, &[]);
+    assert_eq!(code, 0, "{err}");
+    for (from, to, want) in [
+        (
+            "{header: x-account}",
+            "{header: x-account, cookie: a}",
+            "policy.yaml:19: field `spec.sharding.key`: must name exactly one of header, cookie, pathSegment, query; got 2",
+        ),
+        (
+            "{header: x-account}",
+            "{header: \"x account\"}",
+            "policy.yaml:19: field `spec.sharding.key.header`",
+        ),
+        (
+            "{header: x-account}",
+            "{path: 2}",
+            "policy.yaml:19: field `spec.sharding.key.path`: unknown field `path`",
+        ),
+        (
+            "shards: 4",
+            "shards: 2000",
+            "policy.yaml:20: field `spec.sharding.shards`: must be 1-1024, got 2000",
+        ),
+        (
+            "shards: 4",
+            "shards: four",
+            "policy.yaml:20: field `spec.sharding.shards`: invalid type",
+        ),
+        (
+            "statefulSet: reviews",
+            "statefulSet: reviews_db",
+            "policy.yaml:21: field `spec.sharding.statefulSet`",
+        ),
+        (
+            "    port: 9080\n",
+            "",
+            "policy.yaml:18: field `spec.sharding`: missing field `port`",
+        ),
+        (
+            "port: 9080",
+            "port: 9080\n    missingKey: ignore",
+            "policy.yaml:25: field `spec.sharding.missingKey`: must be fallback",
+        ),
+    ] {
+        let block = SHARDING.replace(from, to);
+        let (code, err) = render_istio(&sharded(&block), ROUTE, &[]);
+        assert_eq!(code, 1, "{block}\n{err}");
+        assert!(
+            err.starts_with("stickyctl: error: ") && err.contains(want),
+            "want {want:?} in:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn shard_subsets_on_a_headless_service_warn_for_sidecars_only() {
+    let block = SHARDING.replace("    service: reviews\n", "");
+    let (code, err) = render_istio(&sharded(&block), ROUTE, &["--selector", "app=web"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("policy.yaml:22: field `spec.sharding.headlessService`: the shard subsets sit on the headless Service reviews-pods; istiod gives sidecars ORIGINAL_DST"),
+        "{err}"
+    );
+    let (code, err) = render_istio(&sharded(&block), ROUTE, &["--target-ref", "Gateway/public"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("ORIGINAL_DST"), "{err}");
+}
+
+#[test]
+fn dns_shard_clusters_take_no_endpoint_flag() {
+    let err = fails(
+        &[
+            "render",
+            "envoy",
+            "-p",
+            "policy-sharded.yaml",
+            "-r",
+            "route-sharded.yaml",
+            "--keys",
+            "keys.json",
+            "--shard-endpoints",
+            "dns",
+            "--endpoint",
+            "accounts-0=10.0.0.1:8080",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("--endpoint names \"accounts-0\", which is no backendRef of HTTPRoute accounts (DNS shard clusters take no --endpoint)"),
+        "{err}"
+    );
+}

@@ -48,7 +48,7 @@ fn render_envoy(dir: &Path, extra: &[&str]) -> PathBuf {
 #[test]
 fn rendered_bootstraps_pass_envoy_validate() {
     let envoy = envoy();
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 8] = [
         &[
             "-p",
             "policy.yaml",
@@ -75,6 +75,32 @@ fn rendered_bootstraps_pass_envoy_validate() {
             "istio",
         ],
         &["-p", "policy.yaml", "-r", "route-overlap.yaml"],
+        &[
+            "-p",
+            "policy-sharded.yaml",
+            "-r",
+            "route-sharded.yaml",
+            "--endpoint",
+            "accounts-0=10.1.0.10:8080",
+        ],
+        &[
+            "-p",
+            "policy-sharded-gateway.yaml",
+            "-r",
+            "route-gateway.yaml",
+            "--cluster-names",
+            "istio",
+            "--shard-endpoints",
+            "dns",
+        ],
+        &[
+            "-p",
+            "policy-sharded-path.yaml",
+            "-r",
+            "route-sharded.yaml",
+            "--shard-endpoints",
+            "dns",
+        ],
     ];
     for case in cases {
         let tmp = tempfile::tempdir().unwrap();
@@ -191,6 +217,8 @@ fn envoy_filter_patches_validate_inside_a_bootstrap() {
     for (policy, route) in [
         ("policy.yaml", "route.yaml"),
         ("policy-bare.yaml", "route-gateway.yaml"),
+        ("policy-sharded.yaml", "route-sharded.yaml"),
+        ("policy-sharded-gateway.yaml", "route-gateway.yaml"),
     ] {
         let stream = ok(&[
             "render",
@@ -249,16 +277,23 @@ fn envoy_filter_patches_validate_inside_a_bootstrap() {
                 &http_filters(&mut b)[0]["typed_config"]["config"]["configuration"]["value"];
             let running: Value = serde_json::from_str(wasm_cfg.as_str().unwrap()).unwrap();
             assert_eq!(running["clusters"], wp["spec"]["pluginConfig"]["clusters"]);
+            assert_eq!(running["sharding"], wp["spec"]["pluginConfig"]["sharding"]);
             std::fs::write(&config, serde_json::to_vec_pretty(&b).unwrap()).unwrap();
             envoy_validate(&envoy, &config)
                 .unwrap_or_else(|log| panic!("{policy} {context}:\n{log}"));
         }
-        // Istio cluster names round-trip: allow-list = bootstrap clusters =
-        // the exact header values the pinned routes match.
+        // Istio cluster names round-trip: allow-list (with the shard
+        // clusters) = bootstrap clusters = the exact header values the pinned
+        // routes match.
+        let shards = wp["spec"]["pluginConfig"]["sharding"]["clusters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let allow: Vec<&str> = wp["spec"]["pluginConfig"]["clusters"]
             .as_array()
             .unwrap()
             .iter()
+            .chain(shards.iter())
             .map(|c| c.as_str().unwrap())
             .collect();
         assert!(

@@ -523,3 +523,188 @@ fn endpoints_drain_writes_status_and_deadline() {
         &std::fs::read_to_string(&eds).unwrap(),
     );
 }
+
+#[test]
+fn render_envoy_sharded_writes_one_cluster_and_eds_file_per_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("envoy");
+    ok(&[
+        "render",
+        "envoy",
+        "-p",
+        "policy-sharded.yaml",
+        "-r",
+        "route-sharded.yaml",
+        "--keys",
+        KEYS,
+        "--endpoint",
+        "accounts-v1=10.1.0.1:8080,10.1.0.2:8080",
+        "--endpoint",
+        "accounts-0=10.1.0.10:8080",
+        "--endpoint",
+        "accounts-3=10.1.0.13:8080",
+        "--eds-dir",
+        "/etc/sticky/eds",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let files = files_in(&out_dir);
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(&out_dir).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "eds/accounts-v1.json",
+            "eds/shard-0.json",
+            "eds/shard-1.json",
+            "eds/shard-2.json",
+            "eds/shard-3.json",
+            "envoy.json",
+            "plugin.json"
+        ]
+    );
+    for (p, n) in files.iter().zip(&names) {
+        golden(
+            &format!("envoy-sharded/{n}"),
+            &std::fs::read_to_string(p).unwrap(),
+        );
+    }
+    let plugin: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("plugin.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        plugin["sharding"],
+        serde_json::json!({
+            "key": {"header": "x-account"},
+            "clusters": ["shard-0", "shard-1", "shard-2", "shard-3"],
+            "missing_key": "fallback",
+        })
+    );
+    // Shard 0's pod is in its EDS file; shard 1's awaits `stickyctl endpoints add`.
+    let eds0 = std::fs::read_to_string(out_dir.join("eds/shard-0.json")).unwrap();
+    assert!(eds0.contains("10.1.0.10"), "{eds0}");
+}
+
+#[test]
+fn render_envoy_sharded_dns_clusters_on_a_two_rule_route() {
+    let stdout = ok(&[
+        "render",
+        "envoy",
+        "-p",
+        "policy-sharded-gateway.yaml",
+        "-r",
+        "route-gateway.yaml",
+        "--keys",
+        KEYS,
+        "--cluster-names",
+        "istio",
+        "--shard-endpoints",
+        "dns",
+    ]);
+    golden("envoy-sharded-dns.json", &stdout);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let shard1 = v["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "outbound|9000|shard-1|carts.shop.svc.cluster.local")
+        .unwrap();
+    assert_eq!(shard1["type"], "STRICT_DNS");
+    assert_eq!(
+        shard1["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"],
+        serde_json::json!({"address": "carts-1.carts.shop.svc.cluster.local", "port_value": 9000})
+    );
+    // Every rule reaches every shard through its own exact-match routes.
+    let routes = v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for rule in ["shop_web_m0", "shop_api_m0"] {
+        let shards: Vec<&str> = routes
+            .iter()
+            .filter(|r| r["name"].as_str().unwrap().starts_with(rule))
+            .filter_map(|r| r["route"]["cluster"].as_str())
+            .filter(|c| c.contains("|shard-"))
+            .collect();
+        assert_eq!(
+            shards,
+            [
+                "outbound|9000|shard-0|carts.shop.svc.cluster.local",
+                "outbound|9000|shard-1|carts.shop.svc.cluster.local"
+            ],
+            "{rule}"
+        );
+    }
+}
+
+#[test]
+fn render_istio_sharded_adds_one_pod_subset_per_ordinal() {
+    let stderr = istio(
+        &[
+            "-p",
+            "policy-sharded.yaml",
+            "-r",
+            "route-sharded.yaml",
+            "--url",
+            "oci://ghcr.io/acme/sticky:0.1.0",
+            "--selector",
+            "app=web",
+        ],
+        "istio-sharded.yaml",
+    );
+    assert!(!stderr.contains("headless"), "{stderr}");
+    let out = ok(&[
+        "render",
+        "istio",
+        "-p",
+        "policy-sharded.yaml",
+        "-r",
+        "route-sharded.yaml",
+        "--keys",
+        KEYS,
+        "--url",
+        "oci://r/sticky:1",
+    ]);
+    let docs = common::yaml_docs(&out);
+    let drs: Vec<&serde_json::Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "DestinationRule")
+        .collect();
+    assert_eq!(drs.len(), 1, "one DestinationRule per host");
+    assert_eq!(
+        drs[0]["spec"]["subsets"][4],
+        serde_json::json!({"name": "shard-3", "labels": {"statefulset.kubernetes.io/pod-name": "accounts-3"}})
+    );
+    let wp = docs.iter().find(|d| d["kind"] == "WasmPlugin").unwrap();
+    assert_eq!(
+        wp["spec"]["pluginConfig"]["sharding"]["clusters"][0],
+        "outbound|8080|shard-0|accounts.bank.svc.cluster.local"
+    );
+}
+
+#[test]
+fn render_istio_sharded_gateway_puts_shards_in_their_own_destination_rule() {
+    let stderr = istio(
+        &[
+            "-p",
+            "policy-sharded-gateway.yaml",
+            "-r",
+            "route-gateway.yaml",
+            "--url",
+            "oci://ghcr.io/acme/sticky:0.1.0",
+            "--target-ref",
+            "Gateway/public",
+        ],
+        "istio-sharded-gateway.yaml",
+    );
+    // A Gateway gets EDS clusters even for a headless Service: no warning,
+    // but the shard Service needs the drain label too.
+    assert!(!stderr.contains("ORIGINAL_DST"), "{stderr}");
+    assert!(
+        stderr.contains("kubectl label service carts -n shop istio.io/persistent-session"),
+        "{stderr}"
+    );
+}

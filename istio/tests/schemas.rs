@@ -224,8 +224,31 @@ fn rendered_istio_objects_match_their_crd_schemas() {
             "Gateway/public",
         ],
     ];
+    let sharded: [&[&str]; 2] = [
+        &[
+            "-p",
+            "policy-sharded.yaml",
+            "-r",
+            "route-sharded.yaml",
+            "--url",
+            "oci://r/sticky:1",
+            "--selector",
+            "app=web",
+        ],
+        &[
+            "-p",
+            "policy-sharded-gateway.yaml",
+            "-r",
+            "route-gateway.yaml",
+            "--url",
+            "oci://r/sticky:1",
+            "--target-ref",
+            "Gateway/public",
+            "--traffic-extension",
+        ],
+    ];
     let mut kinds = std::collections::BTreeSet::new();
-    for case in cases {
+    for case in cases.into_iter().chain(sharded) {
         for obj in rendered(case) {
             let kind = obj["kind"].as_str().unwrap().to_owned();
             if kind == "Service" {
@@ -279,7 +302,12 @@ fn test_routes_match_the_gateway_api_schema() {
         return;
     }
     let schemas = crds("gateway-api-v1.6.1-experimental-httproutes.yaml");
-    for f in ["route.yaml", "route-gateway.yaml", "route-odd-weights.yaml"] {
+    for f in [
+        "route.yaml",
+        "route-gateway.yaml",
+        "route-odd-weights.yaml",
+        "route-sharded.yaml",
+    ] {
         let text = std::fs::read_to_string(common::data(f)).unwrap();
         for doc in yaml_docs(&text) {
             validate(&schemas, &doc);

@@ -6,6 +6,7 @@ pub mod duration;
 pub mod persistence;
 pub mod policy;
 pub mod route;
+pub mod sharding;
 pub mod workload;
 
 use std::path::Path;

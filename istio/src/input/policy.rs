@@ -11,6 +11,7 @@
 //!     connectionDraining: {drainingTimeoutSec: 60}
 //!   sessionPersistence: {...}           # or GEP-1619, any of its three shapes
 //!   sticky: {idleTimeout: 30m, ...}     # our own extensions
+//!   sharding: {key: {header: x-account}, shards: 4, ...}   # see `sharding`
 //! ```
 
 use serde::Deserialize;
@@ -19,6 +20,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::input::duration;
 use crate::input::persistence::{self, Persistence};
+use crate::input::sharding::{self, Sharding};
 use crate::yaml::Document;
 
 /// apiVersions accepted for the policy.
@@ -111,6 +113,8 @@ pub struct Policy {
     pub draining_timeout: Option<u64>,
     /// `spec.sticky`.
     pub ext: Extensions,
+    /// `spec.sharding`: key-sharded routing to a StatefulSet's pods.
+    pub sharding: Option<Sharding>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +146,7 @@ struct WireSpec {
     session_persistence: Option<Value>,
     #[serde(default)]
     sticky: WireSticky,
+    sharding: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -315,6 +320,10 @@ pub fn parse(doc: Document) -> Result<Policy> {
             "must be a 1-63 character label key",
         ));
     }
+    let sharding = match &w.spec.sharding {
+        Some(v) => Some(sharding::parse(&doc, v)?),
+        None => None,
+    };
     let namespace = w
         .metadata
         .namespace
@@ -336,6 +345,7 @@ pub fn parse(doc: Document) -> Result<Policy> {
             drain_metadata_namespace: s.drain_metadata_namespace,
             strict: s.strict,
         },
+        sharding,
         doc,
     })
 }

@@ -132,6 +132,9 @@ pub struct RoutePlan {
     pub route_match: Value,
     /// (cluster name, weight) of the split, in order.
     pub clusters: Vec<(String, u32)>,
+    /// Clusters reached only through the cluster header, never by the split
+    /// (shard clusters of key-sharded routing), in order.
+    pub pinned_only: Vec<String>,
     /// How pinned requests are routed.
     pub pinning: Pinning,
 }
@@ -147,6 +150,7 @@ impl RoutePlan {
                 .iter()
                 .map(|c| (c.name.clone(), c.weight))
                 .collect(),
+            pinned_only: Vec::new(),
             pinning: Pinning::ClusterHeader,
         }
     }
@@ -225,7 +229,12 @@ fn route_config(plan: &Plan, rules: &[RoutePlan], domains: &[String]) -> Value {
                     "route": route_action(plan, json!({"cluster_header": cluster_header})),
                 })),
                 Pinning::ExactPerCluster => {
-                    for (i, (cluster, _)) in rule.clusters.iter().enumerate() {
+                    let pinned = rule
+                        .clusters
+                        .iter()
+                        .map(|(c, _)| c)
+                        .chain(rule.pinned_only.iter());
+                    for (i, cluster) in pinned.enumerate() {
                         routes.push(json!({
                             "name": format!("{}_pinned_{i}", rule.name),
                             "match": with_header(json!({"name": cluster_header, "string_match": {"exact": cluster}})),
@@ -382,6 +391,22 @@ pub fn stateful_session_filter(host_header: &str, strict: bool) -> Value {
 /// while the load balancer never picks them for new ones.
 pub fn override_host_status() -> Value {
     json!({"override_host_status": {"statuses": ["UNKNOWN", "HEALTHY", "DEGRADED", "DRAINING"]}})
+}
+
+/// A cluster on one DNS name (re-resolved, every address a host): a
+/// StatefulSet pod's stable name follows the pod across restarts.
+pub fn dns_cluster(plan: &Plan, name: &str, host: &str, port: u16) -> Value {
+    json!({
+        "name": name,
+        "type": "STRICT_DNS",
+        "connect_timeout": format!("{}s", plan.connect_timeout_ms as f64 / 1000.0),
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(host, port)}}]}],
+        },
+        "common_lb_config": override_host_status(),
+    })
 }
 
 fn cluster(plan: &Plan, c: &ClusterPlan) -> Value {

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::input::route::{BackendRef, Match, PathMatch, precedence};
+use crate::input::sharding::Sharding;
 use crate::input::workload::Service;
 use crate::keys::Key;
 use crate::plugin::{self, CLUSTER_HEADER, HOST_HEADER};
@@ -33,6 +34,9 @@ pub const PERSISTENT_SESSION_LABEL: &str = "istio.io/persistent-session";
 pub const PERSISTENT_SESSION_VALUE: &str = "sticky-drain";
 /// The cluster domain.
 pub const CLUSTER_DOMAIN: &str = "svc.cluster.local";
+/// The pod label the StatefulSet controller sets to the pod's own name: what
+/// selects exactly one ordinal.
+pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 /// Where WasmPlugin / TrafficExtension run in istiod's filter order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -108,6 +112,8 @@ pub struct Rendered {
     pub plugin_config: Value,
     /// A `kubectl label` command, when no Service was given to render.
     pub label_command: Option<String>,
+    /// Things the user should know about the rendered objects.
+    pub notes: Vec<String>,
 }
 
 /// The Service whose subsets the backends are.
@@ -194,6 +200,32 @@ pub fn cluster_name(resolved: &Resolved, b: &BackendRef) -> Result<String> {
         subset(resolved, b)?,
         service_host(resolved)?
     ))
+}
+
+/// The subset of shard `i` (also the standalone cluster name): `shard-<i>`.
+pub fn shard_subset(i: u32) -> String {
+    format!("shard-{i}")
+}
+
+/// `<service>.<namespace>.svc.cluster.local` of the Service whose subsets
+/// the shards are (in the route's namespace).
+pub fn shard_host(resolved: &Resolved, sharding: &Sharding) -> String {
+    format!(
+        "{}.{}.{CLUSTER_DOMAIN}",
+        sharding.istio_service(),
+        resolved.route.namespace
+    )
+}
+
+/// Istio's cluster name of shard `i`: `outbound|<port>|shard-<i>|<host>`,
+/// as istiod's `BuildSubsetKey` names a DestinationRule subset's cluster.
+pub fn shard_cluster_name(resolved: &Resolved, sharding: &Sharding, i: u32) -> String {
+    format!(
+        "outbound|{}|{}|{}",
+        sharding.port,
+        shard_subset(i),
+        shard_host(resolved, sharding)
+    )
 }
 
 fn subset_label(resolved: &Resolved) -> String {
@@ -293,7 +325,39 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
         clusters.push(cluster_name(resolved, b)?);
         subsets.push((subset(resolved, b)?, b.port));
     }
-    let plugin_config = plugin::config(resolved, &clusters, keys)?;
+    let sharding = resolved.policy.sharding.as_ref();
+    let mut shard_clusters = Vec::new();
+    // (host, subset, port) of every shard, for the EnvoyFilter's cluster patches.
+    let mut shard_subsets: Vec<(String, String, u16)> = Vec::new();
+    let mut notes = Vec::new();
+    if let Some(sh) = sharding {
+        for i in 0..sh.shards {
+            let name = shard_cluster_name(resolved, sh, i);
+            if clusters.contains(&name) {
+                return Err(resolved.policy.doc.error(
+                    "spec.sharding",
+                    format!("shard cluster {name:?} is also a backendRef's subset cluster"),
+                ));
+            }
+            shard_clusters.push(name);
+            shard_subsets.push((shard_host(resolved, sh), shard_subset(i), sh.port));
+        }
+        if sh.subsets_on_headless() && !gateways_only(&opts.attach) {
+            notes.push(format!(
+                "{}: the shard subsets sit on the headless Service {}; istiod gives sidecars ORIGINAL_DST (passthrough) clusters for headless Services, where a subset cannot pick a pod, so sidecars would not shard. Name a ClusterIP Service over the same pods in spec.sharding.service, attach to Gateways only (--target-ref Gateway/NAME), or set PILOT_ENABLE_EDS_FOR_HEADLESS_SERVICES=true on istiod",
+                resolved.policy.doc.place("spec.sharding.headlessService"),
+                sh.headless_service
+            ));
+        }
+        if sh.istio_service() != service {
+            notes.push(format!(
+                "label the shard Service too, so a terminating shard pod keeps its pinned sessions: kubectl label service {} -n {} {PERSISTENT_SESSION_LABEL}={PERSISTENT_SESSION_VALUE} --overwrite",
+                sh.istio_service(),
+                resolved.route.namespace
+            ));
+        }
+    }
+    let plugin_config = plugin::config(resolved, &clusters, &shard_clusters, keys)?;
     let mut objects = Vec::new();
     let mut label_command = None;
     match &opts.service {
@@ -344,9 +408,36 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
             ));
         }
     }
-    objects.push(destination_rule(resolved, &name, &host, &subsets));
+    let shard_dr = sharding.map(|sh| (shard_host(resolved, sh), shard_rule_subsets(sh)));
+    match shard_dr {
+        // One DestinationRule per host (istiod merges several unpredictably).
+        Some((shard_host, shard_list)) if shard_host == host => {
+            let mut dr = destination_rule(resolved, &name, &host, &subsets);
+            if let Some(list) = dr["spec"]["subsets"].as_array_mut() {
+                list.extend(shard_list);
+            }
+            objects.push(dr);
+        }
+        Some((shard_host, shard_list)) => {
+            objects.push(destination_rule(resolved, &name, &host, &subsets));
+            objects.push(json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": metadata(&format!("{name}-shards"), &resolved.route.namespace),
+                "spec": {"host": shard_host, "subsets": shard_list},
+            }));
+        }
+        None => objects.push(destination_rule(resolved, &name, &host, &subsets)),
+    }
     objects.push(virtual_service(resolved, &host)?);
-    objects.push(envoy_filter(resolved, &name, &host, &subsets, opts));
+    objects.push(envoy_filter(
+        resolved,
+        &name,
+        &host,
+        &subsets,
+        &shard_subsets,
+        opts,
+    ));
     objects.push(if opts.traffic_extension {
         traffic_extension(&name, &ns, &plugin_config, opts)
     } else {
@@ -356,7 +447,22 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
         objects,
         plugin_config,
         label_command,
+        notes,
     })
+}
+
+/// Whether sticky runs only in Gateways (which get EDS clusters even for
+/// headless Services).
+fn gateways_only(attach: &Attach) -> bool {
+    matches!(attach, Attach::TargetRefs(refs) if refs.iter().all(|(kind, _)| kind == "Gateway"))
+}
+
+/// One DestinationRule subset per StatefulSet ordinal, selecting its pod by
+/// the pod-name label the StatefulSet controller sets.
+fn shard_rule_subsets(sharding: &Sharding) -> Vec<Value> {
+    (0..sharding.shards)
+        .map(|i| json!({"name": shard_subset(i), "labels": {POD_NAME_LABEL: sharding.pod(i)}}))
+        .collect()
 }
 
 fn destination_rule(
@@ -493,6 +599,22 @@ fn virtual_service(resolved: &Resolved, host: &str) -> Result<Value> {
             }));
             destinations.push(json!({"destination": destination, "weight": b.weight}));
         }
+        if let Some(sh) = &resolved.policy.sharding {
+            for i in 0..sh.shards {
+                let destination = json!({
+                    "host": shard_host(resolved, sh),
+                    "subset": shard_subset(i),
+                    "port": {"number": sh.port},
+                });
+                http.push(json!({
+                    "name": format!("{}{suffix}-{}", rule.name, shard_subset(i)),
+                    "match": [istio_match(m, &[(CLUSTER_HEADER.to_owned(), shard_cluster_name(resolved, sh, i))])],
+                    "route": [{"destination": destination}],
+                    "headers": headers.clone(),
+                    "retries": retries.clone(),
+                }));
+            }
+        }
         http.push(json!({
             "name": format!("{}{suffix}-split", rule.name),
             "match": [istio_match(m, &[])],
@@ -526,6 +648,7 @@ fn envoy_filter(
     name: &str,
     host: &str,
     subsets: &[(String, u16)],
+    shard_subsets: &[(String, String, u16)],
     opts: &Options,
 ) -> Value {
     let mut patches = Vec::new();
@@ -545,8 +668,14 @@ fn envoy_filter(
             },
         }));
     }
+    let every = subsets.iter().map(|(s, p)| (host, s.as_str(), *p)).chain(
+        shard_subsets
+            .iter()
+            .map(|(h, s, p)| (h.as_str(), s.as_str(), *p)),
+    );
+    let every: Vec<(&str, &str, u16)> = every.collect();
     for context in CONTEXTS {
-        for (subset, port) in subsets {
+        for (host, subset, port) in &every {
             patches.push(json!({
                 "applyTo": "CLUSTER",
                 "match": {

@@ -13,7 +13,7 @@ use crate::input::route::{BackendRef, Match, PathMatch, precedence};
 use crate::keys::Key;
 use crate::plugin;
 use crate::render::envoy::{
-    Affinity, ClusterPlan, Pinning, Plan, RoutePlan, bootstrap_with_routes,
+    Affinity, ClusterPlan, Pinning, Plan, RoutePlan, bootstrap_with_routes, dns_cluster,
 };
 use crate::render::istio;
 use crate::resolve::Resolved;
@@ -26,6 +26,19 @@ pub enum Naming {
     Backend,
     /// Istio's subset cluster name (`outbound|9080|v1|reviews.default.svc.cluster.local`).
     Istio,
+}
+
+/// How a shard cluster (key-sharded routing) finds its StatefulSet pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardEndpoints {
+    /// An EDS file per shard, like every other cluster (`--endpoint
+    /// <pod>=IP:PORT`): works anywhere, and `stickyctl endpoints` drains it.
+    Eds,
+    /// STRICT_DNS on the pod's stable name
+    /// `<statefulSet>-<i>.<headlessService>.<namespace>.svc.cluster.local`:
+    /// for an Envoy running inside the Kubernetes cluster; follows the pod
+    /// across restarts without anyone writing EDS files.
+    Dns,
 }
 
 /// Options of `render envoy`.
@@ -43,8 +56,10 @@ pub struct Options {
     pub eds_dir: PathBuf,
     /// Cluster naming.
     pub naming: Naming,
-    /// Initial endpoints by backend name.
+    /// Initial endpoints by backend name (or, for shards, pod name).
     pub endpoints: BTreeMap<String, Vec<(String, u16)>>,
+    /// How shard clusters find their pod.
+    pub shard_endpoints: ShardEndpoints,
     /// Retry policy on routes.
     pub retry: bool,
     /// Runtime key prefix for live weight shifts.
@@ -81,6 +96,20 @@ pub fn cluster_name(resolved: &Resolved, b: &BackendRef, naming: Naming) -> Resu
             })
         }
     }
+}
+
+/// The shard clusters of a sharding policy, shard 0 first (none without
+/// `spec.sharding`): `shard-<i>`, or Istio's subset cluster names.
+pub fn shard_clusters(resolved: &Resolved, naming: Naming) -> Vec<String> {
+    let Some(sh) = &resolved.policy.sharding else {
+        return Vec::new();
+    };
+    (0..sh.shards)
+        .map(|i| match naming {
+            Naming::Backend => istio::shard_subset(i),
+            Naming::Istio => istio::shard_cluster_name(resolved, sh, i),
+        })
+        .collect()
 }
 
 /// A file name for a cluster's EDS file (Istio names hold `|`).
@@ -129,15 +158,64 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
         });
         names.push(name);
     }
+    let shard_names = shard_clusters(resolved, opts.naming);
+    let mut shard_pods = Vec::new();
+    let mut dns_shards = Vec::new();
+    if let Some(sh) = &resolved.policy.sharding {
+        for (i, name) in (0..sh.shards).zip(&shard_names) {
+            let file = eds_file_name(name);
+            if names.contains(name) || eds.iter().any(|(f, _)| *f == file) {
+                return Err(resolved.policy.doc.error(
+                    "spec.sharding",
+                    format!(
+                        "shard cluster {name:?} collides with a backendRef's cluster or EDS file"
+                    ),
+                ));
+            }
+            let pod = sh.pod(i);
+            match opts.shard_endpoints {
+                ShardEndpoints::Eds => {
+                    let endpoints: Vec<Endpoint> = opts
+                        .endpoints
+                        .get(&pod)
+                        .map(|eps| eps.iter().map(|(a, p)| Endpoint::healthy(a, *p)).collect())
+                        .unwrap_or_default();
+                    eds.push((
+                        file.clone(),
+                        eds::render(name, &endpoints, &resolved.drain_namespace, 1),
+                    ));
+                    // Weight 0: reached through the cluster header only.
+                    clusters.push(ClusterPlan {
+                        name: name.clone(),
+                        weight: 0,
+                        eds_path: opts.eds_dir.join(&file),
+                    });
+                    shard_pods.push(pod);
+                }
+                ShardEndpoints::Dns => {
+                    dns_shards.push((
+                        name.clone(),
+                        sh.pod_dns(i, &resolved.route.namespace),
+                        sh.port,
+                    ));
+                }
+            }
+        }
+    }
     for backend in opts.endpoints.keys() {
-        if !backends.iter().any(|b| &b.name == backend) {
+        if !backends.iter().any(|b| &b.name == backend) && !shard_pods.contains(backend) {
             return Err(Error::Usage(format!(
-                "--endpoint names {backend:?}, which is no backendRef of HTTPRoute {}",
-                resolved.route.name
+                "--endpoint names {backend:?}, which is no backendRef of HTTPRoute {}{}",
+                resolved.route.name,
+                if dns_shards.is_empty() {
+                    " nor a shard's pod"
+                } else {
+                    " (DNS shard clusters take no --endpoint)"
+                }
             )));
         }
     }
-    let plugin_config = plugin::config(resolved, &names, keys)?;
+    let plugin_config = plugin::config(resolved, &names, &shard_names, keys)?;
     let plan = Plan {
         listen_address: opts.listen_address.clone(),
         listen_port: opts.listen_port,
@@ -178,6 +256,7 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
             },
             route_match: envoy_match(m),
             clusters: rule_clusters,
+            pinned_only: shard_names.clone(),
             pinning: if single {
                 Pinning::ClusterHeader
             } else {
@@ -185,8 +264,14 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
             },
         });
     }
+    let mut bootstrap = bootstrap_with_routes(&plan, &routes, &resolved.route.hostnames);
+    if let Some(list) = bootstrap["static_resources"]["clusters"].as_array_mut() {
+        for (name, host, port) in &dns_shards {
+            list.push(dns_cluster(&plan, name, host, *port));
+        }
+    }
     Ok(Rendered {
-        bootstrap: bootstrap_with_routes(&plan, &routes, &resolved.route.hostnames),
+        bootstrap,
         plugin_config,
         eds,
         plan,
