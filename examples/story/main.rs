@@ -59,7 +59,28 @@ fn run() -> Result<(), String> {
             outcome.errors,
             outcome.requests
         );
-        println!("   envoy: {:?}", outcome.envoy_stats);
+        let stat = |name: &str| {
+            outcome
+                .envoy_stats
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or(0, |(_, v)| *v)
+        };
+        println!(
+            "   Envoy: {} retries ({} succeeded, {} refused by the retry circuit breaker), {} upstream connect failures",
+            stat("upstream_rq_retry"),
+            stat("upstream_rq_retry_success"),
+            stat("upstream_rq_retry_overflow"),
+            stat("upstream_cx_connect_fail")
+        );
+        if !outcome.counters.is_empty() {
+            let list: Vec<String> = outcome
+                .counters
+                .iter()
+                .map(|(k, v)| format!("{} {v}", k.trim_start_matches("wasmcustom.sticky.")))
+                .collect();
+            println!("   sticky counters: {}", list.join(", "));
+        }
         if let Some(e) = &outcome.first_error {
             println!(
                 "   errors by phase {:?}; first: {e}",
