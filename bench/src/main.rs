@@ -63,6 +63,10 @@ struct Args {
     /// Skip the light-load latency scenario (one connection).
     #[arg(long)]
     no_c1: bool,
+    /// Only the scenarios whose label starts with one of these
+    /// (e.g. `http1 c32 session`); default: all.
+    #[arg(long)]
+    scenario: Vec<String>,
     /// Profile instead of measuring: for each configuration (see --only),
     /// record Envoy with `perf record -g` under the session load (wrk) and
     /// write `perf-<configuration>.data` into this directory.
@@ -321,6 +325,13 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
             path: Session,
         });
     }
+    if !args.scenario.is_empty() {
+        s.retain(|sc| {
+            args.scenario
+                .iter()
+                .any(|p| sc.label().starts_with(p.as_str()))
+        });
+    }
     s
 }
 
@@ -394,7 +405,7 @@ fn notes(
             args.h2_streams,
             if args.smoke || args.no_c1 { "" } else { "; wrk × 1 connection for latency without queueing" }
         ),
-        "upstream: 2 clusters (v1 90 / v2 10) × 2 hosts, a minimal threaded HTTP/1.1 server in the bench (fixed 3-byte body)".into(),
+        "upstream: one cluster `v1` of 2 hosts behind the weighted-cluster route (a real split would cost Envoy's native cookie its sessions), each a minimal threaded HTTP/1.1 server in the bench (fixed 3-byte body)".into(),
         format!(
             "{cpus} CPUs; {}; load average {before} before, {} after (other builds share this machine: compare ratios, not absolute numbers)",
             if pin { "Envoy pinned to CPU 1, load generators and upstreams to CPU 0" } else { "no CPU pinning" },
@@ -412,13 +423,31 @@ fn sizes(art: &Artifacts) -> Vec<(String, u64)> {
             out.push((name.to_owned(), m.len()));
         }
     };
-    add("dist/sticky.wasm (wasm-opt -Oz)", Some(&art.sticky_wasm));
+    let sticky = format!(
+        "sticky.wasm (wasm-opt -Oz), sha256 `{}`",
+        sha256(&art.sticky_wasm)
+    );
+    add(&sticky, Some(&art.sticky_wasm));
     add(
         "empty proxy-wasm filter (same profile and wasm-opt flags)",
         art.empty_wasm.as_deref(),
     );
-    add("dist/libsticky.so", art.native.as_deref());
+    add("libsticky.so (native module)", art.native.as_deref());
     out
+}
+
+fn sha256(path: &Path) -> String {
+    Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
 }
 
 /// Instruction (fuel) counts printed by host-tests, when it prints any.
@@ -440,6 +469,7 @@ fn host_tests_lines(root: &Path) -> Result<Vec<String>, String> {
             "sticky-host-tests",
             "--",
             "--nocapture",
+            "cost_per_request",
         ])
         .current_dir(root)
         .stdin(Stdio::null())
@@ -456,14 +486,10 @@ fn host_tests_lines(root: &Path) -> Result<Vec<String>, String> {
             out.status
         ));
     }
+    // host-tests reports its numbers as `host-tests fuel: ...` lines.
     let lines: Vec<String> = text
         .lines()
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            (l.contains("fuel") || l.contains("instructions"))
-                && !l.starts_with("test ")
-                && !l.contains("running")
-        })
+        .filter(|l| l.contains("host-tests fuel:"))
         .map(str::to_owned)
         .collect();
     if lines.is_empty() {

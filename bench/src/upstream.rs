@@ -37,13 +37,8 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Starts an upstream on an ephemeral loopback port.
-    pub fn start() -> io::Result<Self> {
-        Self::start_with("")
-    }
-
-    /// Starts an upstream whose responses also carry `extra` header lines
-    /// (each ending in `\r\n`).
+    /// Starts an upstream on an ephemeral loopback port whose responses also
+    /// carry `extra` header lines (each ending in `\r\n`; usually empty).
     pub fn start_with(extra: &str) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
@@ -158,7 +153,7 @@ mod tests {
 
     #[test]
     fn answers_pipelined_requests() {
-        let up = Upstream::start().unwrap();
+        let up = Upstream::start_with("").unwrap();
         let mut c = TcpStream::connect(up.addr).unwrap();
         c.write_all(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
             .unwrap();
