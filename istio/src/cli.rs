@@ -14,7 +14,7 @@ use crate::keys::{self, Key, KeyFile};
 use crate::render::envoy::Affinity;
 use crate::render::{istio, standalone};
 use crate::resolve::{self, Resolved};
-use crate::{admin, check, eds, endpoints, yaml};
+use crate::{admin, check, eds, endpoints, reshard, yaml};
 
 const ABOUT: &str = "sticky's control CLI: stateful session affinity for Envoy and Istio.
 
@@ -33,6 +33,8 @@ const EXAMPLES: &str = "Examples:
   stickyctl keys rotate keys.json --in-place
   stickyctl endpoints drain --eds eds/v1.json --cluster v1 --host 10.0.0.1:9080 \\
       --timeout 300 --admin 127.0.0.1:9901
+  stickyctl reshard --from 4 --to 5 --keys accounts.txt
+  stickyctl reshard --from 4 --to 5 --config envoy/plugin.json --drain 600 > plugin.json
 
 Exit status: 0 ok; 1 error (the message names file, line and field);
 2 bad command line; 3 `check` found warnings.";
@@ -61,6 +63,44 @@ enum Command {
     /// Edit one host in a standalone Envoy's EDS file (atomically).
     #[command(subcommand)]
     Endpoints(EndpointsCmd),
+    /// What growing or shrinking a sharded route from N to M shards moves;
+    /// the plugin config for M shards with a reshard deadline.
+    #[command(
+        after_help = "Examples:\n  stickyctl reshard --from 4 --to 5                       # over 100000 sample keys\n  stickyctl reshard --from 4 --to 5 --keys accounts.txt   # over your keys, one per line\n  stickyctl reshard --from 4 --to 5 --config envoy/plugin.json --drain 600 > plugin.json\n\nWith --config the updated config goes to stdout and the report to stderr.\nSessions whose key moves finish on their old shard until reshard_deadline\n(now + --drain), then move; without --drain, while their token stays valid."
+    )]
+    Reshard(ReshardArgs),
+}
+
+const SHARDS: std::ops::RangeInclusive<i64> = 1..=crate::input::sharding::MAX_SHARDS as i64;
+
+#[derive(Debug, Args)]
+struct ReshardArgs {
+    /// Shards now.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(SHARDS))]
+    from: u32,
+    /// Shards after.
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(SHARDS))]
+    to: u32,
+    /// Shard keys, one per line (`-` = stdin), hashed as the filter sees them:
+    /// spaces and tabs trimmed, at most 256 bytes; empty lines skipped.
+    #[arg(long, value_name = "FILE", conflicts_with = "sample")]
+    keys: Option<PathBuf>,
+    /// Measure over COUNT sample keys `<prefix>0` .. `<prefix>COUNT-1` (default 100000).
+    #[arg(long, value_name = "COUNT")]
+    sample: Option<usize>,
+    /// Prefix of the sample keys.
+    #[arg(long, value_name = "PREFIX", default_value = "account-")]
+    sample_prefix: String,
+    /// A plugin config with `sharding` (plugin.json, or a rendered WasmPlugin /
+    /// TrafficExtension): print it with M shard clusters.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// With --config: reshard_deadline = now + SECONDS.
+    #[arg(long, value_name = "SECONDS", requires = "config")]
+    drain: Option<u64>,
+    /// The current time, unix seconds (tests).
+    #[arg(long, hide = true)]
+    now: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,6 +412,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Check(a) => run_check(a),
         Command::Keys(k) => run_keys(k),
         Command::Endpoints(e) => run_endpoints(e),
+        Command::Reshard(a) => run_reshard(a),
     }
 }
 
@@ -692,5 +733,76 @@ fn run_endpoints(e: EndpointsCmd) -> Result<u8> {
         ));
     }
     println!("{line}");
+    Ok(0)
+}
+
+/// Default number of sample keys for `reshard`.
+const DEFAULT_SAMPLE: usize = 100_000;
+
+fn run_reshard(a: ReshardArgs) -> Result<u8> {
+    let (keys, source): (Vec<Vec<u8>>, String) = match &a.keys {
+        Some(path) => {
+            let bytes = if path.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                    .map_err(|e| Error::io(path, e))?;
+                b
+            } else {
+                std::fs::read(path).map_err(|e| Error::io(path, e))?
+            };
+            let keys: Vec<Vec<u8>> = bytes
+                .split(|b| *b == b'\n')
+                .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+                .filter_map(reshard::normalize)
+                .map(<[u8]>::to_vec)
+                .collect();
+            if keys.is_empty() {
+                return Err(Error::file(
+                    &path.display().to_string(),
+                    "holds no key (one key per line)",
+                ));
+            }
+            (keys, format!("keys from {}", path.display()))
+        }
+        None => {
+            let n = a.sample.unwrap_or(DEFAULT_SAMPLE);
+            if n == 0 {
+                return Err(Error::Usage("--sample 0: want at least one key".into()));
+            }
+            let keys = (0..n)
+                .map(|i| format!("{}{i}", a.sample_prefix).into_bytes())
+                .collect();
+            (
+                keys,
+                format!(
+                    "sample keys {p}0 .. {p}{}",
+                    n.saturating_sub(1),
+                    p = a.sample_prefix
+                ),
+            )
+        }
+    };
+    let report = reshard::measure(keys.iter().map(Vec::as_slice), a.from, a.to);
+    let text = reshard::render(&report, &source);
+    let Some(path) = &a.config else {
+        stdout(&text)?;
+        return Ok(0);
+    };
+    eprint!("{text}");
+    let file = reshard::ConfigFile::load(path)?;
+    let deadline = a
+        .drain
+        .map(|d| a.now.unwrap_or_else(now_unix).saturating_add(d));
+    let value = file.reshard(a.from, a.to, deadline)?;
+    stdout(&file.render(&value)?)?;
+    match deadline {
+        Some(d) => note(&format!(
+            "reshard_deadline {d} (now + {} s): a session whose key moves finishes on its old shard until then, then moves; new sessions go to the new shard at once",
+            a.drain.unwrap_or(0)
+        )),
+        None => note(
+            "no --drain: a session whose key moves stays on its old shard while its token stays valid (active sessions refresh it: give --drain to end that); new sessions go to the new shard at once",
+        ),
+    }
     Ok(0)
 }

@@ -12,6 +12,7 @@ pub mod input;
 pub mod keys;
 pub mod plugin;
 pub mod render;
+pub mod reshard;
 pub mod resolve;
 pub mod yaml;
 
