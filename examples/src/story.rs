@@ -426,6 +426,12 @@ fn conduct(
     enter(6);
     stage.set_weights(&[("v1", 0), ("v2", 100)])?;
     say(format!("{} canary: weights v1=0 v2=100", t()));
+    if let Some(landed) = new_sessions_land_on(stage, 6) {
+        say(format!(
+            "{}   6 new browser sessions land on {landed}: new sessions follow the new weights",
+            t()
+        ));
+    }
     std::thread::sleep(scenario.phase);
 
     enter(7);
@@ -440,6 +446,24 @@ fn conduct(
     std::thread::sleep(scenario.phase);
     say(format!("{} traffic stops", t()));
     Ok(())
+}
+
+/// Where `n` brand-new cookie sessions land now (cart stages only): one
+/// request each for the page, answered with `x-backend`.
+fn new_sessions_land_on(stage: &Stage, n: usize) -> Option<String> {
+    let mut landed = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..n {
+        let mut s = sticky_e2e::client::Session::new(format!("newcomer-{i}"));
+        let backend = s.get(stage.addr()).ok()?.backend()?;
+        *landed.entry(backend).or_default() += 1;
+    }
+    Some(
+        landed
+            .iter()
+            .map(|(b, c)| format!("{b} ×{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }
 
 async fn drive(
