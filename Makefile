@@ -21,7 +21,7 @@ WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-gl
 # Reproducible wasm: no absolute paths of this machine end up in the module.
 WASM_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/sticky --remap-path-prefix=$(HOME)/.cargo=/cargo \
 	--remap-path-prefix=$(HOME)/.rustup=/rustup
-APT_TOOLS     := wrk:wrk h2load:nghttp2-client wasm-opt:binaryen curl:curl
+APT_TOOLS     := wrk:wrk h2load:nghttp2-client wasm-opt:binaryen curl:curl chromium:chromium
 
 export STICKY_ENVOY := $(ENVOY)
 export STICKY_WASM  := $(CURDIR)/$(WASM)
@@ -95,6 +95,8 @@ test: setup wasm native lint
 ## demo: Envoy + sticky in front of demo backends on loopback.
 demo: setup wasm
 	cargo run --locked --release -p sticky-e2e --bin sticky-demo
+	cargo build --locked --release -p sticky-examples --bins
+	$(TARGET_DIR)/release/sticky-story
 
 ## fuzz-smoke: replay the committed fuzz corpus + 20k deterministic mutations per target (stable, seconds).
 fuzz-smoke:
