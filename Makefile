@@ -112,6 +112,18 @@ fuzz:
 soak: setup wasm
 	cargo run --locked --release -p sticky-e2e --bin sticky-soak
 
+.PHONY: image repro
+
+## image: dist/sticky-image (OCI image layout for Istio's WasmPlugin) and dist/sticky-image.tar,
+## byte-reproducible; prints the manifest digest and the module's sha256.
+image: wasm
+	cargo run --locked --quiet -p stickyctl -- image build --wasm $(WASM) --out dist/sticky-image
+
+## repro: builds dist/sticky.wasm twice, from copies of the tree at two paths into two clean
+## target dirs, with this Makefile's flags, and fails unless the bytes are identical (minutes).
+repro: toolchain tools
+	scripts/repro.sh
+
 clean:
 	cargo clean
 	rm -rf dist

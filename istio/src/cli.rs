@@ -14,7 +14,7 @@ use crate::keys::{self, Key, KeyFile};
 use crate::render::envoy::Affinity;
 use crate::render::{istio, standalone};
 use crate::resolve::{self, Resolved};
-use crate::{admin, check, eds, endpoints, reshard, yaml};
+use crate::{admin, check, eds, endpoints, image, reshard, yaml};
 
 const ABOUT: &str = "sticky's control CLI: stateful session affinity for Envoy and Istio.
 
@@ -33,6 +33,9 @@ const EXAMPLES: &str = "Examples:
   stickyctl keys rotate keys.json --in-place
   stickyctl endpoints drain --eds eds/v1.json --cluster v1 --host 10.0.0.1:9080 \\
       --timeout 300 --admin 127.0.0.1:9901
+  stickyctl image build --wasm dist/sticky.wasm --out dist/sticky-image
+  stickyctl render istio -p policy.yaml -r route.yaml --keys keys.json \\
+      --url oci://ghcr.io/acme/sticky:0.1.0 --wasm-image-dir dist/sticky-image
   stickyctl reshard --from 4 --to 5 --keys accounts.txt
   stickyctl reshard --from 4 --to 5 --config envoy/plugin.json --drain 600 > plugin.json
 
@@ -66,9 +69,53 @@ enum Command {
     /// What growing or shrinking a sharded route from N to M shards moves;
     /// the plugin config for M shards with a reshard deadline.
     #[command(
-        after_help = "Examples:\n  stickyctl reshard --from 4 --to 5                       # over 100000 sample keys\n  stickyctl reshard --from 4 --to 5 --keys accounts.txt   # over your keys, one per line\n  stickyctl reshard --from 4 --to 5 --config envoy/plugin.json --drain 600 > plugin.json\n\nWith --config the updated config goes to stdout and the report to stderr.\nSessions whose key moves finish on their old shard until reshard_deadline\n(now + --drain), then move; without --drain, while their token stays valid."
+        after_help = "Examples:\n  stickyctl reshard --from 4 --to 5                       # over 100000 sample keys\n  stickyctl image build --wasm dist/sticky.wasm --out dist/sticky-image
+  stickyctl render istio -p policy.yaml -r route.yaml --keys keys.json \\
+      --url oci://ghcr.io/acme/sticky:0.1.0 --wasm-image-dir dist/sticky-image
+  stickyctl reshard --from 4 --to 5 --keys accounts.txt   # over your keys, one per line\n  stickyctl reshard --from 4 --to 5 --config envoy/plugin.json --drain 600 > plugin.json\n\nWith --config the updated config goes to stdout and the report to stderr.\nSessions whose key moves finish on their old shard until reshard_deadline\n(now + --drain), then move; without --drain, while their token stays valid."
     )]
     Reshard(ReshardArgs),
+    /// Package sticky.wasm as an OCI image for Istio's WasmPlugin (a reproducible image layout).
+    #[command(subcommand)]
+    Image(ImageCmd),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VariantArg {
+    /// One tar+gzip layer holding /plugin.wasm (what every registry and Istio version takes).
+    Compat,
+    /// Wasm artifact media types (module layer + runtime config layer).
+    Wasm,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCmd {
+    /// Write DIR (an OCI image layout) and DIR.tar; print the manifest digest and the module's sha256.
+    #[command(
+        after_help = "Example:\n  stickyctl image build --wasm dist/sticky.wasm --out dist/sticky-image --tag 0.1.0\n  skopeo copy --preserve-digests oci:dist/sticky-image:0.1.0 docker://ghcr.io/acme/sticky:0.1.0\n\nThe same module always gives the same bytes, so the same digests."
+    )]
+    Build {
+        /// The module.
+        #[arg(long, value_name = "PATH", default_value = "dist/sticky.wasm")]
+        wasm: PathBuf,
+        /// The layout directory (replaced if it holds an earlier layout); the tarball is DIR.tar.
+        #[arg(long, value_name = "DIR", default_value = "dist/sticky-image")]
+        out: PathBuf,
+        /// Tag recorded in index.json (the name skopeo, crane and oras copy by).
+        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+        tag: String,
+        /// Image shape.
+        #[arg(long, value_enum, default_value = "compat")]
+        variant: VariantArg,
+    },
+    /// Verify a layout (every blob's digest and size, media types, the module inside) and print its digests.
+    Inspect {
+        /// The layout directory.
+        dir: PathBuf,
+        /// Which tag (default: the only manifest).
+        #[arg(long)]
+        tag: Option<String>,
+    },
 }
 
 const SHARDS: std::ops::RangeInclusive<i64> = 1..=crate::input::sharding::MAX_SHARDS as i64;
@@ -224,8 +271,14 @@ struct RenderIstio {
     #[arg(long, value_name = "HEX", conflicts_with = "wasm_file")]
     sha256: Option<String>,
     /// Compute sha256 from this local copy of the module.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "wasm_image_dir")]
     wasm_file: Option<PathBuf>,
+    /// The image layout `stickyctl image build` wrote: with an oci:// --url,
+    /// the URL is pinned to its manifest digest and sha256 is that digest
+    /// (what Istio verifies for images); with file:// or http(s)://, sha256
+    /// is the module's.
+    #[arg(long, value_name = "DIR", conflicts_with = "sha256")]
+    wasm_image_dir: Option<PathBuf>,
     /// Phase in istiod's filter chain (every phase runs before stateful_session).
     #[arg(long, value_enum, default_value = "unspecified")]
     phase: PhaseArg,
@@ -413,6 +466,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Keys(k) => run_keys(k),
         Command::Endpoints(e) => run_endpoints(e),
         Command::Reshard(a) => run_reshard(a),
+        Command::Image(i) => run_image(i),
     }
 }
 
@@ -497,10 +551,30 @@ fn sha256_file(path: &Path) -> Result<String> {
 fn render_istio(a: RenderIstio) -> Result<u8> {
     let resolved = load_resolved(&a.inputs)?;
     let keys = load_keys(&a.keys)?;
-    let sha256 = match (&a.sha256, &a.wasm_file) {
-        (Some(s), _) => Some(s.clone()),
-        (None, Some(f)) => Some(sha256_file(f)?),
-        (None, None) => None,
+    let mut url = a.url.clone();
+    let sha256 = match (&a.sha256, &a.wasm_file, &a.wasm_image_dir) {
+        (Some(s), _, _) => Some(s.clone()),
+        (None, Some(f), _) => Some(sha256_file(f)?),
+        (None, None, Some(dir)) => {
+            let seen = image::inspect(dir, None)?;
+            match image::pinned_url(&url, &seen.manifest_digest) {
+                Some(pinned) => {
+                    note(&format!(
+                        "{} pinned to the image digest of {} (module sha256 {}); push it with: skopeo copy --preserve-digests oci:{}:{} docker://{}",
+                        url,
+                        dir.display(),
+                        seen.module_sha256,
+                        dir.display(),
+                        seen.tag.as_deref().unwrap_or("latest"),
+                        url.trim_start_matches("oci://")
+                    ));
+                    url = pinned;
+                    Some(seen.manifest_digest)
+                }
+                None => Some(seen.module_sha256),
+            }
+        }
+        (None, None, None) => None,
     };
     let attach = if !a.selector.is_empty() {
         let mut labels = BTreeMap::new();
@@ -542,7 +616,7 @@ fn render_istio(a: RenderIstio) -> Result<u8> {
         None => None,
     };
     let opts = istio::Options {
-        url: a.url.clone(),
+        url,
         sha256,
         phase: match a.phase {
             PhaseArg::Unspecified => istio::Phase::Unspecified,
@@ -803,6 +877,55 @@ fn run_reshard(a: ReshardArgs) -> Result<u8> {
         None => note(
             "no --drain: a session whose key moves stays on its old shard while its token stays valid (active sessions refresh it: give --drain to end that); new sessions go to the new shard at once",
         ),
+    }
+    Ok(0)
+}
+
+fn run_image(cmd: ImageCmd) -> Result<u8> {
+    match cmd {
+        ImageCmd::Build {
+            wasm,
+            out,
+            tag,
+            variant,
+        } => {
+            let module = std::fs::read(&wasm).map_err(|e| Error::io(&wasm, e))?;
+            let variant = match variant {
+                VariantArg::Compat => image::Variant::Compat,
+                VariantArg::Wasm => image::Variant::Wasm,
+            };
+            let layout = image::build(&module, variant, &tag)?;
+            let tar_path = image::write(&layout, &out)?;
+            // Read back what was written: the printed digests are the ones on disk.
+            let seen = image::inspect(&out, Some(&tag))?;
+            let tarball = std::fs::read(&tar_path).map_err(|e| Error::io(&tar_path, e))?;
+            stdout(&format!(
+                "manifest sha256:{}\nmodule   sha256:{} ({} bytes)\nvariant  {}\nlayout   {} (tag {tag})\ntarball  {} (sha256:{})\n",
+                seen.manifest_digest,
+                seen.module_sha256,
+                seen.module_size,
+                seen.variant.name(),
+                out.display(),
+                tar_path.display(),
+                image::sha256_hex(&tarball),
+            ))?;
+            note(&format!(
+                "push: skopeo copy --preserve-digests oci:{}:{tag} docker://REGISTRY/REPOSITORY:{tag}; then render istio --url oci://REGISTRY/REPOSITORY:{tag} --wasm-image-dir {}",
+                out.display(),
+                out.display()
+            ));
+        }
+        ImageCmd::Inspect { dir, tag } => {
+            let seen = image::inspect(&dir, tag.as_deref())?;
+            stdout(&format!(
+                "manifest sha256:{}\nmodule   sha256:{} ({} bytes)\nvariant  {}\ntag      {}\n",
+                seen.manifest_digest,
+                seen.module_sha256,
+                seen.module_size,
+                seen.variant.name(),
+                seen.tag.as_deref().unwrap_or("(none)"),
+            ))?;
+        }
     }
     Ok(0)
 }

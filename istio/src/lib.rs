@@ -8,6 +8,7 @@ pub mod cli;
 pub mod eds;
 pub mod endpoints;
 pub mod error;
+pub mod image;
 pub mod input;
 pub mod keys;
 pub mod plugin;

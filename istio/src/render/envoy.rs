@@ -431,6 +431,9 @@ fn cluster(plan: &Plan, c: &ClusterPlan) -> Value {
         },
         // Pinned sessions keep reaching DRAINING hosts; the LB never picks them.
         "common_lb_config": override_host_status(),
+        // A killed pod fails every pinned request at once; Envoy's default of 3
+        // concurrent retries per cluster would turn the excess into 503s.
+        "circuit_breakers": {"thresholds": [{"priority": "DEFAULT", "max_retries": 1024}]},
     })
 }
 
