@@ -191,6 +191,8 @@ pub fn check(inputs: &Inputs<'_>) -> Vec<Warning> {
         }
     }
 
+    out.extend(sharding(inputs));
+
     let ttl = r.session.ttl_seconds;
     if ttl > 0 && ttl < inputs.typical_session {
         out.push(Warning {
@@ -223,6 +225,100 @@ pub fn check(inputs: &Inputs<'_>) -> Vec<Warning> {
                 message: format!(
                     "weights sum to {total}, not 100: Gateway API weights are proportional, so the split is {}; if they were meant as percentages, fix them",
                     shares.join(", ")
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// Sharding: the StatefulSet must have a pod for every shard, and the
+/// Services must be what the rendered config assumes.
+fn sharding(inputs: &Inputs<'_>) -> Vec<Warning> {
+    let r = inputs.resolved;
+    let Some(sh) = &r.policy.sharding else {
+        return Vec::new();
+    };
+    let pdoc = &r.policy.doc;
+    let mut out = Vec::new();
+    let sts = inputs
+        .workloads
+        .iter()
+        .find(|w| w.kind == "StatefulSet" && w.name == sh.stateful_set);
+    match sts {
+        None if !inputs.workloads.is_empty() => out.push(Warning {
+            code: "shard-statefulset-missing",
+            place: pdoc.place("spec.sharding.statefulSet"),
+            message: format!(
+                "no StatefulSet {} among the workloads given: its pods {}-0 .. {}-{} are the shards",
+                sh.stateful_set,
+                sh.stateful_set,
+                sh.stateful_set,
+                sh.shards.saturating_sub(1)
+            ),
+        }),
+        None => {}
+        Some(w) => {
+            let replicas = w.replicas.unwrap_or(1);
+            if replicas != u64::from(sh.shards) {
+                let last = u64::from(sh.shards.saturating_sub(1));
+                let why = if replicas < u64::from(sh.shards) {
+                    let which = if replicas == last {
+                        format!("shard {last} has")
+                    } else {
+                        format!("shards {replicas}..{last} have")
+                    };
+                    format!(
+                        "{which} no pod: requests for their keys fail (503) until the StatefulSet is scaled"
+                    )
+                } else {
+                    format!(
+                        "pods {}-{} and up get no shard: scale the StatefulSet down after `stickyctl reshard`, or raise spec.sharding.shards",
+                        sh.stateful_set, sh.shards
+                    )
+                };
+                out.push(Warning {
+                    code: "shard-replicas",
+                    place: w.doc.place("spec.replicas"),
+                    message: format!(
+                        "StatefulSet {} has {replicas} replicas but the policy has {} shards: {why}",
+                        w.name, sh.shards
+                    ),
+                });
+            }
+            if w.service_name.as_deref() != Some(sh.headless_service.as_str()) {
+                out.push(Warning {
+                    code: "shard-service-name",
+                    place: w.doc.place("spec.serviceName"),
+                    message: format!(
+                        "StatefulSet {} names {:?} as its serviceName, the policy {:?}: the per-pod DNS names <pod>.{}.<namespace>.svc.cluster.local (--shard-endpoints dns) would not exist",
+                        w.name,
+                        w.service_name.as_deref().unwrap_or(""),
+                        sh.headless_service,
+                        sh.headless_service
+                    ),
+                });
+            }
+        }
+    }
+    for svc in inputs.services {
+        if svc.name == sh.headless_service && !svc.headless {
+            out.push(Warning {
+                code: "shard-service-headless",
+                place: svc.doc.place("spec.clusterIP"),
+                message: format!(
+                    "Service {} is spec.sharding.headlessService but not headless (clusterIP: None): Kubernetes gives its pods no per-pod DNS names",
+                    svc.name
+                ),
+            });
+        }
+        if sh.service.as_deref() == Some(svc.name.as_str()) && svc.headless {
+            out.push(Warning {
+                code: "shard-service-headless",
+                place: svc.doc.place("spec.clusterIP"),
+                message: format!(
+                    "Service {} is spec.sharding.service but headless: istiod gives sidecars ORIGINAL_DST clusters for it, where a subset cannot pick a pod; use a ClusterIP Service over the same pods",
+                    svc.name
                 ),
             });
         }

@@ -708,3 +708,31 @@ fn render_istio_sharded_gateway_puts_shards_in_their_own_destination_rule() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_finds_shards_without_pods_and_wrong_services() {
+    let out = ok_with(
+        &[
+            "check",
+            "-p",
+            "policy-sharded.yaml",
+            "-r",
+            "route-sharded.yaml",
+            "-w",
+            "workloads-sharded.yaml",
+        ],
+        3,
+    );
+    golden("check-sharded.txt", &out);
+    assert!(out.contains(
+        "warning[shard-replicas]: workloads-sharded.yaml:9: field `spec.replicas`: StatefulSet accounts has 3 replicas but the policy has 4 shards: shard 3 has no pod"
+    ), "{out}");
+    assert!(
+        out.contains("warning[shard-service-name]: workloads-sharded.yaml:8"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning[shard-service-headless]: workloads-sharded.yaml:33"),
+        "{out}"
+    );
+}

@@ -63,6 +63,10 @@ pub struct Workload {
     pub grace: Option<u64>,
     /// Containers.
     pub containers: Vec<Container>,
+    /// `spec.replicas` (None = absent: Kubernetes' default 1).
+    pub replicas: Option<u64>,
+    /// A StatefulSet's `spec.serviceName` (its governing headless Service).
+    pub service_name: Option<String>,
 }
 
 impl Workload {
@@ -85,6 +89,8 @@ pub struct Service {
     pub selector: BTreeMap<String, String>,
     /// `spec.ports[].port`.
     pub ports: Vec<u16>,
+    /// `spec.clusterIP: None`: a headless Service.
+    pub headless: bool,
 }
 
 fn strings(v: Option<&Value>) -> BTreeMap<String, String> {
@@ -140,6 +146,12 @@ pub fn workload(doc: &Document) -> Option<Workload> {
             .and_then(|p| p.get("terminationGracePeriodSeconds"))
             .and_then(Value::as_u64),
         containers,
+        replicas: doc.value.pointer("/spec/replicas").and_then(Value::as_u64),
+        service_name: doc
+            .value
+            .pointer("/spec/serviceName")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         doc: doc.clone(),
     })
 }
@@ -192,6 +204,7 @@ pub fn service(doc: &Document) -> Option<Service> {
                     .collect()
             })
             .unwrap_or_default(),
+        headless: doc.value.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None"),
         doc: doc.clone(),
     })
 }
