@@ -302,6 +302,16 @@ fn sharding(inputs: &Inputs<'_>) -> Vec<Warning> {
         }
     }
     for svc in inputs.services {
+        if svc.name == sh.istio_service() && !svc.ports.contains(&sh.port) {
+            out.push(Warning {
+                code: "shard-port",
+                place: svc.doc.place("spec.ports"),
+                message: format!(
+                    "Service {} has no port {} (ports: {:?}): Istio names the shard subset clusters by the Service port, so spec.sharding.port must be one",
+                    svc.name, sh.port, svc.ports
+                ),
+            });
+        }
         if svc.name == sh.headless_service && !svc.headless {
             out.push(Warning {
                 code: "shard-service-headless",

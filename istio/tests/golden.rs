@@ -736,3 +736,33 @@ fn check_finds_shards_without_pods_and_wrong_services() {
         "{out}"
     );
 }
+
+#[test]
+fn check_warns_when_the_shard_service_lacks_the_shard_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path().join("svc.yaml");
+    std::fs::write(
+        &w,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: accounts, namespace: bank}\nspec:\n  selector: {app: accounts}\n  ports: [{port: 80, targetPort: 8080}]\n",
+    )
+    .unwrap();
+    let out = ok_with(
+        &[
+            "check",
+            "-p",
+            "policy-sharded.yaml",
+            "-r",
+            "route-sharded.yaml",
+            "-w",
+            w.to_str().unwrap(),
+        ],
+        3,
+    );
+    assert!(
+        out.contains("warning[shard-port]: ")
+            && out.contains(
+                "svc.yaml:6: field `spec.ports`: Service accounts has no port 8080 (ports: [80])"
+            ),
+        "{out}"
+    );
+}

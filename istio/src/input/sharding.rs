@@ -43,7 +43,9 @@ pub struct Sharding {
     /// A ClusterIP Service selecting the same pods, whose subsets the shards
     /// become in Istio (default: the headless Service).
     pub service: Option<String>,
-    /// The pods' port.
+    /// The shard Service's port (Istio names subset clusters by it), which
+    /// is also the port the DNS clusters dial on the pods: keep the
+    /// Service's `targetPort` equal to it.
     pub port: u16,
     /// What a request without a key gets.
     pub missing_key: MissingKey,
