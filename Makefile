@@ -19,7 +19,8 @@ WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-gl
 	--enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
 	--strip-debug --strip-producers
 # Reproducible wasm: no absolute paths of this machine end up in the module.
-WASM_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/sticky --remap-path-prefix=$(HOME)/.cargo=/cargo \
+CARGO_HOME    ?= $(HOME)/.cargo
+WASM_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/sticky --remap-path-prefix=$(CARGO_HOME)=/cargo \
 	--remap-path-prefix=$(HOME)/.rustup=/rustup
 APT_TOOLS     := wrk:wrk h2load:nghttp2-client wasm-opt:binaryen curl:curl chromium:chromium
 
