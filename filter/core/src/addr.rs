@@ -33,8 +33,10 @@ fn is_port(p: &[u8]) -> bool {
 
 fn decimal(d: &[u8]) -> Option<u32> {
     d.iter().try_fold(0u32, |acc, &b| {
-        b.is_ascii_digit()
-            .then(|| acc.saturating_mul(10).saturating_add(u32::from(b.wrapping_sub(b'0'))))
+        b.is_ascii_digit().then(|| {
+            acc.saturating_mul(10)
+                .saturating_add(u32::from(b.wrapping_sub(b'0')))
+        })
     })
 }
 
