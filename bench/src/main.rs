@@ -20,6 +20,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
+use sticky_e2e::envoy::Envoy;
 
 use crate::load::{Loader, Run};
 use crate::report::{Fuel, Results, Scenario};
@@ -129,16 +130,18 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let loadavg_before = loadavg();
     for round in 0..rounds {
-        // Rotate the order each round so no configuration always runs first.
-        let mut order = variants.clone();
-        if !order.is_empty() {
-            let k = round % order.len();
-            order.rotate_left(k);
-        }
-        for &v in &order {
-            eprintln!("round {}/{rounds}: {}", round + 1, v.name());
-            let envoy = match world.start_envoy(v, &art) {
-                Ok(e) => e,
+        // Every configuration's Envoy runs for the whole round (an idle one
+        // costs nothing), so each scenario cycles through the configurations
+        // seconds apart: pairs then share the machine's state, which a
+        // configuration-after-configuration order, minutes apart, does not.
+        let mut running = Vec::new();
+        for &v in &variants.clone() {
+            match world.start_envoy(v, &art) {
+                Ok(envoy) => {
+                    results.startup.entry(v).or_default().push(envoy.startup);
+                    let cookie = setup::session_cookie(v, envoy.listener)?;
+                    running.push((v, envoy, cookie));
+                }
                 Err(e) if v == Variant::StickyNative => {
                     // The module is built concurrently by another change; a
                     // module Envoy refuses is reported, not fatal.
@@ -148,43 +151,51 @@ fn run(args: &Args) -> Result<(), String> {
                         format!("not available: Envoy refused it: {}", first_line(&e)),
                     ));
                     variants.retain(|&x| x != v);
-                    continue;
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        // Rotate the order each round so no configuration always runs first.
+        if !running.is_empty() {
+            let k = round % running.len();
+            running.rotate_left(k);
+        }
+        let run_for = |(_, envoy, cookie): &(Variant, Envoy, String), loader, path, duration| {
+            let cookie = match path {
+                report::Path::Session => Some(cookie.as_str()),
+                report::Path::New => None,
             };
-            results.startup.entry(v).or_default().push(envoy.startup);
-            let cookie = setup::session_cookie(v, envoy.listener)?;
-            let run_for = |loader, path, duration| {
-                let cookie = match path {
-                    report::Path::Session => Some(cookie.as_str()),
-                    report::Path::New => None,
-                };
-                load::run(&Run {
-                    loader,
-                    target: envoy.listener,
-                    cookie,
-                    duration,
-                    cpu: load_cpu,
-                    scratch: scratch.path(),
-                    envoy_pid: envoy.pid(),
-                })
+            load::run(&Run {
+                loader,
+                target: envoy.listener,
+                cookie,
+                duration,
+                cpu: load_cpu,
+                scratch: scratch.path(),
+                envoy_pid: envoy.pid(),
+            })
+        };
+        if !args.smoke {
+            // V8 compiles wasm with a baseline tier first and optimizes hot
+            // functions later: warm both paths before measuring.
+            let warm = Loader::Wrk {
+                connections: args.connections,
             };
-            if !args.smoke {
-                // V8 compiles wasm with a baseline tier first and optimizes hot
-                // functions later: warm both paths before measuring.
-                let warm = Loader::Wrk {
-                    connections: args.connections,
-                };
+            for r in &running {
                 for path in [report::Path::Session, report::Path::New] {
-                    run_for(warm, path, Duration::from_secs(1))?;
+                    run_for(r, warm, path, Duration::from_secs(1))?;
                 }
             }
-            for (i, s) in results.scenarios.clone().iter().enumerate() {
-                let sample = run_for(s.loader, s.path, duration)
+        }
+        for (i, s) in results.scenarios.clone().iter().enumerate() {
+            eprintln!("round {}/{rounds}: {}", round + 1, s.label());
+            for r in &running {
+                let v = r.0;
+                let sample = run_for(r, s.loader, s.path, duration)
                     .map_err(|e| format!("{} / {}: {e}", v.name(), s.label()))?;
                 eprintln!(
-                    "  {:<24} {:>9.0} req/s  cpu {:>5.1} µs/req  p50 {:>6.0} µs  p99 {:>6.0} µs  errors {}",
-                    s.label(),
+                    "  {:<14} {:>9.0} req/s  cpu {:>5.1} µs/req  p50 {:>6.0} µs  p99 {:>6.0} µs  errors {}",
+                    v.name(),
                     sample.rps,
                     sample.cpu_us,
                     sample.p50_us,
@@ -193,7 +204,9 @@ fn run(args: &Args) -> Result<(), String> {
                 );
                 results.samples.entry((v, i)).or_default().push(sample);
             }
-            if v == Variant::StickyWasm {
+        }
+        for (v, envoy, _) in &running {
+            if matches!(v, Variant::StickyWasm) {
                 let failures = wasm_failures(&envoy.log());
                 if !failures.is_empty() {
                     return Err(format!(
@@ -202,8 +215,9 @@ fn run(args: &Args) -> Result<(), String> {
                     ));
                 }
             }
-            drop(envoy);
         }
+        // Dropping the handles stops every Envoy of the round by its PID.
+        drop(running);
     }
 
     results.notes = notes(args, rounds, secs, pin, cpus, &loadavg_before);
@@ -395,7 +409,7 @@ fn notes(
     let mut n = vec![
         format!("commit `{commit}`; Envoy 1.40.0, one worker (`--concurrency 1`)"),
         format!(
-            "{rounds} round(s) × {secs} s per load; configurations interleaved (rotated order each round){}",
+            "{rounds} round(s) × {secs} s per load; every configuration's Envoy up for the whole round, each scenario cycling through them back to back (order rotated per round){}",
             if args.smoke { "; smoke run" } else { "; 1 s warm-up of each path per Envoy start" }
         ),
         format!(
