@@ -4,7 +4,6 @@
 use std::fmt;
 
 use crate::json::{self, Json};
-use base64::Engine as _;
 
 use crate::keys::{Key, KeyId, Keyring};
 use crate::shard::{KeySource, MissingKey};
@@ -735,10 +734,7 @@ fn header_name(field: &str, name: &str) -> Result<String, ConfigError> {
 }
 
 fn decode_secret(text: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|engine| engine.decode(text).ok())
+    crate::b64::decode_any(text.as_bytes())
 }
 
 /// RFC 7230 `tchar`: what header names and cookie names may hold.

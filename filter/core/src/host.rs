@@ -3,9 +3,6 @@
 //! tests with a fake. Every method is infallible from the caller's view: a
 //! failed host call reads as "absent" and a failed write is dropped (fail open).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-
 use crate::metrics::Metric;
 
 /// The proxy, as seen by one HTTP stream.
@@ -24,7 +21,7 @@ pub trait Host {
     /// default sets `header` to base64("ip:port") for Envoy's
     /// `stateful_session` filter (HeaderBasedSessionState).
     fn pin_host(&mut self, header: &str, host: &str) {
-        let value = STANDARD.encode(host);
+        let value = crate::b64::encode_standard(host.as_bytes());
         self.set_request_header(header, value.as_bytes());
     }
     /// Called after the cluster header was set; hosts that must clear the

@@ -10,8 +10,6 @@
 //! * either of the above, or a plain "ip:port", followed by `;cluster:NAME`
 //!   (the gRPC A55-style value that also names the cluster).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use prost::Message as _;
 
 use crate::session::is_socket_addr;
@@ -77,10 +75,7 @@ pub fn open(value: &[u8], now: u64) -> Result<LegacySession, Reject> {
 }
 
 fn decode(body: &str) -> Result<(String, u64), Reject> {
-    let raw = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|engine| engine.decode(body).ok())
-        .ok_or(Reject::Malformed)?;
+    let raw = crate::b64::decode_any(body.as_bytes()).ok_or(Reject::Malformed)?;
     if is_socket_addr(&raw) {
         let host = String::from_utf8(raw).map_err(|_| Reject::Malformed)?;
         return Ok((host, 0));

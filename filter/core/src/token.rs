@@ -6,8 +6,6 @@
 //! the protobuf message [`TokenV1`]. A client can neither read the host nor
 //! forge or edit a token. Anything that does not open is a [`Reject`].
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prost::Message as _;
 
 use crate::keys::{Keyring, MAX_KEY_ID, NONCE_LEN, TAG_LEN};
@@ -132,7 +130,7 @@ pub fn seal(claims: &Claims, keys: &Keyring, nonce: &[u8; NONCE_LEN]) -> Option<
     raw.extend_from_slice(aad);
     raw.extend_from_slice(nonce);
     raw.extend_from_slice(&body);
-    Some(URL_SAFE_NO_PAD.encode(raw))
+    Some(crate::b64::encode_url(&raw))
 }
 
 /// Opens a token value. Checks format, key and tag only: lifetime and
@@ -141,9 +139,7 @@ pub fn open(value: &[u8], keys: &Keyring) -> Result<Claims, Reject> {
     if value.len() > MAX_TOKEN_CHARS {
         return Err(Reject::Oversized);
     }
-    let raw = URL_SAFE_NO_PAD
-        .decode(value)
-        .map_err(|_| Reject::Malformed)?;
+    let raw = crate::b64::decode_url(value).ok_or(Reject::Malformed)?;
     let (&version, rest) = raw.split_first().ok_or(Reject::Malformed)?;
     if version != VERSION_1 {
         return Err(Reject::UnknownVersion);

@@ -1,4 +1,6 @@
 use super::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 const NOW: u64 = 1_795_483_393;
 

@@ -1,6 +1,8 @@
 #![allow(clippy::as_conversions, clippy::arithmetic_side_effects)]
 use super::*;
 use crate::keys::{Key, KeyId};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 
 fn ring(ids: &[(&str, u8)]) -> Keyring {
