@@ -293,15 +293,60 @@ fn profile(
         let sample = run(Duration::from_secs(secs));
         let _ = perf.wait();
         let sample = sample?;
-        eprintln!(
+        println!(
             "{}: {:.0} req/s, {:.1} µs CPU/req; {}",
             v.name(),
             sample.rps,
             sample.cpu_us,
             data.display()
         );
+        // Where the CPU went: Envoy's C++ (host calls included), the kernel,
+        // the wasm JIT code, a native module.
+        for (dso, share) in perf_dso_shares(&data) {
+            println!(
+                "  {dso:<24} {share:>5.1}% = {:>5.1} µs/req",
+                share / 100.0 * sample.cpu_us
+            );
+        }
     }
     Ok(())
+}
+
+/// `perf report --sort dso` shares (percent) of a recording, largest first.
+fn perf_dso_shares(data: &Path) -> Vec<(String, f64)> {
+    let Ok(out) = Command::new("perf")
+        .args([
+            "report",
+            "--no-children",
+            "--sort",
+            "dso",
+            "--stdio",
+            "-g",
+            "none",
+            "-i",
+        ])
+        .arg(data)
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (pct, dso) = l.trim().split_once('%')?;
+            let dso = dso.trim();
+            // JIT code is reported per thread id: one name for all of it.
+            let dso = if dso.starts_with("[JIT]") {
+                "[JIT] wasm code"
+            } else {
+                dso
+            };
+            Some((dso.to_owned(), pct.trim().parse().ok()?))
+        })
+        .filter(|(_, pct): &(String, f64)| *pct >= 0.5)
+        .collect()
 }
 
 /// The loads each configuration runs, in order.

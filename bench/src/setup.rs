@@ -152,25 +152,24 @@ impl World {
         let eds_dir = dir.path().join("eds");
         std::fs::create_dir_all(&eds_dir).map_err(|e| e.to_string())?;
         let mut clusters = Vec::new();
-        for (name, weight) in [("v1", 100)] {
-            let ups = (0..2)
-                .map(|_| Upstream::start_with(upstream_extra))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("upstream: {e}"))?;
-            let eps: Vec<Endpoint> = ups
-                .iter()
-                .map(|u| Endpoint::healthy("127.0.0.1", u.addr.port()))
-                .collect();
-            eds::write(
-                &eds_dir.join(format!("{name}.json")),
-                name,
-                &eps,
-                "sticky",
-                1,
-            )
-            .map_err(|e| format!("eds: {e}"))?;
-            clusters.push((name.to_owned(), weight, ups));
-        }
+        let (name, weight) = ("v1", 100);
+        let ups = (0..2)
+            .map(|_| Upstream::start_with(upstream_extra))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("upstream: {e}"))?;
+        let eps: Vec<Endpoint> = ups
+            .iter()
+            .map(|u| Endpoint::healthy("127.0.0.1", u.addr.port()))
+            .collect();
+        eds::write(
+            &eds_dir.join(format!("{name}.json")),
+            name,
+            &eps,
+            "sticky",
+            1,
+        )
+        .map_err(|e| format!("eds: {e}"))?;
+        clusters.push((name.to_owned(), weight, ups));
         let envoy_wrapper = write_wrapper(dir.path(), envoy, envoy_cpu)?;
         Ok(World {
             clusters,
