@@ -16,6 +16,7 @@ fn artifacts() -> Artifacts {
         sticky_wasm: sticky_e2e::artifact("STICKY_WASM", "dist/sticky.wasm"),
         empty_wasm: None,
         native: None,
+        compare_wasm: None,
     }
 }
 

@@ -64,6 +64,10 @@ struct Args {
     /// Skip the light-load latency scenario (one connection).
     #[arg(long)]
     no_c1: bool,
+    /// A second build of sticky.wasm to measure against the first in the
+    /// same run (configuration `sticky-wasm-b`), e.g. before/after a change.
+    #[arg(long)]
+    compare_wasm: Option<PathBuf>,
     /// Only the scenarios whose label starts with one of these
     /// (e.g. `http1 c32 session`); default: all.
     #[arg(long)]
@@ -88,7 +92,8 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let root = sticky_e2e::root();
-    let art = artifacts(&root);
+    let mut art = artifacts(&root);
+    art.compare_wasm = args.compare_wasm.clone();
     let (rounds, secs) = if args.smoke {
         (1, 1)
     } else {
@@ -115,6 +120,9 @@ fn run(args: &Args) -> Result<(), String> {
     let mut variants = Vec::new();
     for v in Variant::ALL {
         if !args.only.is_empty() && !args.only.iter().any(|n| n == v.name()) {
+            continue;
+        }
+        if v == Variant::StickyWasmB && args.compare_wasm.is_none() {
             continue;
         }
         match art.missing(v) {
@@ -206,7 +214,7 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
         for (v, envoy, _) in &running {
-            if matches!(v, Variant::StickyWasm) {
+            if matches!(v, Variant::StickyWasm | Variant::StickyWasmB) {
                 let failures = wasm_failures(&envoy.log());
                 if !failures.is_empty() {
                     return Err(format!(
@@ -413,6 +421,7 @@ fn artifacts(root: &Path) -> Artifacts {
             .map(PathBuf::from)
             .and_then(existing),
         native,
+        compare_wasm: None,
     }
 }
 

@@ -237,7 +237,7 @@ impl Results {
             let _ = writeln!(md, "- {n}");
         }
         md.push_str("\nConfigurations:\n\n");
-        for v in Variant::ALL {
+        for v in self.variants() {
             let _ = writeln!(md, "- **{}**: {}", v.name(), v.describe());
         }
         for (v, why) in &self.unavailable {
@@ -337,6 +337,23 @@ impl Results {
                 let _ = write!(md, " {} |", num(self.delta(a, b, i, |x| x.cpu_us), 1));
             }
             md.push('\n');
+        }
+
+        if self.variants().contains(&Variant::StickyWasmB) {
+            md.push_str(
+                "\n## sticky-wasm-b against sticky-wasm (median of within-round differences)\n\n\
+                 | scenario | req/s ratio b/a | Envoy CPU Δ b − a µs/req |\n|---|---:|---:|\n",
+            );
+            for (i, s) in self.scenarios.iter().enumerate() {
+                let (a, b) = (Variant::StickyWasm, Variant::StickyWasmB);
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} |",
+                    s.label(),
+                    num(self.ratio(b, a, i, |x| x.rps), 3),
+                    num(self.delta(b, a, i, |x| x.cpu_us), 2)
+                );
+            }
         }
 
         md.push_str("\n## Envoy start-to-ready (spawn to `/ready` 200, median)\n\n");

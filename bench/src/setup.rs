@@ -40,17 +40,21 @@ pub enum Variant {
     StickyWasm,
     /// sticky as an Envoy dynamic module (`dist/libsticky.so`).
     StickyNative,
+    /// A second build of sticky.wasm (`--compare-wasm`), to measure a change
+    /// against `sticky-wasm` in the same run.
+    StickyWasmB,
 }
 
 impl Variant {
     /// Every variant, in report order.
-    pub const ALL: [Variant; 6] = [
+    pub const ALL: [Variant; 7] = [
         Variant::None,
         Variant::EnvoyCookie,
         Variant::EmptyWasm,
         Variant::FloorWasm,
         Variant::StickyWasm,
         Variant::StickyNative,
+        Variant::StickyWasmB,
     ];
 
     /// Name in the report.
@@ -62,6 +66,7 @@ impl Variant {
             Variant::FloorWasm => "floor-wasm",
             Variant::StickyWasm => "sticky-wasm",
             Variant::StickyNative => "sticky-native",
+            Variant::StickyWasmB => "sticky-wasm-b",
         }
     }
 
@@ -80,6 +85,9 @@ impl Variant {
             }
             Variant::StickyWasm => "sticky, `dist/sticky.wasm` (V8) + `stateful_session` (header)",
             Variant::StickyNative => "sticky, `dist/libsticky.so` (Envoy dynamic module)",
+            Variant::StickyWasmB => {
+                "a second sticky.wasm build (`--compare-wasm`), wired like sticky-wasm"
+            }
         }
     }
 
@@ -87,7 +95,10 @@ impl Variant {
     pub fn issues_cookie(self) -> bool {
         matches!(
             self,
-            Variant::EnvoyCookie | Variant::StickyWasm | Variant::StickyNative
+            Variant::EnvoyCookie
+                | Variant::StickyWasm
+                | Variant::StickyNative
+                | Variant::StickyWasmB
         )
     }
 }
@@ -103,6 +114,8 @@ pub struct Artifacts {
     pub empty_wasm: Option<PathBuf>,
     /// `dist/libsticky.so`, when `make native` succeeded.
     pub native: Option<PathBuf>,
+    /// Another sticky.wasm to compare (`--compare-wasm`).
+    pub compare_wasm: Option<PathBuf>,
 }
 
 impl Artifacts {
@@ -111,6 +124,9 @@ impl Artifacts {
         match v {
             Variant::EmptyWasm | Variant::FloorWasm if self.empty_wasm.is_none() => {
                 Some("empty filter not built (STICKY_EMPTY_WASM)".into())
+            }
+            Variant::StickyWasmB if self.compare_wasm.is_none() => {
+                Some("no --compare-wasm given".into())
             }
             Variant::StickyNative if self.native.is_none() => {
                 Some("not available (`make native` did not produce dist/libsticky.so)".into())
@@ -196,6 +212,9 @@ impl World {
             },
             Variant::StickyWasm => Affinity::StickyWasm {
                 wasm_path: art.sticky_wasm.clone(),
+            },
+            Variant::StickyWasmB => Affinity::StickyWasm {
+                wasm_path: art.compare_wasm.clone().ok_or("no --compare-wasm")?,
             },
             Variant::StickyNative => Affinity::StickyNative {
                 module: "sticky".into(),
