@@ -11,11 +11,12 @@ use crate::metrics::Metric;
 use crate::session::{self, Lookup, Served, Stream};
 use crate::shard::{self, KeySource, MissingKey};
 use crate::token::{self, Claims, Reject};
+use crate::worker::Worker;
 
 /// Request phase: strips client-sent internal headers, finds the session and
 /// steers the request to its cluster and host. Returns the stream state the
 /// response phase needs.
-pub fn on_request<H: Host>(cfg: &Config, drain: &DrainCache, host: &mut H, now: u64) -> Stream {
+pub fn on_request<H: Host>(cfg: &Config, worker: &mut Worker, host: &mut H, now: u64) -> Stream {
     // A client must never choose a backend by sending our internal headers.
     // Through stateful_session, setting a header replaces every client copy,
     // so only the headers this request does not set are removed, below: two
@@ -38,7 +39,8 @@ pub fn on_request<H: Host>(cfg: &Config, drain: &DrainCache, host: &mut H, now: 
     if let Some(header) = &header {
         cookie::find_header_tokens(header, &mut candidates);
     }
-    let lookup = session::lookup(cfg, candidates.as_slice(), now);
+    let lookup = session::lookup(cfg, candidates.as_slice(), now, &mut worker.tokens);
+    let drain = &worker.drain;
     if let Lookup::Rejected(reason) = &lookup {
         host.count(Metric::TokensRejected(*reason));
     }
@@ -92,11 +94,12 @@ pub fn on_request<H: Host>(cfg: &Config, drain: &DrainCache, host: &mut H, now: 
 /// token when the session is new, moved, or due for a refresh.
 pub fn on_response<H: Host>(
     cfg: &Config,
-    drain: &mut DrainCache,
+    worker: &mut Worker,
     stream: &Stream,
     host: &mut H,
     now: u64,
 ) {
+    let drain = &mut worker.drain;
     // stateful_session writes the host header into responses: never leak it.
     if let (Stream::Pinned(claims), true) = (stream, host.pins_through_session_filter()) {
         if host.response_header(&cfg.host_header).is_some() {

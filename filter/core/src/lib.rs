@@ -19,6 +19,8 @@ pub mod metrics;
 pub mod session;
 pub mod shard;
 pub mod token;
+pub mod token_cache;
+pub mod worker;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::drain::{DrainCache, HostDrain};
 use crate::token::{self, Claims, Reject};
+use crate::token_cache::TokenCache;
 
 /// The outcome of reading a request's candidate tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +70,17 @@ pub struct Served<'a> {
 }
 
 /// Opens and checks every candidate; valid tokens that disagree are a conflict.
-pub fn lookup(cfg: &Config, candidates: &[&[u8]], now: u64) -> Lookup {
+/// Tokens that opened before come from `cache` (lifetime and allow-list are
+/// still checked here, every time).
+pub fn lookup(cfg: &Config, candidates: &[&[u8]], now: u64, cache: &mut TokenCache) -> Lookup {
     let mut first_reject = None;
     let mut best: Option<Claims> = None;
     for value in candidates {
-        match token::open(value, &cfg.keys).and_then(|c| check(cfg, c, now)) {
+        let opened = match cache.get(value) {
+            Some(claims) => Ok(claims.clone()),
+            None => token::open(value, &cfg.keys).inspect(|claims| cache.insert(value, claims)),
+        };
+        match opened.and_then(|c| check(cfg, c, now)) {
             Ok(claims) => match &best {
                 None => best = Some(claims),
                 Some(b) if b.cluster != claims.cluster || b.host != claims.host => {

@@ -12,9 +12,9 @@ use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 
 use sticky_core::config::Config;
-use sticky_core::drain::DrainCache;
 use sticky_core::filter;
 use sticky_core::session;
+use sticky_core::worker::Worker;
 
 use crate::abi::{self, EnvoyBuffer, EnvoyPtr, LogLevel, STATUS_CONTINUE, Stream};
 use crate::host::{Counters, NativeHost, now};
@@ -30,15 +30,15 @@ pub struct Shared {
     pub config: Config,
     /// Counter ids on this filter config.
     pub counters: Counters,
-    /// Drain caches, one per worker shard.
-    drain: Box<[Mutex<DrainCache>]>,
+    /// Per-worker caches (drain state, opened tokens), one per worker shard.
+    drain: Box<[Mutex<Worker>]>,
 }
 
 impl Shared {
     /// Builds the shared state for a validated config.
     pub fn new(config: Config, counters: Counters) -> Self {
         let drain = (0..DRAIN_SHARDS)
-            .map(|_| Mutex::new(DrainCache::new()))
+            .map(|_| Mutex::new(Worker::default()))
             .collect();
         Self {
             config,
@@ -48,7 +48,7 @@ impl Shared {
     }
 
     /// The drain cache shard of a worker.
-    fn drain_shard(&self, worker: u32) -> Option<&Mutex<DrainCache>> {
+    fn drain_shard(&self, worker: u32) -> Option<&Mutex<Worker>> {
         let index = usize::try_from(worker)
             .ok()?
             .checked_rem(self.drain.len())?;
@@ -227,9 +227,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     let now = now();
     let shard = shared.drain_shard(stream.worker_index());
     let decided = match shard.and_then(|m| m.try_lock().ok()) {
-        Some(drain) => filter::on_request(&shared.config, &drain, &mut host, now),
-        // Busy or poisoned: decide without drain knowledge (fail open).
-        None => filter::on_request(&shared.config, &DrainCache::new(), &mut host, now),
+        Some(mut worker) => filter::on_request(&shared.config, &mut worker, &mut host, now),
+        // Busy or poisoned: decide without the caches (fail open).
+        None => filter::on_request(&shared.config, &mut Worker::default(), &mut host, now),
     };
     host.finish_request();
     if let Ok(mut slot) = filter.stream.try_borrow_mut() {
@@ -262,12 +262,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     let now = now();
     let shard = shared.drain_shard(stream.worker_index());
     match shard.and_then(|m| m.try_lock().ok()) {
-        Some(mut drain) => {
-            filter::on_response(&shared.config, &mut drain, &decided, &mut host, now)
+        Some(mut worker) => {
+            filter::on_response(&shared.config, &mut worker, &decided, &mut host, now)
         }
         None => {
             // Busy or poisoned: a scratch cache still issues the cookie.
-            let mut scratch = DrainCache::new();
+            let mut scratch = Worker::default();
             filter::on_response(&shared.config, &mut scratch, &decided, &mut host, now);
         }
     }

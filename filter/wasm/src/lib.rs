@@ -13,9 +13,9 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use sticky_core::config::Config;
-use sticky_core::drain::DrainCache;
 use sticky_core::filter;
 use sticky_core::session::Stream;
+use sticky_core::worker::Worker;
 
 use crate::host::{MetricIds, WasmHost};
 
@@ -28,8 +28,8 @@ proxy_wasm::main! {{
 struct Shared {
     config: Config,
     metrics: MetricIds,
-    /// Per-worker drain cache (one VM per worker; single-threaded).
-    drain: RefCell<DrainCache>,
+    /// Per-worker caches (one VM per worker; single-threaded).
+    worker: RefCell<Worker>,
 }
 
 #[derive(Default)]
@@ -49,7 +49,7 @@ impl RootContext for StickyRoot {
                 self.shared = Some(Rc::new(Shared {
                     config,
                     metrics,
-                    drain: RefCell::new(DrainCache::new()),
+                    worker: RefCell::new(Worker::default()),
                 }));
                 true
             }
@@ -87,8 +87,10 @@ impl HttpContext for StickyStream {
             let mut host = WasmHost {
                 metrics: &shared.metrics,
             };
-            self.stream = match shared.drain.try_borrow() {
-                Ok(drain) => filter::on_request(&shared.config, &drain, &mut host, host::now()),
+            self.stream = match shared.worker.try_borrow_mut() {
+                Ok(mut worker) => {
+                    filter::on_request(&shared.config, &mut worker, &mut host, host::now())
+                }
                 Err(_) => Stream::Untouched,
             };
             if self.stream == Stream::Refused {
@@ -104,10 +106,10 @@ impl HttpContext for StickyStream {
             let mut host = WasmHost {
                 metrics: &shared.metrics,
             };
-            if let Ok(mut drain) = shared.drain.try_borrow_mut() {
+            if let Ok(mut worker) = shared.worker.try_borrow_mut() {
                 filter::on_response(
                     &shared.config,
-                    &mut drain,
+                    &mut worker,
                     &self.stream,
                     &mut host,
                     host::now(),

@@ -6,6 +6,46 @@ use crate::testing::{config, config_json};
 
 const NOW: u64 = 1_700_000_000;
 
+/// `lookup` with a fresh token cache (the cache has its own test below).
+fn lookup(cfg: &Config, candidates: &[&[u8]], now: u64) -> Lookup {
+    super::lookup(cfg, candidates, now, &mut TokenCache::default())
+}
+
+#[test]
+fn cached_tokens_are_still_checked_for_lifetime_and_allow_list() {
+    let cfg = config();
+    let mut cache = TokenCache::default();
+    let t = sealed(&cfg, &claims("10.0.0.1:80"), 1);
+    assert!(matches!(
+        super::lookup(&cfg, &[t.as_bytes()], NOW, &mut cache),
+        Lookup::Valid(_)
+    ));
+    assert!(
+        cache.get(t.as_bytes()).is_some(),
+        "an opened token is cached"
+    );
+    assert_eq!(
+        super::lookup(&cfg, &[t.as_bytes()], NOW + 500, &mut cache),
+        Lookup::Rejected(Reject::Expired)
+    );
+    let narrower = Config::from_json(
+        crate::testing::config_json("")
+            .replace(r#""clusters": ["v1", "v2"]"#, r#""clusters": ["v2"]"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        super::lookup(&narrower, &[t.as_bytes()], NOW, &mut cache),
+        Lookup::Rejected(Reject::UnknownCluster)
+    );
+    assert!(cache.get(b"garbage").is_none());
+    let _ = super::lookup(&cfg, &[b"garbage"], NOW, &mut cache);
+    assert!(
+        cache.get(b"garbage").is_none(),
+        "only tokens that opened are cached"
+    );
+}
+
 fn claims(host: &str) -> Claims {
     Claims {
         cluster: "v1".into(),

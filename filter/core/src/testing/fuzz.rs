@@ -5,11 +5,11 @@
 
 use crate::config::Config;
 use crate::cookie::{self, Candidates};
-use crate::drain::DrainCache;
 use crate::filter;
 use crate::session;
 use crate::testing::{FakeHost, config_json};
 use crate::token;
+use crate::worker::Worker;
 
 fn fuzz_config() -> Config {
     Config::from_json(config_json(r#""session_header": "x-sticky-session","#).as_bytes()).unwrap()
@@ -19,7 +19,7 @@ fn fuzz_config() -> Config {
 pub fn token_open(data: &[u8]) {
     let cfg = fuzz_config();
     let _ = token::open(data, &cfg.keys);
-    let _ = session::lookup(&cfg, &[data], 1_700_000_000);
+    let _ = session::lookup(&cfg, &[data], 1_700_000_000, &mut Default::default());
 }
 
 /// Cookie and session-header parsing on arbitrary bytes.
@@ -49,8 +49,8 @@ pub fn filter_flow(data: &[u8]) {
     let upstream = next();
     let cluster = next();
     let deadline = next();
-    let mut drain = DrainCache::new();
-    let stream = filter::on_request(&cfg, &drain, &mut host, 1_700_000_000);
+    let mut worker = Worker::default();
+    let stream = filter::on_request(&cfg, &mut worker, &mut host, 1_700_000_000);
     assert!(host.request_values("x-sticky-host").len() <= 1);
     host.upstream_host = Some(upstream.clone());
     host.upstream_cluster = Some(cluster);
@@ -63,7 +63,7 @@ pub fn filter_flow(data: &[u8]) {
             "wrote a cluster off the allow-list"
         );
     }
-    filter::on_response(&cfg, &mut drain, &stream, &mut host, 1_700_000_001);
+    filter::on_response(&cfg, &mut worker, &stream, &mut host, 1_700_000_001);
     assert!(host.response_values("x-sticky-host").is_empty());
 }
 

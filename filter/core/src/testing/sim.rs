@@ -338,7 +338,7 @@ impl<R: Runner> Sim<R> {
 #[derive(Default)]
 pub struct NativeRunner {
     cfg: Option<crate::config::Config>,
-    drain: crate::drain::DrainCache,
+    worker: crate::worker::Worker,
     stream: crate::session::Stream,
     logs: Vec<String>,
 }
@@ -349,7 +349,7 @@ impl Runner for NativeRunner {
             Ok(cfg) => {
                 // Envoy builds a new root context per configuration: fresh cache.
                 self.cfg = Some(cfg);
-                self.drain = crate::drain::DrainCache::new();
+                self.worker = crate::worker::Worker::default();
                 true
             }
             Err(e) => {
@@ -360,13 +360,13 @@ impl Runner for NativeRunner {
     }
     fn on_request(&mut self, host: &mut FakeHost, now: u64) {
         self.stream = match &self.cfg {
-            Some(cfg) => crate::filter::on_request(cfg, &self.drain, host, now),
+            Some(cfg) => crate::filter::on_request(cfg, &mut self.worker, host, now),
             None => crate::session::Stream::Untouched,
         };
     }
     fn on_response(&mut self, host: &mut FakeHost, now: u64) {
         if let Some(cfg) = &self.cfg {
-            crate::filter::on_response(cfg, &mut self.drain, &self.stream, host, now);
+            crate::filter::on_response(cfg, &mut self.worker, &self.stream, host, now);
         }
     }
     fn logs(&self) -> Vec<String> {
