@@ -28,7 +28,7 @@ export STICKY_ENVOY := $(ENVOY)
 export STICKY_WASM  := $(CURDIR)/$(WASM)
 export STICKY_NATIVE := $(CURDIR)/$(NATIVE)
 
-.PHONY: all setup toolchain envoy tools wasm native build test test-unit e2e lint fmt demo bench bench-smoke fuzz fuzz-smoke soak clean
+.PHONY: all setup toolchain envoy tools wasm native build test test-unit e2e lint fmt demo bench bench-smoke bench-empty-wasm fuzz fuzz-smoke soak clean
 
 all: wasm native
 
@@ -83,7 +83,7 @@ fmt:
 	cargo fmt --all
 
 test-unit:
-	cargo test --locked --workspace --exclude sticky-e2e
+	cargo test --locked --workspace --exclude sticky-e2e --exclude sticky-bench
 
 ## e2e: real Envoy end-to-end tests.
 e2e: setup wasm native
@@ -92,6 +92,7 @@ e2e: setup wasm native
 ## test: the full suite (unit, property, host-tests, real-Envoy e2e, smokes).
 test: setup wasm native lint
 	cargo test --locked --workspace -- --test-threads=2
+	$(MAKE) --no-print-directory bench-smoke
 
 ## demo: Envoy + sticky in front of demo backends on loopback.
 demo: setup wasm
@@ -124,6 +125,33 @@ image: wasm
 ## target dirs, with this Makefile's flags, and fails unless the bytes are identical (minutes).
 repro: toolchain tools
 	scripts/repro.sh
+
+## bench: sticky against no affinity, Envoy's native cookie, an empty wasm filter and
+## the native module in real Envoy 1.40 (one worker; wrk + h2load; interleaved rounds);
+## writes results/bench.md and results/bench.csv. Extra flags: make bench BENCH_ARGS="--rounds 9".
+BENCH_EMPTY_RAW := $(TARGET_DIR)/$(WASM_TARGET)/release/sticky_bench_empty_filter.wasm
+BENCH_EMPTY     := $(TARGET_DIR)/bench/empty-filter.wasm
+BENCH_ARGS      ?=
+
+## bench-empty-wasm: the pass-through proxy-wasm filter, built like dist/sticky.wasm.
+bench-empty-wasm: toolchain tools
+	CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$(WASM_RUSTFLAGS)" \
+	  cargo build --locked --release --target $(WASM_TARGET) -p sticky-bench-empty-filter
+	@mkdir -p $(dir $(BENCH_EMPTY))
+	wasm-opt $(WASM_OPT_FLAGS) $(BENCH_EMPTY_RAW) -o $(BENCH_EMPTY)
+
+# sticky-native is measured when `make native` succeeds, reported "not available" otherwise.
+bench: setup wasm bench-empty-wasm
+	@if $(MAKE) --no-print-directory native; then native="$(CURDIR)/$(NATIVE)"; \
+	  else native=none; echo "make native failed: sticky-native is reported as not available"; fi; \
+	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_NATIVE="$$native" \
+	  cargo run --locked --release -p sticky-bench -- $(BENCH_ARGS)
+
+## bench-smoke: every benchmark path for ~1 s each; asserts numbers came out (part of `make test`).
+bench-smoke: setup wasm bench-empty-wasm
+	@if $(MAKE) --no-print-directory native >/dev/null 2>&1; then native="$(CURDIR)/$(NATIVE)"; else native=none; fi; \
+	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_NATIVE="$$native" \
+	  cargo run --locked --release -p sticky-bench -- --smoke
 
 clean:
 	cargo clean
