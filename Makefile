@@ -91,7 +91,7 @@ e2e: setup wasm native
 
 ## test: the full suite (unit, property, host-tests, real-Envoy e2e, smokes).
 test: setup wasm native lint
-	cargo test --locked --workspace -- --test-threads=2
+	cargo test --locked --workspace --no-fail-fast -- --test-threads=2
 	$(MAKE) --no-print-directory bench-smoke
 
 ## demo: Envoy + sticky in front of demo backends on loopback.

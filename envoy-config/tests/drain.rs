@@ -239,17 +239,30 @@ fn idle_and_absolute_timeouts_give_a_fresh_pick() {
         ..one_cluster(2)
     });
     let mut s = Session::new("abs");
-    get(&rig, &mut s);
+    let first = get(&rig, &mut s).backend();
     let began = std::time::Instant::now();
-    let mut fresh = 0;
-    while began.elapsed() < Duration::from_millis(3200) {
-        fresh += get(&rig, &mut s).headers_named("set-cookie").len();
-        std::thread::sleep(Duration::from_millis(100));
+    // Active all along: still a fresh pick once the session is 2 s old.
+    let mut fresh_at = None;
+    while fresh_at.is_none() && began.elapsed() < Duration::from_millis(3500) {
+        let r = get(&rig, &mut s);
+        if !r.headers_named("set-cookie").is_empty() {
+            fresh_at = Some(began.elapsed());
+        } else {
+            assert_eq!(r.backend(), first, "pinned until the absolute timeout");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        fresh, 1,
-        "one fresh session once the absolute timeout passed"
+    let fresh_at = fresh_at.expect("a fresh session once the absolute timeout passed");
+    assert!(
+        fresh_at >= Duration::from_millis(900),
+        "too early: {fresh_at:?}"
     );
+    // The new session (whole-second clock) lives at least another second.
+    let again = std::time::Instant::now();
+    while again.elapsed() < Duration::from_millis(900) {
+        assert!(get(&rig, &mut s).headers_named("set-cookie").is_empty());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
