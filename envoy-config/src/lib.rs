@@ -31,3 +31,13 @@ pub fn artifact(var: &str, default: &str) -> PathBuf {
     );
     path
 }
+
+/// Writes a measured table to `results/NAME` when `STICKY_RECORD=1` (the
+/// committed numbers the README quotes); otherwise leaves the tree clean.
+pub fn record(name: impl AsRef<std::path::Path>, table: impl AsRef<[u8]>) {
+    if std::env::var_os("STICKY_RECORD").is_some_and(|v| v == "1") {
+        let out = root().join("results");
+        let _ = std::fs::create_dir_all(&out);
+        let _ = std::fs::write(out.join(name), table);
+    }
+}

@@ -341,10 +341,8 @@ fn scale_up_and_canary_shift_move_no_session_while_ring_hash_loses_many() {
         ring_scale * 100.0,
         ring_shift * 100.0
     );
-    let out = sticky_e2e::root().join("results");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(
-        out.join("churn.md"),
+    sticky_e2e::record(
+        "churn.md",
         format!(
             "| affinity | sessions moved by scale-up 3→4 | sessions moved by canary 90/10→0/100 |\n|---|---|---|\n| sticky | {:.1}% | {:.1}% |\n| Envoy ring hash (cookie) | {:.1}% | {:.1}% |\n",
             scale * 100.0,

@@ -75,10 +75,8 @@ fn keys_land_on_their_shard_and_resharding_moves_the_share_jump_hash_predicts() 
             assert_eq!(b, "shard-4", "moved keys go to the new shard only");
         }
     }
-    let out = sticky_e2e::root().join("results");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(
-        out.join("resharding.md"),
+    sticky_e2e::record(
+        "resharding.md",
         format!(
             "| resharding 4 → 5 shards, 500 keys, real Envoy | keys moved |\n|---|---|\n| sticky (jump consistent hash) | {:.1}% (theory 20.0%) |\n| `key mod N` (computed) | {:.1}% (theory 80.0%) |\n",
             share * 100.0,
