@@ -4,6 +4,7 @@
 //! Every process started here is stopped by its PID when its handle drops.
 
 pub mod backend;
+pub mod build;
 pub mod client;
 pub mod envoy;
 pub mod rig;

@@ -1,4 +1,5 @@
-//! Issue 4: drain, deadlines and endpoint churn through a real Envoy 1.40.
+//! Issue 4: drain, deadlines and endpoint churn through a real Envoy 1.40,
+//! for both builds where both apply (`name::wasm`, `name::native`).
 //! Backends count requests per session (`x-session-id`): a session that lost
 //! its backend shows as a counter that restarted at 1.
 
@@ -6,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use sticky_e2e::build::Build;
 use sticky_e2e::client::{Response, Session};
 use sticky_e2e::rig::{Rig, Spec, default_plugin};
 use stickyctl::eds::Health;
@@ -51,9 +53,8 @@ fn assert_no_wasm_failure(rig: &Rig) {
     assert!(rig.wasm_failures().is_empty(), "{:?}", rig.wasm_failures());
 }
 
-#[test]
-fn draining_host_keeps_every_pinned_session_and_takes_no_new_one() {
-    let mut rig = start(one_cluster(3));
+fn draining_host_keeps_every_pinned_session_and_takes_no_new_one(build: Build) {
+    let mut rig = build.start(one_cluster(3));
     let mut sessions = open_sessions(&rig, "d", 30);
     let victim = sessions[0].1.clone();
     let on_victim = sessions.iter().filter(|(_, b)| *b == victim).count();
@@ -74,12 +75,11 @@ fn draining_host_keeps_every_pinned_session_and_takes_no_new_one() {
     for (_, b) in open_sessions(&rig, "new", 40) {
         assert_ne!(b, victim, "a new session landed on the draining host");
     }
-    assert_no_wasm_failure(&rig);
+    build.assert_clean(&mut rig);
 }
 
-#[test]
-fn sessions_leave_a_host_within_two_requests_once_its_deadline_passes() {
-    let mut rig = start(one_cluster(3));
+fn sessions_leave_a_host_within_two_requests_once_its_deadline_passes(build: Build) {
+    let mut rig = build.start(one_cluster(3));
     let mut sessions = open_sessions(&rig, "dl", 24);
     let victim = sessions[0].1.clone();
     let deadline = now() + 3;
@@ -130,18 +130,12 @@ fn sessions_leave_a_host_within_two_requests_once_its_deadline_passes() {
         moved >= 3,
         "too few sessions on the victim to prove anything: {moved}"
     );
-    assert!(
-        rig.envoy
-            .stat("wasmcustom.sticky.sessions_drained")
-            .unwrap_or(0)
-            >= moved as u64
-    );
-    assert_no_wasm_failure(&rig);
+    assert!(build.counter(&rig, "sticky.sessions_drained") >= moved as u64);
+    build.assert_clean(&mut rig);
 }
 
-#[test]
-fn removed_unhealthy_or_killed_hosts_lose_sessions_to_a_live_host_without_a_5xx() {
-    let mut rig = start(one_cluster(4));
+fn removed_unhealthy_or_killed_hosts_lose_sessions_to_a_live_host_without_a_5xx(build: Build) {
+    let mut rig = build.start(one_cluster(4));
     let mut sessions = open_sessions(&rig, "churn", 40);
     let names: Vec<String> = (0..4).map(|i| format!("v1-{i}")).collect();
     let (removed, unhealthy, killed) = (names[0].clone(), names[1].clone(), names[2].clone());
@@ -149,10 +143,7 @@ fn removed_unhealthy_or_killed_hosts_lose_sessions_to_a_live_host_without_a_5xx(
     rig.update_backend(&unhealthy, |e| e.health = Health::Unhealthy);
     rig.backend(&killed).kill();
     let dead = [&removed, &unhealthy, &killed];
-    let before = rig
-        .envoy
-        .stat("wasmcustom.sticky.sessions_repinned")
-        .unwrap_or(0);
+    let before = build.counter(&rig, "sticky.sessions_repinned");
     let mut repinned = 0;
     for (s, b) in &mut sessions {
         let r = get(&rig, s);
@@ -179,12 +170,9 @@ fn removed_unhealthy_or_killed_hosts_lose_sessions_to_a_live_host_without_a_5xx(
         }
     }
     assert!(repinned >= 10);
-    let after = rig
-        .envoy
-        .stat("wasmcustom.sticky.sessions_repinned")
-        .unwrap_or(0);
+    let after = build.counter(&rig, "sticky.sessions_repinned");
     assert_eq!(after - before, repinned);
-    assert_no_wasm_failure(&rig);
+    build.assert_clean(&mut rig);
 }
 
 #[test]
@@ -206,11 +194,10 @@ fn strict_mode_answers_503_when_the_pinned_host_is_gone() {
     assert_no_wasm_failure(&rig);
 }
 
-#[test]
-fn idle_and_absolute_timeouts_give_a_fresh_pick() {
+fn idle_and_absolute_timeouts_give_a_fresh_pick(build: Build) {
     let mut plugin = default_plugin(&["v1"]);
     plugin["session"] = json!({"idle_timeout_seconds": 2, "refresh_interval_seconds": 1});
-    let rig = start(Spec {
+    let rig = build.start(Spec {
         plugin: Some(plugin),
         ..one_cluster(2)
     });
@@ -224,17 +211,17 @@ fn idle_and_absolute_timeouts_give_a_fresh_pick() {
         "idle session gets a fresh token"
     );
     assert_eq!(
-        rig.envoy.stat("wasmcustom.sticky.tokens_rejected.expired"),
+        Some(build.counter(&rig, "sticky.tokens_rejected.expired")),
         Some(1)
     );
     assert_eq!(
-        rig.envoy.stat("wasmcustom.sticky.sessions_created"),
+        Some(build.counter(&rig, "sticky.sessions_created")),
         Some(2)
     );
 
     let mut plugin = default_plugin(&["v1"]);
     plugin["session"] = json!({"absolute_timeout_seconds": 2});
-    let rig = start(Spec {
+    let rig = build.start(Spec {
         plugin: Some(plugin),
         ..one_cluster(2)
     });
@@ -265,11 +252,10 @@ fn idle_and_absolute_timeouts_give_a_fresh_pick() {
     }
 }
 
-#[test]
-fn an_active_session_outlives_its_idle_timeout_with_rate_limited_refreshes() {
+fn an_active_session_outlives_its_idle_timeout_with_rate_limited_refreshes(build: Build) {
     let mut plugin = default_plugin(&["v1"]);
     plugin["session"] = json!({"idle_timeout_seconds": 3, "refresh_interval_seconds": 1});
-    let rig = start(Spec {
+    let rig = build.start(Spec {
         plugin: Some(plugin),
         ..one_cluster(3)
     });
@@ -357,9 +343,8 @@ fn scale_up_and_canary_shift_move_no_session_while_ring_hash_loses_many() {
     );
 }
 
-#[test]
-fn hostile_drain_metadata_never_breaks_a_request() {
-    let rig = start(one_cluster(2));
+fn hostile_drain_metadata_never_breaks_a_request(build: Build) {
+    let mut rig = build.start(one_cluster(2));
     let mut sessions = open_sessions(&rig, "meta", 10);
     let cluster = &rig.plan.clusters[0];
     let eps = &rig.endpoints["v1"];
@@ -392,5 +377,14 @@ fn hostile_drain_metadata_never_breaks_a_request() {
             get(&rig, s);
         }
     }
-    assert_no_wasm_failure(&rig);
+    build.assert_clean(&mut rig);
 }
+
+sticky_e2e::for_each_build!(
+    draining_host_keeps_every_pinned_session_and_takes_no_new_one,
+    sessions_leave_a_host_within_two_requests_once_its_deadline_passes,
+    removed_unhealthy_or_killed_hosts_lose_sessions_to_a_live_host_without_a_5xx,
+    idle_and_absolute_timeouts_give_a_fresh_pick,
+    an_active_session_outlives_its_idle_timeout_with_rate_limited_refreshes,
+    hostile_drain_metadata_never_breaks_a_request,
+);

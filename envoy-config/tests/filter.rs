@@ -1,17 +1,15 @@
-//! Issue 3: the sticky filter end to end through a real Envoy 1.40.
-//! Every assertion is about which backend (named in `x-backend`) answered.
+//! Issue 3: the sticky filter end to end through a real Envoy 1.40, for both
+//! builds (`name::wasm`, `name::native`). Every assertion is about which
+//! backend (named in `x-backend`) answered.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use sticky_core::keys::{Key, KeyId, Keyring};
 use sticky_core::token::{self, Claims};
+use sticky_e2e::build::Build;
 use sticky_e2e::client::{Session, send};
-use sticky_e2e::rig::{KEY_1, Rig, SESSION_HEADER, Spec};
-
-fn rig() -> Rig {
-    Rig::start(Spec::default()).unwrap_or_else(|e| panic!("{e}"))
-}
+use sticky_e2e::rig::{KEY_1, SESSION_HEADER, Spec};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -33,20 +31,8 @@ fn forge(claims: &Claims, id: &str, secret: &str) -> String {
     token::seal(claims, &keyring(id, secret), &[9; 24]).unwrap()
 }
 
-fn assert_clean(rig: &Rig) {
-    assert!(
-        rig.wasm_failures().is_empty(),
-        "wasm failures: {:?}",
-        rig.wasm_failures()
-    );
-    for b in rig.backends.values().flatten() {
-        assert_eq!(b.leaks(), 0, "internal header reached backend {}", b.name);
-    }
-}
-
-#[test]
-fn first_response_sets_cookie_and_50_follow_ups_hit_the_same_host() {
-    let rig = rig();
+fn first_response_sets_cookie_and_50_follow_ups_hit_the_same_host(build: Build) {
+    let mut rig = build.start(Spec::default());
     let mut s = Session::new("s1");
     let first = s.get(rig.addr()).unwrap();
     assert_eq!(first.status, 200);
@@ -77,19 +63,18 @@ fn first_response_sets_cookie_and_50_follow_ups_hit_the_same_host() {
         );
     }
     assert_eq!(
-        rig.envoy.stat("wasmcustom.sticky.sessions_created"),
+        Some(build.counter(&rig, "sticky.sessions_created")),
         Some(1)
     );
     assert_eq!(
-        rig.envoy.stat("wasmcustom.sticky.requests_pinned"),
+        Some(build.counter(&rig, "sticky.requests_pinned")),
         Some(50)
     );
-    assert_clean(&rig);
+    build.assert_clean(&mut rig);
 }
 
-#[test]
-fn each_of_120_sessions_keeps_cluster_and_host_under_a_90_10_split() {
-    let rig = rig();
+fn each_of_120_sessions_keeps_cluster_and_host_under_a_90_10_split(build: Build) {
+    let mut rig = build.start(Spec::default());
     let mut sessions: Vec<(Session, String)> = (0..120)
         .map(|i| {
             let mut s = Session::new(format!("split-{i}"));
@@ -117,12 +102,11 @@ fn each_of_120_sessions_keeps_cluster_and_host_under_a_90_10_split() {
             );
         }
     }
-    assert_clean(&rig);
+    build.assert_clean(&mut rig);
 }
 
-#[test]
-fn bad_cookies_get_a_fresh_pick_never_a_5xx() {
-    let rig = rig();
+fn bad_cookies_get_a_fresh_pick_never_a_5xx(build: Build) {
+    let mut rig = build.start(Spec::default());
     let mut good = Session::new("good");
     good.get(rig.addr()).unwrap();
     let valid = good.jar["sticky"].clone();
@@ -187,6 +171,14 @@ fn bad_cookies_get_a_fresh_pick_never_a_5xx() {
             format!("sticky={}", "A".repeat(3000)).into_bytes(),
         ),
         ("non-utf8", b"sticky=\xff\xfe\xfd; other=\xc3\x28".to_vec()),
+        (
+            "host not in the cluster",
+            format!(
+                "sticky={}",
+                forge(&claims("v2", "10.255.0.1:9", now() + 600), "k1", KEY_1)
+            )
+            .into_bytes(),
+        ),
         ("quoted garbage", b"sticky=\"\"\"; sticky=\"x\"".to_vec()),
     ];
     for (name, cookie) in cases {
@@ -216,11 +208,7 @@ fn bad_cookies_get_a_fresh_pick_never_a_5xx() {
         assert_eq!(r.backend().as_deref(), Some("v2-1"));
     }
     // Each bad cookie was refused for its own reason, and counted once.
-    let stat = |r: &str| {
-        rig.envoy
-            .stat(&format!("wasmcustom.sticky.tokens_rejected.{r}"))
-            .unwrap_or(0)
-    };
+    let stat = |r: &str| build.counter(&rig, &format!("sticky.tokens_rejected.{r}"));
     assert_eq!(stat("tampered"), 2, "edited, wrong key");
     assert_eq!(stat("unknown_key"), 1);
     assert_eq!(stat("expired"), 1);
@@ -231,12 +219,11 @@ fn bad_cookies_get_a_fresh_pick_never_a_5xx() {
         4,
         "garbage, truncated, non-utf8, quoted garbage"
     );
-    assert_clean(&rig);
+    build.assert_clean(&mut rig);
 }
 
-#[test]
-fn conflicting_tokens_are_no_session() {
-    let rig = rig();
+fn conflicting_tokens_are_no_session(build: Build) {
+    let rig = build.start(Spec::default());
     let mut a = Session::new("a");
     let mut b = Session::new("b");
     let ra = a.get(rig.addr()).unwrap();
@@ -250,14 +237,13 @@ fn conflicting_tokens_are_no_session() {
     assert_eq!(r.status, 200);
     assert_eq!(r.headers_named("set-cookie").len(), 1);
     assert_eq!(
-        rig.envoy.stat("wasmcustom.sticky.tokens_rejected.conflict"),
+        Some(build.counter(&rig, "sticky.tokens_rejected.conflict")),
         Some(1)
     );
 }
 
-#[test]
-fn several_cookie_headers_are_all_read() {
-    let rig = rig();
+fn several_cookie_headers_are_all_read(build: Build) {
+    let rig = build.start(Spec::default());
     let mut s = Session::new("multi");
     let first = s.get(rig.addr()).unwrap();
     let tok = s.jar["sticky"].clone();
@@ -275,9 +261,8 @@ fn several_cookie_headers_are_all_read() {
     }
 }
 
-#[test]
-fn client_sent_internal_headers_cannot_choose_a_backend() {
-    let rig = rig();
+fn client_sent_internal_headers_cannot_choose_a_backend(build: Build) {
+    let mut rig = build.start(Spec::default());
     let target = rig.backend("v2-1").host();
     let encoded = base64::engine::general_purpose::STANDARD.encode(&target);
     let mut hits = 0;
@@ -301,12 +286,11 @@ fn client_sent_internal_headers_cannot_choose_a_backend() {
     }
     // Under 90/10 and 2 hosts per cluster, v2-1 gets ~5% of fresh picks by chance.
     assert!(hits <= 8, "the client steered {hits}/40 requests");
-    assert_clean(&rig);
+    build.assert_clean(&mut rig);
 }
 
-#[test]
-fn no_internal_header_leaks_to_clients_or_backends() {
-    let rig = rig();
+fn no_internal_header_leaks_to_clients_or_backends(build: Build) {
+    let mut rig = build.start(Spec::default());
     let mut s = Session::new("leak");
     for _ in 0..5 {
         let r = s.get(rig.addr()).unwrap();
@@ -317,12 +301,11 @@ fn no_internal_header_leaks_to_clients_or_backends() {
             );
         }
     }
-    assert_clean(&rig);
+    build.assert_clean(&mut rig);
 }
 
-#[test]
-fn header_mode_pins_a_client_that_never_sends_cookies() {
-    let rig = rig();
+fn header_mode_pins_a_client_that_never_sends_cookies(build: Build) {
+    let rig = build.start(Spec::default());
     let mut s = Session::header_mode("hdr", SESSION_HEADER);
     let first = s.get(rig.addr()).unwrap();
     assert!(
@@ -337,9 +320,8 @@ fn header_mode_pins_a_client_that_never_sends_cookies() {
     }
 }
 
-#[test]
-fn an_http2_client_is_pinned_too() {
-    let rig = rig();
+fn an_http2_client_is_pinned_too(build: Build) {
+    let rig = build.start(Spec::default());
     let url = format!("http://{}/", rig.addr());
     let curl = |cookie: Option<&str>| {
         let mut cmd = std::process::Command::new("curl");
@@ -371,11 +353,10 @@ fn an_http2_client_is_pinned_too() {
     }
 }
 
-#[test]
-fn invalid_plugin_config_is_refused_naming_the_field() {
+fn invalid_plugin_config_is_refused_naming_the_field(build: Build) {
     let mut plugin = sticky_e2e::rig::default_plugin(&["v1", "v2"]);
     plugin["keys"][0]["secret"] = serde_json::json!("c2hvcnQ=");
-    let err = match Rig::start(Spec {
+    let err = match build.try_start(Spec {
         plugin: Some(plugin),
         ..Spec::default()
     }) {
@@ -384,3 +365,16 @@ fn invalid_plugin_config_is_refused_naming_the_field() {
     };
     assert!(err.log.contains("field `keys[0].secret`"), "{}", err.log);
 }
+
+sticky_e2e::for_each_build!(
+    first_response_sets_cookie_and_50_follow_ups_hit_the_same_host,
+    each_of_120_sessions_keeps_cluster_and_host_under_a_90_10_split,
+    bad_cookies_get_a_fresh_pick_never_a_5xx,
+    conflicting_tokens_are_no_session,
+    several_cookie_headers_are_all_read,
+    client_sent_internal_headers_cannot_choose_a_backend,
+    no_internal_header_leaks_to_clients_or_backends,
+    header_mode_pins_a_client_that_never_sends_cookies,
+    an_http2_client_is_pinned_too,
+    invalid_plugin_config_is_refused_naming_the_field,
+);
