@@ -4,36 +4,10 @@
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
-    let args = match sticky_examples::ServiceArgs::parse(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!(
-                "sticky-cart: {e}\nusage: sticky-cart --name NAME --version VERSION --listen ADDR"
-            );
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("sticky-cart: cannot listen on {}: {e}", args.listen);
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    println!("listening on {addr}");
-    eprintln!(
-        "sticky-cart {} (version {}) serving http://{addr}/",
-        args.identity.name, args.identity.version
-    );
-    match sticky_examples::cart::serve(listener, args.identity).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sticky-cart: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    sticky_examples::run_service(
+        "sticky-cart",
+        "http://{addr}/",
+        sticky_examples::cart::serve,
+    )
+    .await
 }

@@ -80,6 +80,51 @@ impl ServiceArgs {
     }
 }
 
+/// The `main` of every demo service: parses [`ServiceArgs`], binds, prints
+/// `listening on ADDR` (first stdout line), says what it serves (`what`, with
+/// `{addr}` replaced) and runs `serve` until it fails or the process is killed.
+pub async fn run_service<F, Fut, E>(program: &str, what: &str, serve: F) -> std::process::ExitCode
+where
+    F: FnOnce(tokio::net::TcpListener, Identity) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let args = match ServiceArgs::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "{program}: {e}\nusage: {program} --name NAME --version VERSION --listen ADDR"
+            );
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{program}: cannot listen on {}: {e}", args.listen);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    println!("listening on {addr}");
+    eprintln!(
+        "{program} {} (version {}) serving {}",
+        args.identity.name,
+        args.identity.version,
+        what.replace("{addr}", &addr)
+    );
+    match serve(listener, args.identity).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Reads the first flag value of `--flag` from `args` (tiny CLI helper for
 /// the clients).
 pub fn flag(args: &[String], flag: &str) -> Option<String> {
