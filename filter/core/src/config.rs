@@ -134,6 +134,28 @@ pub struct MigrationConfig {
     pub cookie_path: String,
 }
 
+/// Validated wrap-mode settings: the application's own session header,
+/// sealed on the way out and restored on the way in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrapConfig {
+    /// Header the application mints its session id in (e.g. `mcp-session-id`).
+    pub header: String,
+    /// Longest application session id that is wrapped, in bytes.
+    pub max_id_bytes: usize,
+}
+
+/// Default of `wrap.max_id_bytes`.
+pub const DEFAULT_WRAP_ID_BYTES: u64 = 256;
+/// Upper bound of `wrap.max_id_bytes` (the sealed value stays under 1.5 KB).
+pub const MAX_WRAP_ID_BYTES: u64 = 1024;
+
+/// Validated settings of the native build's direct wiring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverrideHostConfig {
+    /// A pinned host that is gone is a 503 instead of a fresh pick.
+    pub strict: bool,
+}
+
 /// The validated configuration the filter runs on.
 #[derive(Debug)]
 pub struct Config {
@@ -157,6 +179,11 @@ pub struct Config {
     pub migration: Option<MigrationConfig>,
     /// Key-sharded routing (none by default).
     pub sharding: Option<ShardingConfig>,
+    /// Wrap mode: the application's own session header (none by default).
+    pub wrap: Option<WrapConfig>,
+    /// Native build, direct wiring: pin the host with Envoy's upstream
+    /// override instead of the `host_header` (none: the header, as the wasm).
+    pub override_host: Option<OverrideHostConfig>,
 }
 
 impl Config {
@@ -235,6 +262,20 @@ impl Config {
             .object("migration")?
             .map(|obj| migration_config(obj, &clusters, &host_header, &cluster_header))
             .transpose()?;
+        let reserved = [
+            host_header.as_str(),
+            cluster_header.as_str(),
+            session_header.as_deref().unwrap_or(""),
+            "cookie",
+        ];
+        let wrap = root
+            .object("wrap")?
+            .map(|obj| wrap_config(obj, &reserved))
+            .transpose()?;
+        let override_host = root
+            .object("override_host")?
+            .map(override_host_config)
+            .transpose()?;
         root.finish()?;
         Ok(Config {
             cookie,
@@ -247,6 +288,8 @@ impl Config {
             session,
             migration,
             sharding,
+            wrap,
+            override_host,
         })
     }
 
@@ -271,6 +314,17 @@ impl Config {
         }
         if self.migration.is_some() {
             line.push_str(", migration reader on");
+        }
+        if let Some(wrap) = &self.wrap {
+            line.push_str(", wrapping ");
+            line.push_str(&wrap.header);
+        }
+        if let Some(direct) = &self.override_host {
+            line.push_str(if direct.strict {
+                ", upstream override (strict)"
+            } else {
+                ", upstream override"
+            });
         }
         line
     }
@@ -633,6 +687,42 @@ fn sharding_config(mut obj: Obj<'_>) -> Result<ShardingConfig, ConfigError> {
         missing_key,
         reshard_deadline,
     })
+}
+
+fn wrap_config(mut obj: Obj<'_>, reserved: &[&str]) -> Result<WrapConfig, ConfigError> {
+    let Some(name) = obj.string("header")? else {
+        return Err(ConfigError::new(
+            "wrap.header",
+            "is required: the header the application mints its session id in",
+        ));
+    };
+    let header = header_name("wrap.header", name)?;
+    if reserved.contains(&header.as_str()) {
+        return Err(ConfigError::new(
+            "wrap.header",
+            "must differ from host_header, cluster_header, session_header and cookie",
+        ));
+    }
+    let max = obj.u64("max_id_bytes")?.unwrap_or(DEFAULT_WRAP_ID_BYTES);
+    if max == 0 || max > MAX_WRAP_ID_BYTES {
+        return Err(ConfigError::new(
+            "wrap.max_id_bytes",
+            format!("must be 1-{MAX_WRAP_ID_BYTES}"),
+        ));
+    }
+    let max_id_bytes =
+        usize::try_from(max).map_err(|_| ConfigError::new("wrap.max_id_bytes", "too large"))?;
+    obj.finish()?;
+    Ok(WrapConfig {
+        header,
+        max_id_bytes,
+    })
+}
+
+fn override_host_config(mut obj: Obj<'_>) -> Result<OverrideHostConfig, ConfigError> {
+    let strict = obj.bool("strict")?.unwrap_or(false);
+    obj.finish()?;
+    Ok(OverrideHostConfig { strict })
 }
 
 fn cluster_list(path: &str, items: &[Json]) -> Result<Vec<String>, ConfigError> {

@@ -43,6 +43,13 @@ impl RootContext for StickyRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = host::plugin_configuration().unwrap_or_default();
         match Config::from_json(&bytes) {
+            Ok(config) if config.override_host.is_some() => {
+                // proxy-wasm has no upstream override: only the header wiring.
+                log::error!(
+                    "sticky: invalid sticky config: field `override_host`: needs the native build (dist/libsticky.so); the wasm pins hosts through host_header"
+                );
+                false
+            }
             Ok(config) => {
                 log::info!("{}", config.summary());
                 let metrics = MetricIds::define();

@@ -337,3 +337,74 @@ fn summary_names_the_version_and_the_shape() {
         "{line}"
     );
 }
+
+fn with_field(field: &str) -> String {
+    format!(r#"{{"clusters": ["v1"], "keys": [{{"id":"a","secret":"{KEY_A}"}}], {field}}}"#)
+}
+
+#[test]
+fn wrap_defaults_and_limits() {
+    let cfg = Config::from_json(with_field(r#""wrap": {"header": "Mcp-Session-Id"}"#).as_bytes())
+        .unwrap();
+    let wrap = cfg.wrap.unwrap();
+    assert_eq!(wrap.header, "mcp-session-id");
+    assert_eq!(wrap.max_id_bytes, 256);
+    let cfg = Config::from_json(
+        with_field(r#""wrap": {"header": "x-game", "max_id_bytes": 1024}"#).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(cfg.wrap.unwrap().max_id_bytes, 1024);
+    assert!(
+        Config::from_json(with_keys(&format!(r#"[{{"id":"a","secret":"{KEY_A}"}}]"#)).as_bytes())
+            .unwrap()
+            .wrap
+            .is_none()
+    );
+}
+
+#[test]
+fn wrap_errors_name_the_field() {
+    for (field, want) in [
+        (r#""wrap": {}"#, "wrap.header"),
+        (r#""wrap": {"header": "bad header"}"#, "wrap.header"),
+        (r#""wrap": {"header": "x-sticky-host"}"#, "wrap.header"),
+        (r#""wrap": {"header": "cookie"}"#, "wrap.header"),
+        (
+            r#""wrap": {"header": "x-a", "max_id_bytes": 0}"#,
+            "wrap.max_id_bytes",
+        ),
+        (
+            r#""wrap": {"header": "x-a", "max_id_bytes": 1025}"#,
+            "wrap.max_id_bytes",
+        ),
+        (r#""wrap": {"header": "x-a", "ttl": 1}"#, "wrap.ttl"),
+        (r#""wrap": "x-a""#, "wrap"),
+    ] {
+        assert_eq!(err(&with_field(field)).field, want, "{field}");
+    }
+    let json = format!(
+        r#"{{"clusters": ["v1"], "keys": [{{"id":"a","secret":"{KEY_A}"}}], "session_header": "x-s", "wrap": {{"header": "X-S"}}}}"#
+    );
+    assert_eq!(err(&json).field, "wrap.header");
+}
+
+#[test]
+fn override_host_is_parsed_and_checked() {
+    let cfg = Config::from_json(with_field(r#""override_host": {}"#).as_bytes()).unwrap();
+    assert_eq!(
+        cfg.override_host,
+        Some(OverrideHostConfig { strict: false })
+    );
+    let cfg =
+        Config::from_json(with_field(r#""override_host": {"strict": true}"#).as_bytes()).unwrap();
+    assert_eq!(cfg.override_host, Some(OverrideHostConfig { strict: true }));
+    assert!(cfg.summary().contains("upstream override (strict)"));
+    assert_eq!(
+        err(&with_field(r#""override_host": {"strict": "yes"}"#)).field,
+        "override_host.strict"
+    );
+    assert_eq!(
+        err(&with_field(r#""override_host": {"mode": 1}"#)).field,
+        "override_host.mode"
+    );
+}
