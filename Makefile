@@ -65,11 +65,12 @@ wasm: toolchain tools
 	  test $$size -le $(WASM_BUDGET) || { echo "dist/sticky.wasm is over its size budget"; exit 1; }
 	@sha256sum $(WASM) | tee dist/sticky.wasm.sha256
 
-## native: dist/libsticky.so, the Envoy dynamic module build of the same core.
+## native: dist/libsticky.so, the Envoy dynamic module build of the same core
+## (profile `native`: opt-level 3, panic = unwind so every hook's guard can catch).
 native:
 	@if [ -d filter/native ]; then \
-	  cargo build --locked --release -p sticky-native && mkdir -p dist && \
-	  cp $(TARGET_DIR)/release/libsticky_native.so $(NATIVE) && echo "$(NATIVE) built"; \
+	  cargo build --locked --profile native -p sticky-native && mkdir -p dist && \
+	  cp $(TARGET_DIR)/native/libsticky_native.so $(NATIVE) && echo "$(NATIVE) built"; \
 	else echo "filter/native not present"; exit 1; fi
 
 build: wasm native

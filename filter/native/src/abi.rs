@@ -114,6 +114,8 @@ pub const METADATA_SOURCE_HOST: u32 = 3;
 pub const METRICS_SUCCESS: u32 = 0;
 /// `..._status_Continue` of every request/response hook status enum.
 pub const STATUS_CONTINUE: u32 = 0;
+/// `..._request_headers_status_StopIteration`: after a local reply.
+pub const STATUS_STOP_ITERATION: u32 = 1;
 /// The ABI version this module was written against (`on_program_init`).
 pub const ABI_VERSION: &std::ffi::CStr = c"v0.2.0";
 
@@ -159,6 +161,14 @@ unsafe extern "C" {
         strict: bool,
     ) -> bool;
     fn envoy_dynamic_module_callback_http_clear_route_cache(filter_envoy_ptr: EnvoyPtr);
+    fn envoy_dynamic_module_callback_http_send_response(
+        filter_envoy_ptr: EnvoyPtr,
+        status_code: u32,
+        headers_vector: *const c_void,
+        headers_vector_size: usize,
+        body: ModuleBuffer,
+        details: ModuleBuffer,
+    );
     fn envoy_dynamic_module_callback_http_filter_get_worker_index(
         filter_envoy_ptr: EnvoyPtr,
     ) -> u32;
@@ -350,6 +360,23 @@ impl Stream {
                 ModuleBuffer::of(host),
                 strict,
             )
+        }
+    }
+
+    /// Answers the request locally with `status` and a text body (no extra
+    /// headers); the request-headers hook must then stop iteration.
+    pub fn send_local_reply(self, status: u32, body: &str, details: &str) {
+        // SAFETY: running hook's stream; no headers (null, 0); body and
+        // details are module memory Envoy copies during the call.
+        unsafe {
+            envoy_dynamic_module_callback_http_send_response(
+                self.0,
+                status,
+                std::ptr::null(),
+                0,
+                ModuleBuffer::of(body.as_bytes()),
+                ModuleBuffer::of(details.as_bytes()),
+            );
         }
     }
 

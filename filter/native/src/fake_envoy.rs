@@ -24,6 +24,34 @@ pub struct FakeProcess {
     pub logs: Vec<(u32, String)>,
     /// Counters by id: (name, value).
     pub counters: Vec<(String, u64)>,
+    /// The last random byte handed out (the core's `FakeHost` sequence).
+    pub rng: u8,
+    /// `NativeHost::host_metadata` calls (one per logical read).
+    pub metadata_reads: u64,
+    /// The clock the module reads, when a test sets it.
+    pub now: Option<u64>,
+}
+
+/// Counts one logical host-metadata read.
+pub fn note_metadata_read() {
+    process(|p| p.metadata_reads += 1);
+}
+
+/// The test clock, if set.
+pub fn now() -> Option<u64> {
+    process(|p| p.now)
+}
+
+/// Deterministic "randomness" for the module in unit tests: the byte after
+/// the last one, as the core's `FakeHost` does, so transcripts compare.
+pub fn random(buf: &mut [u8]) -> bool {
+    process(|p| {
+        for b in buf {
+            p.rng = p.rng.wrapping_add(1);
+            *b = p.rng;
+        }
+    });
+    true
 }
 
 thread_local! {
@@ -69,6 +97,8 @@ pub struct FakeStream {
     pub metadata: Vec<(String, String, Meta)>,
     pub override_host: Option<(Vec<u8>, bool)>,
     pub route_cache_clears: u32,
+    /// A local reply the module sent: (status, body).
+    pub local_reply: Option<(u32, Vec<u8>)>,
     pub worker: u32,
 }
 
@@ -266,6 +296,19 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_set_upstream_overrid
     }
     unsafe { stream(filter) }.override_host = Some((host, strict));
     true
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_send_response(
+    filter: EnvoyPtr,
+    status: u32,
+    _headers: *const std::ffi::c_void,
+    _headers_size: usize,
+    body: ModuleBuffer,
+    _details: ModuleBuffer,
+) {
+    let body = unsafe { bytes(body) }.to_vec();
+    unsafe { stream(filter) }.local_reply = Some((status, body));
 }
 
 #[unsafe(no_mangle)]

@@ -6,18 +6,25 @@
 //! bootstrap) is an `Arc<Shared>` boxed behind the config pointer; each HTTP
 //! stream gets a boxed [`StreamFilter`] holding its own clone of that `Arc`,
 //! so the config may be destroyed before its last stream.
+//!
+//! Every hook with a body runs it inside [`guard`]: a panic fails open for
+//! that one request instead of unwinding into Envoy (the hooks without a
+//! body have nothing that could panic).
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use sticky_core::config::Config;
 use sticky_core::filter;
 use sticky_core::session;
 use sticky_core::worker::Worker;
 
-use crate::abi::{self, EnvoyBuffer, EnvoyPtr, LogLevel, STATUS_CONTINUE, Stream};
-use crate::host::{Counters, NativeHost, now};
+use crate::abi::{
+    self, EnvoyBuffer, EnvoyPtr, LogLevel, STATUS_CONTINUE, STATUS_STOP_ITERATION, Stream,
+};
+use crate::guard::guard;
+use crate::host::{Counters, NativeHost, Wiring, now};
 
 /// Drain caches per filter config: one per worker (by worker index modulo
 /// this), so workers never contend; a busy shard is skipped (fail open).
@@ -30,6 +37,8 @@ pub struct Shared {
     pub config: Config,
     /// Counter ids on this filter config.
     pub counters: Counters,
+    /// How the chosen host reaches Envoy (from `config.override_host`).
+    pub wiring: Wiring,
     /// Per-worker caches (drain state, opened tokens), one per worker shard.
     drain: Box<[Mutex<Worker>]>,
 }
@@ -41,18 +50,32 @@ impl Shared {
             .map(|_| Mutex::new(Worker::default()))
             .collect();
         Self {
+            wiring: Wiring::of(&config),
             config,
             counters,
             drain,
         }
     }
 
-    /// The drain cache shard of a worker.
-    fn drain_shard(&self, worker: u32) -> Option<&Mutex<Worker>> {
+    /// The caches of a worker, locked; `None` when another thread holds them
+    /// (the caller then decides without caches: fail open). A shard poisoned
+    /// by a panic that [`guard`] caught is reset: its caches may be half
+    /// updated, and starting empty only costs a few token opens.
+    fn worker(&self, worker: u32) -> Option<MutexGuard<'_, Worker>> {
         let index = usize::try_from(worker)
             .ok()?
             .checked_rem(self.drain.len())?;
-        self.drain.get(index)
+        let shard = self.drain.get(index)?;
+        match shard.try_lock() {
+            Ok(locked) => Some(locked),
+            Err(TryLockError::WouldBlock) => None,
+            Err(TryLockError::Poisoned(poisoned)) => {
+                let mut locked = poisoned.into_inner();
+                *locked = Worker::default();
+                shard.clear_poison();
+                Some(locked)
+            }
+        }
     }
 }
 
@@ -86,7 +109,9 @@ unsafe fn hook_bytes<'a>(buffer: EnvoyBuffer) -> &'a [u8] {
 /// Called once when Envoy loads the module: returns the ABI version.
 #[unsafe(no_mangle)]
 pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
-    abi::ABI_VERSION.as_ptr()
+    guard("on_program_init", abi::ABI_VERSION.as_ptr(), || {
+        abi::ABI_VERSION.as_ptr()
+    })
 }
 
 /// Parses the plugin configuration (the `StringValue`'s raw bytes) and
@@ -101,21 +126,24 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     _name: EnvoyBuffer,
     config: EnvoyBuffer,
 ) -> *const c_void {
-    // SAFETY: Envoy's buffer, valid for this call; parsing copies what it keeps.
-    let bytes = unsafe { hook_bytes(config) };
-    let config = match Config::from_json(bytes) {
-        Ok(config) => config,
-        Err(e) => {
-            abi::log(LogLevel::ERROR, &format!("sticky: {e}"));
-            return std::ptr::null();
-        }
-    };
-    // SAFETY: this is the running config_new call's own config pointer.
-    let counters =
-        Counters::define(|name| unsafe { abi::define_counter(filter_config_envoy_ptr, name) });
-    abi::log(LogLevel::INFO, &config.summary());
-    let shared = Arc::new(Shared::new(config, counters));
-    Box::into_raw(Box::new(shared)).cast_const().cast()
+    // A config that cannot be built is refused (null), never half-loaded.
+    guard("on_http_filter_config_new", std::ptr::null(), || {
+        // SAFETY: Envoy's buffer, valid for this call; parsing copies what it keeps.
+        let bytes = unsafe { hook_bytes(config) };
+        let config = match Config::from_json(bytes) {
+            Ok(config) => config,
+            Err(e) => {
+                abi::log(LogLevel::ERROR, &format!("sticky: {e}"));
+                return std::ptr::null();
+            }
+        };
+        // SAFETY: this is the running config_new call's own config pointer.
+        let counters =
+            Counters::define(|name| unsafe { abi::define_counter(filter_config_envoy_ptr, name) });
+        abi::log(LogLevel::INFO, &config.summary());
+        let shared = Arc::new(Shared::new(config, counters));
+        Box::into_raw(Box::new(shared)).cast_const().cast()
+    })
 }
 
 /// Releases a filter config (streams keep their own `Arc`).
@@ -126,11 +154,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
     filter_config_ptr: *const c_void,
 ) {
-    if filter_config_ptr.is_null() {
-        return;
-    }
-    // SAFETY: created by Box::into_raw in config_new; Envoy destroys it once.
-    drop(unsafe { Box::from_raw(filter_config_ptr.cast_mut().cast::<Arc<Shared>>()) });
+    guard("on_http_filter_config_destroy", (), || {
+        if filter_config_ptr.is_null() {
+            return;
+        }
+        // SAFETY: created by Box::into_raw in config_new; Envoy destroys it once.
+        drop(unsafe { Box::from_raw(filter_config_ptr.cast_mut().cast::<Arc<Shared>>()) });
+    });
 }
 
 /// Per-route configuration is not supported: refused (null) with a log line.
@@ -142,11 +172,17 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_ne
     _name: EnvoyBuffer,
     _config: EnvoyBuffer,
 ) -> *const c_void {
-    abi::log(
-        LogLevel::ERROR,
-        "sticky: per-route configuration is not supported; configure the listener filter",
-    );
-    std::ptr::null()
+    guard(
+        "on_http_filter_per_route_config_new",
+        std::ptr::null(),
+        || {
+            abi::log(
+                LogLevel::ERROR,
+                "sticky: per-route configuration is not supported; configure the listener filter",
+            );
+            std::ptr::null()
+        },
+    )
 }
 
 /// Nothing to release: per-route configs are never created.
@@ -168,16 +204,19 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
     filter_config_ptr: *const c_void,
     _filter_envoy_ptr: EnvoyPtr,
 ) -> *const c_void {
-    // SAFETY: a live pointer from config_new (Envoy keeps the config alive
-    // while it creates streams from it), or null.
-    let Some(shared) = (unsafe { filter_config_ptr.cast::<Arc<Shared>>().as_ref() }) else {
-        return std::ptr::null();
-    };
-    let filter = StreamFilter {
-        shared: Arc::clone(shared),
-        stream: RefCell::new(session::Stream::default()),
-    };
-    Box::into_raw(Box::new(filter)).cast_const().cast()
+    // Null: every other hook of the stream then passes it through.
+    guard("on_http_filter_new", std::ptr::null(), || {
+        // SAFETY: a live pointer from config_new (Envoy keeps the config alive
+        // while it creates streams from it), or null.
+        let Some(shared) = (unsafe { filter_config_ptr.cast::<Arc<Shared>>().as_ref() }) else {
+            return std::ptr::null();
+        };
+        let filter = StreamFilter {
+            shared: Arc::clone(shared),
+            stream: RefCell::new(session::Stream::default()),
+        };
+        Box::into_raw(Box::new(filter)).cast_const().cast()
+    })
 }
 
 /// Releases the state of one HTTP stream.
@@ -188,12 +227,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(
     filter_module_ptr: *const c_void,
 ) {
-    if filter_module_ptr.is_null() {
-        return;
-    }
-    // SAFETY: created by Box::into_raw in filter_new; Envoy destroys it once,
-    // after every other hook of the stream returned.
-    drop(unsafe { Box::from_raw(filter_module_ptr.cast_mut().cast::<StreamFilter>()) });
+    guard("on_http_filter_destroy", (), || {
+        if filter_module_ptr.is_null() {
+            return;
+        }
+        // SAFETY: created by Box::into_raw in filter_new; Envoy destroys it
+        // once, after every other hook of the stream returned.
+        drop(unsafe { Box::from_raw(filter_module_ptr.cast_mut().cast::<StreamFilter>()) });
+    });
 }
 
 /// The stream's filter state, if the pointer is set.
@@ -216,26 +257,36 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter_module_ptr: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
-    // SAFETY: Envoy passes the pointer from filter_new for this stream.
-    let Some(filter) = (unsafe { stream_filter(filter_module_ptr) }) else {
-        return STATUS_CONTINUE;
-    };
-    // SAFETY: the running hook's stream pointer, used only during this hook.
-    let stream = unsafe { Stream::new(filter_envoy_ptr) };
+    guard("on_http_filter_request_headers", STATUS_CONTINUE, || {
+        // SAFETY: Envoy passes the pointer from filter_new for this stream.
+        let Some(filter) = (unsafe { stream_filter(filter_module_ptr) }) else {
+            return STATUS_CONTINUE;
+        };
+        // SAFETY: the running hook's stream pointer, used only during this hook.
+        let stream = unsafe { Stream::new(filter_envoy_ptr) };
+        if on_request_headers(filter, stream) {
+            STATUS_STOP_ITERATION
+        } else {
+            STATUS_CONTINUE
+        }
+    })
+}
+
+/// The request phase of one stream; `true` when it answered locally.
+fn on_request_headers(filter: &StreamFilter, stream: Stream) -> bool {
     let shared = &*filter.shared;
-    let mut host = NativeHost::new(stream, &shared.counters);
+    let mut host = NativeHost::new(stream, &shared.counters, shared.wiring);
     let now = now();
-    let shard = shared.drain_shard(stream.worker_index());
-    let decided = match shard.and_then(|m| m.try_lock().ok()) {
+    let decided = match shared.worker(stream.worker_index()) {
         Some(mut worker) => filter::on_request(&shared.config, &mut worker, &mut host, now),
-        // Busy or poisoned: decide without the caches (fail open).
+        // Busy: decide without the caches (fail open).
         None => filter::on_request(&shared.config, &mut Worker::default(), &mut host, now),
     };
     host.finish_request();
     if let Ok(mut slot) = filter.stream.try_borrow_mut() {
         *slot = decided;
     }
-    STATUS_CONTINUE
+    host.replied()
 }
 
 /// Response headers: issues or refreshes the session token.
@@ -248,30 +299,35 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     filter_module_ptr: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
-    // SAFETY: Envoy passes the pointer from filter_new for this stream.
-    let Some(filter) = (unsafe { stream_filter(filter_module_ptr) }) else {
-        return STATUS_CONTINUE;
-    };
+    guard("on_http_filter_response_headers", STATUS_CONTINUE, || {
+        // SAFETY: Envoy passes the pointer from filter_new for this stream.
+        if let Some(filter) = unsafe { stream_filter(filter_module_ptr) } {
+            // SAFETY: the running hook's stream pointer, used only during this hook.
+            let stream = unsafe { Stream::new(filter_envoy_ptr) };
+            on_response_headers(filter, stream);
+        }
+        STATUS_CONTINUE
+    })
+}
+
+/// The response phase of one stream.
+fn on_response_headers(filter: &StreamFilter, stream: Stream) {
     let Ok(decided) = filter.stream.try_borrow() else {
-        return STATUS_CONTINUE;
+        return;
     };
-    // SAFETY: the running hook's stream pointer, used only during this hook.
-    let stream = unsafe { Stream::new(filter_envoy_ptr) };
     let shared = &*filter.shared;
-    let mut host = NativeHost::new(stream, &shared.counters);
+    let mut host = NativeHost::new(stream, &shared.counters, shared.wiring);
     let now = now();
-    let shard = shared.drain_shard(stream.worker_index());
-    match shard.and_then(|m| m.try_lock().ok()) {
+    match shared.worker(stream.worker_index()) {
         Some(mut worker) => {
-            filter::on_response(&shared.config, &mut worker, &decided, &mut host, now)
+            filter::on_response(&shared.config, &mut worker, &decided, &mut host, now);
         }
         None => {
-            // Busy or poisoned: a scratch cache still issues the cookie.
+            // Busy: a scratch cache still issues the cookie.
             let mut scratch = Worker::default();
             filter::on_response(&shared.config, &mut scratch, &decided, &mut host, now);
         }
     }
-    STATUS_CONTINUE
 }
 
 /// Request body: passed through.

@@ -1,12 +1,18 @@
 //! [`NativeHost`]: the core's [`Host`] over Envoy's dynamic-module ABI.
 //!
-//! Differences from the wasm build, all on purpose:
-//! - the host is pinned with `set_upstream_override_host` (strict = false),
-//!   so no `stateful_session` filter and no internal host header exist;
-//! - Envoy does not re-match the route when a module changes request headers,
-//!   so every routing-relevant change marks the route dirty and
-//!   [`NativeHost::finish_request`] clears the route cache once.
+//! Two wirings ([`Wiring`]), chosen by the plugin config's `override_host`:
+//! - drop-in (absent): exactly the wasm's contract, the host goes into the
+//!   internal `host_header` for a header-based `stateful_session` filter
+//!   placed after the module;
+//! - direct (present): no `stateful_session` filter, the module pins the
+//!   host itself with `set_upstream_override_host`.
+//!
+//! Both differ from the wasm in one point: Envoy does not re-match the route
+//! when a module changes request headers, so every routing-relevant change
+//! marks the route dirty and [`NativeHost::finish_request`] clears the route
+//! cache once.
 
+use sticky_core::config::Config;
 use sticky_core::drain::{DEADLINE_KEY, DRAINING_KEY};
 use sticky_core::host::Host;
 use sticky_core::metrics::{self, Metric};
@@ -47,22 +53,56 @@ impl Counters {
     }
 }
 
+/// How the module hands the chosen host to Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wiring {
+    /// The wasm's bootstrap: `host_header` = base64("ip:port") for Envoy's
+    /// header-based `stateful_session` filter after the module.
+    DropIn,
+    /// `set_upstream_override_host`; `strict`: a gone host is a 503 instead
+    /// of a fresh pick by the load balancer.
+    Direct {
+        /// Passed to Envoy as the override's `strict` flag.
+        strict: bool,
+    },
+}
+
+impl Wiring {
+    /// The wiring a validated config asks for (`override_host`).
+    pub fn of(config: &Config) -> Self {
+        match config.override_host {
+            Some(o) => Wiring::Direct { strict: o.strict },
+            None => Wiring::DropIn,
+        }
+    }
+}
+
 /// The proxy as seen through the dynamic-module ABI, for one event hook.
 #[derive(Debug)]
 pub struct NativeHost<'a> {
     stream: Stream,
     counters: &'a Counters,
+    wiring: Wiring,
     route_dirty: bool,
+    replied: bool,
 }
 
 impl<'a> NativeHost<'a> {
     /// A host for the stream of the running hook.
-    pub fn new(stream: Stream, counters: &'a Counters) -> Self {
+    pub fn new(stream: Stream, counters: &'a Counters, wiring: Wiring) -> Self {
         Self {
             stream,
             counters,
+            wiring,
             route_dirty: false,
+            replied: false,
         }
+    }
+
+    /// Whether the filter answered the request locally (the hook must stop
+    /// iteration then).
+    pub fn replied(&self) -> bool {
+        self.replied
     }
 
     /// Ends the request phase: if a routing header changed (the cluster
@@ -83,9 +123,8 @@ impl Host for NativeHost<'_> {
     }
 
     fn set_request_header(&mut self, name: &str, value: &[u8]) {
-        if self.stream.set_header(HeaderType::REQUEST, name, value) {
-            self.route_dirty = true;
-        }
+        // The core calls `route_changed` after every routing header it sets.
+        let _ = self.stream.set_header(HeaderType::REQUEST, name, value);
     }
 
     fn remove_request_header(&mut self, name: &str) {
@@ -98,16 +137,37 @@ impl Host for NativeHost<'_> {
         }
     }
 
-    fn pin_host(&mut self, _header: &str, host: &str) {
-        // Not strict: a host that is gone or unhealthy falls back to the
-        // load balancer, and the response re-pins the session.
-        let _ = self
-            .stream
-            .set_upstream_override_host(host.as_bytes(), false);
+    fn pin_host(&mut self, header: &str, host: &str) {
+        match self.wiring {
+            Wiring::DropIn => {
+                let value = sticky_core::b64::encode_standard(host.as_bytes());
+                let _ = self
+                    .stream
+                    .set_header(HeaderType::REQUEST, header, value.as_bytes());
+            }
+            // Not strict (the default): a host that is gone or unhealthy
+            // falls back to the load balancer, and the response re-pins.
+            Wiring::Direct { strict } => {
+                let _ = self
+                    .stream
+                    .set_upstream_override_host(host.as_bytes(), strict);
+            }
+        }
     }
 
     fn route_changed(&mut self) {
         self.route_dirty = true;
+    }
+
+    fn send_local_reply(&mut self, status: u32, body: &str) -> bool {
+        self.stream
+            .send_local_reply(status, body, "sticky_local_reply");
+        self.replied = true;
+        true
+    }
+
+    fn pins_through_session_filter(&self) -> bool {
+        self.wiring == Wiring::DropIn
     }
 
     fn response_header(&mut self, name: &str) -> Option<Vec<u8>> {
@@ -135,6 +195,9 @@ impl Host for NativeHost<'_> {
     }
 
     fn host_metadata(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>> {
+        // The scenario table counts logical reads (its rate-limit checks).
+        #[cfg(test)]
+        crate::fake_envoy::note_metadata_read();
         // Answer in the property encoding the core decodes: 1 byte for a
         // bool, 8 bytes little-endian f64 for a number, raw bytes for a
         // string. Ask for the type the control side writes first; Envoy logs
@@ -155,6 +218,11 @@ impl Host for NativeHost<'_> {
     }
 
     fn random(&mut self, buf: &mut [u8]) -> bool {
+        // Unit tests replay transcripts byte for byte: the fake Envoy's
+        // deterministic source stands in for the OS.
+        #[cfg(test)]
+        return crate::fake_envoy::random(buf);
+        #[cfg(not(test))]
         getrandom::fill(buf).is_ok()
     }
 
@@ -167,6 +235,11 @@ impl Host for NativeHost<'_> {
 
 /// Seconds since the unix epoch; 0 if the clock is before it.
 pub fn now() -> u64 {
+    // The scenario table runs on simulated time.
+    #[cfg(test)]
+    if let Some(now) = crate::fake_envoy::now() {
+        return now;
+    }
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

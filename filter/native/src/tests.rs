@@ -13,7 +13,13 @@ use crate::hooks::*;
 /// base64 of 32 bytes 0x11.
 const KEY: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
 
+/// The plugin config of the direct wiring (`override_host` present).
 fn plugin(extra: &str) -> String {
+    dropin(&format!(r#", "override_host": {{}}{extra}"#))
+}
+
+/// The plugin config of the drop-in wiring: exactly the wasm's.
+fn dropin(extra: &str) -> String {
     format!(
         r#"{{"cookie": {{"name": "sticky", "secure": false}}, "session_header": "x-sticky-session",
             "clusters": ["v1", "v2"], "keys": [{{"id": "k1", "secret": "{KEY}"}}]{extra}}}"#
@@ -40,19 +46,46 @@ fn configure(json: &str) -> *const c_void {
     }
 }
 
-/// One request/response exchange through the hooks: `upstream` is the host
-/// (and cluster) Envoy picked; `None` is a local reply.
+/// One request/response exchange through the hooks, direct wiring:
+/// `upstream` is the host (and cluster) the load balancer would pick;
+/// `None` is a local reply.
 fn exchange(config: *const c_void, s: &mut FakeStream, upstream: Option<(&str, &str)>) {
+    exchange_through(config, s, upstream, false);
+}
+
+/// The same with a header-based `stateful_session` after the module (the
+/// drop-in wiring): it pins the host the host header names, and writes the
+/// served host into the response when it differs.
+fn exchange_dropin(config: *const c_void, s: &mut FakeStream, upstream: Option<(&str, &str)>) {
+    exchange_through(config, s, upstream, true);
+}
+
+fn exchange_through(
+    config: *const c_void,
+    s: &mut FakeStream,
+    upstream: Option<(&str, &str)>,
+    session_filter: bool,
+) {
     unsafe {
         let filter = envoy_dynamic_module_on_http_filter_new(config, s.ptr());
         assert!(!filter.is_null());
         envoy_dynamic_module_on_http_filter_request_headers(s.ptr(), filter, true);
-        // Envoy honours the override when the host exists, else the LB picks.
+        let asked = match session_filter {
+            true => s
+                .request_values("x-sticky-host")
+                .first()
+                .map(|v| sticky_core::b64::decode_any(v).unwrap()),
+            false => None,
+        };
         if let Some((host, cluster)) = upstream {
-            let host = match &s.override_host {
-                Some((h, _)) => String::from_utf8(h.clone()).unwrap(),
-                None => host.to_owned(),
+            let host = match (&s.override_host, &asked) {
+                (Some((h, _)), _) | (None, Some(h)) => String::from_utf8(h.clone()).unwrap(),
+                (None, None) => host.to_owned(),
             };
+            if session_filter && asked.as_deref() != Some(host.as_bytes()) {
+                let echo = sticky_core::b64::encode_standard(host.as_bytes());
+                s.response.push(("x-sticky-host".into(), echo.into_bytes()));
+            }
             s.upstream_address = Some(host.into_bytes());
             s.cluster = Some(cluster.as_bytes().to_vec());
         }
@@ -328,5 +361,89 @@ fn workers_beyond_the_shard_count_share_caches_safely() {
         exchange(config, &mut s, Some(("10.0.0.7:8080", "v1")));
         assert_eq!(s.response_values("set-cookie").len(), 1, "worker {worker}");
     }
+    destroy(config);
+}
+
+#[test]
+fn drop_in_pins_through_the_host_header_for_stateful_session() {
+    let config = configure(&dropin(""));
+    let mut first = request(&[]);
+    exchange_dropin(config, &mut first, Some(("10.0.0.7:8080", "v2")));
+    let cookie = cookie_of(&first);
+    assert!(
+        first.response_values("x-sticky-host").is_empty(),
+        "stateful_session's echo never reaches the client"
+    );
+    for _ in 0..3 {
+        let mut next = request(&[("cookie", cookie.as_bytes())]);
+        exchange_dropin(config, &mut next, Some(("10.0.0.1:8080", "v1")));
+        assert_eq!(
+            next.override_host, None,
+            "stateful_session pins, not the ABI"
+        );
+        assert_eq!(
+            next.request_values("x-sticky-host"),
+            vec![b"MTAuMC4wLjc6ODA4MA==".to_vec()],
+            "base64(10.0.0.7:8080)"
+        );
+        assert_eq!(
+            next.request_values("x-sticky-cluster"),
+            vec![b"v2".to_vec()]
+        );
+        assert_eq!(next.upstream_address, Some(b"10.0.0.7:8080".to_vec()));
+        assert_eq!(next.route_cache_clears, 1);
+        assert!(next.response.is_empty(), "{:?}", next.response);
+    }
+    assert_eq!(fake_envoy::counter("sticky.requests_pinned"), 3);
+    destroy(config);
+}
+
+#[test]
+fn drop_in_replaces_client_sent_internal_headers() {
+    let config = configure(&dropin(""));
+    let mut s = request(&[
+        ("x-sticky-cluster", b"v2"),
+        ("x-sticky-host", b"MTAuMC4wLjc6ODA4MA=="),
+        ("x-sticky-cluster", b"v1"),
+    ]);
+    exchange_dropin(config, &mut s, Some(("10.0.0.1:8080", "v1")));
+    assert!(s.request_values("x-sticky-cluster").is_empty());
+    assert!(s.request_values("x-sticky-host").is_empty());
+    assert_eq!(s.upstream_address, Some(b"10.0.0.1:8080".to_vec()));
+    assert_eq!(s.route_cache_clears, 1);
+    assert!(s.response_values("x-sticky-host").is_empty());
+    assert_eq!(s.response_values("set-cookie").len(), 1);
+    destroy(config);
+}
+
+#[test]
+fn a_strict_override_host_is_passed_to_envoy() {
+    let config = configure(&dropin(r#", "override_host": {"strict": true}"#));
+    let mut first = request(&[]);
+    exchange(config, &mut first, Some(("10.0.0.7:8080", "v2")));
+    let cookie = cookie_of(&first);
+    let mut next = request(&[("cookie", cookie.as_bytes())]);
+    exchange(config, &mut next, Some(("10.0.0.1:8080", "v1")));
+    assert_eq!(next.override_host, Some((b"10.0.0.7:8080".to_vec(), true)));
+    destroy(config);
+}
+
+#[test]
+fn a_missing_shard_key_is_answered_locally_and_stops_the_request() {
+    let config = configure(&dropin(
+        r#", "sharding": {"key": {"header": "x-tenant"}, "clusters": ["v1", "v2"], "missing_key": "reject"}"#,
+    ));
+    assert!(!config.is_null(), "{:?}", fake_envoy::logs());
+    let mut s = request(&[]);
+    let status = unsafe {
+        let filter = envoy_dynamic_module_on_http_filter_new(config, s.ptr());
+        let status = envoy_dynamic_module_on_http_filter_request_headers(s.ptr(), filter, true);
+        envoy_dynamic_module_on_http_filter_destroy(filter);
+        status
+    };
+    assert_eq!(status, crate::abi::STATUS_STOP_ITERATION);
+    let (code, body) = s.local_reply.clone().unwrap();
+    assert_eq!(code, 400);
+    assert!(String::from_utf8(body).unwrap().contains("shard key"));
     destroy(config);
 }
