@@ -32,6 +32,7 @@ fn seal(cluster: &str, host: &str, id: &str, secret: &str) -> String {
         expires_at: now() + 600,
         last_seen: now(),
         key_hash: 0,
+        app_id: Vec::new(),
     };
     token::seal(&claims, &keys, &[5; 24]).unwrap()
 }

@@ -142,6 +142,8 @@ pub struct WrapConfig {
     pub header: String,
     /// Longest application session id that is wrapped, in bytes.
     pub max_id_bytes: usize,
+    /// Also issue the session cookie (and `session_header`) in wrap mode.
+    pub issue_cookie: bool,
 }
 
 /// Default of `wrap.max_id_bytes`.
@@ -327,6 +329,12 @@ impl Config {
             });
         }
         line
+    }
+
+    /// Whether responses carry the session cookie (and `session_header`):
+    /// always, unless wrap mode is on without `wrap.issue_cookie`.
+    pub fn issues_cookie(&self) -> bool {
+        self.wrap.as_ref().is_none_or(|w| w.issue_cookie)
     }
 
     /// Index of `cluster` on the allow-list, if it is there.
@@ -712,10 +720,12 @@ fn wrap_config(mut obj: Obj<'_>, reserved: &[&str]) -> Result<WrapConfig, Config
     }
     let max_id_bytes =
         usize::try_from(max).map_err(|_| ConfigError::new("wrap.max_id_bytes", "too large"))?;
+    let issue_cookie = obj.bool("issue_cookie")?.unwrap_or(false);
     obj.finish()?;
     Ok(WrapConfig {
         header,
         max_id_bytes,
+        issue_cookie,
     })
 }
 

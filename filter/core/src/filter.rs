@@ -12,6 +12,7 @@ use crate::session::{self, Lookup, Served, Stream};
 use crate::shard::{self, KeySource, MissingKey};
 use crate::token::{self, Claims, Reject};
 use crate::worker::Worker;
+use crate::wrap;
 
 /// Request phase: strips client-sent internal headers, finds the session and
 /// steers the request to its cluster and host. Returns the stream state the
@@ -39,11 +40,18 @@ pub fn on_request<H: Host>(cfg: &Config, worker: &mut Worker, host: &mut H, now:
     if let Some(header) = &header {
         cookie::find_header_tokens(header, &mut candidates);
     }
-    let lookup = session::lookup(cfg, candidates.as_slice(), now, &mut worker.tokens);
-    let drain = &worker.drain;
+    let mut lookup = session::lookup(cfg, candidates.as_slice(), now, &mut worker.tokens);
     if let Lookup::Rejected(reason) = &lookup {
         host.count(Metric::TokensRejected(*reason));
     }
+    // The application's own session id, when it opens, decides the backend:
+    // its state lives there, whatever a cookie says.
+    if let Some(wrap) = &cfg.wrap
+        && let Some(claims) = wrap::unwrap_request(cfg, wrap, worker, host, now)
+    {
+        lookup = Lookup::Valid(claims);
+    }
+    let drain = &worker.drain;
     let stream = match &cfg.sharding {
         Some(sharding) => shard_stream(sharding, lookup, cookies.as_deref(), host, drain, now),
         None => match (session::plan(lookup, drain, now), &cfg.migration) {
@@ -91,7 +99,8 @@ pub fn on_request<H: Host>(cfg: &Config, worker: &mut Worker, host: &mut H, now:
 }
 
 /// Response phase: removes the internal header Envoy echoes, and issues a
-/// token when the session is new, moved, or due for a refresh.
+/// token when the session is new, moved, or due for a refresh, or (wrap
+/// mode) when the response carries the application's session id.
 pub fn on_response<H: Host>(
     cfg: &Config,
     worker: &mut Worker,
@@ -99,12 +108,16 @@ pub fn on_response<H: Host>(
     host: &mut H,
     now: u64,
 ) {
+    let minted = match (&cfg.wrap, stream) {
+        (None, _) | (_, Stream::Untouched | Stream::Refused) => None,
+        (Some(wrap), _) => wrap::minted_id(wrap, worker, host, now),
+    };
     let drain = &mut worker.drain;
     // stateful_session writes the host header into responses: never leak it.
     if let (Stream::Pinned(claims), true) = (stream, host.pins_through_session_filter()) {
         if host.response_header(&cfg.host_header).is_some() {
             host.remove_response_header(&cfg.host_header);
-        } else if pinned_host_needs_nothing(cfg, drain, stream, claims, now) {
+        } else if minted.is_none() && pinned_host_needs_nothing(cfg, drain, stream, claims, now) {
             // No echo: the pinned host served it. Skips reading
             // upstream.address (a data-returning host call) on the hot path.
             return;
@@ -138,9 +151,20 @@ pub fn on_response<H: Host>(
         cluster,
         host: &served_host,
     };
-    let Some((claims, event)) = session::respond(cfg, stream, served, host_drain, now) else {
-        return;
+    let decision = session::respond(cfg, stream, served, host_drain, now);
+    let wrapped = minted
+        .as_deref()
+        .and_then(|id| session::wrap_minted(cfg, stream, served, id, now));
+    let (claims, event) = match (wrapped, decision) {
+        (Some((claims, created)), decision) => (claims, created.or(decision.map(|(_, e)| e))),
+        (None, Some((claims, event))) => (claims, Some(event)),
+        (None, None) => return,
     };
+    let cookie = cfg.issues_cookie();
+    let wrap_out = cfg.wrap.as_ref().filter(|_| !claims.app_id.is_empty());
+    if !cookie && wrap_out.is_none() {
+        return;
+    }
     let mut nonce = [0u8; NONCE_LEN];
     if !host.random(&mut nonce) {
         return;
@@ -148,12 +172,20 @@ pub fn on_response<H: Host>(
     let Some(value) = token::seal(&claims, &cfg.keys, &nonce) else {
         return;
     };
-    let set_cookie = cookie::set_cookie(&cfg.cookie, &value);
-    host.add_response_header("set-cookie", set_cookie.as_bytes());
-    if let Some(name) = &cfg.session_header {
-        host.set_response_header(name, value.as_bytes());
+    if cookie {
+        let set_cookie = cookie::set_cookie(&cfg.cookie, &value);
+        host.add_response_header("set-cookie", set_cookie.as_bytes());
+        if let Some(name) = &cfg.session_header {
+            host.set_response_header(name, value.as_bytes());
+        }
     }
-    host.count(event.into());
+    if let Some(wrap) = wrap_out {
+        host.set_response_header(&wrap.header, value.as_bytes());
+        host.count(Metric::WrapWrapped);
+    }
+    if let Some(event) = event {
+        host.count(event.into());
+    }
     if let (
         Stream::Legacy {
             from_cookie: true, ..
@@ -215,6 +247,7 @@ fn shard_stream<H: Host>(
         expires_at: 0,
         last_seen: now,
         key_hash: hash,
+        app_id: Vec::new(),
     })
 }
 
@@ -258,6 +291,7 @@ fn legacy_stream<H: Host>(
             expires_at: session.expires_at,
             last_seen: now,
             key_hash: 0,
+            app_id: Vec::new(),
         };
         return Some(Stream::Legacy {
             claims,

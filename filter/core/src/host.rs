@@ -66,4 +66,6 @@ pub trait Host {
     fn random(&mut self, buf: &mut [u8]) -> bool;
     /// Increments a counter.
     fn count(&mut self, metric: Metric);
+    /// Writes a warning to the proxy's log (callers rate-limit).
+    fn log_warn(&mut self, _message: &str) {}
 }

@@ -13,7 +13,10 @@
 use prost::Message as _;
 
 use crate::session::is_socket_addr;
-use crate::token::{MAX_TOKEN_CHARS, Reject};
+use crate::token::Reject;
+
+/// Longest legacy value read; longer ones are refused unread.
+pub const MAX_LEGACY_CHARS: usize = 1024;
 
 /// A session found in a legacy value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +40,7 @@ struct EnvoyCookie {
 
 /// Parses a legacy session value. Expiry is checked against `now`.
 pub fn open(value: &[u8], now: u64) -> Result<LegacySession, Reject> {
-    if value.len() > MAX_TOKEN_CHARS {
+    if value.len() > MAX_LEGACY_CHARS {
         return Err(Reject::Oversized);
     }
     let value = match value {

@@ -21,6 +21,7 @@ pub mod shard;
 pub mod token;
 pub mod token_cache;
 pub mod worker;
+pub mod wrap;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

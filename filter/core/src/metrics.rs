@@ -21,10 +21,22 @@ pub enum Metric {
     SessionsMigrated,
     /// A candidate token was refused, by reason.
     TokensRejected(Reject),
+    /// Wrap mode: a request's wrapped session id was opened and restored.
+    WrapUnwrapped,
+    /// Wrap mode: a response's session id was sealed into a token.
+    WrapWrapped,
+    /// Wrap mode: a request's session id did not open; passed untouched.
+    WrapUnopened,
+    /// Wrap mode: a response's session id could not be wrapped (longer than
+    /// `wrap.max_id_bytes`, or not UTF-8) and went out as it was.
+    WrapNotWrapped,
 }
 
 /// Number of distinct counters.
-pub const COUNT: usize = 6 + Reject::ALL.len();
+pub const COUNT: usize = WRAP_FIRST + 4;
+
+/// Index of the first wrap-mode counter (after the rejection reasons).
+const WRAP_FIRST: usize = 6 + Reject::ALL.len();
 
 impl Metric {
     /// Every counter, in index order.
@@ -39,6 +51,12 @@ impl Metric {
         ]
         .into_iter()
         .chain(Reject::ALL.into_iter().map(Metric::TokensRejected))
+        .chain([
+            Metric::WrapUnwrapped,
+            Metric::WrapWrapped,
+            Metric::WrapUnopened,
+            Metric::WrapNotWrapped,
+        ])
     }
 
     /// Dense index in `0..COUNT`.
@@ -53,6 +71,10 @@ impl Metric {
             Metric::TokensRejected(r) => {
                 6usize.saturating_add(Reject::ALL.iter().position(|x| *x == r).unwrap_or(0))
             }
+            Metric::WrapUnwrapped => WRAP_FIRST,
+            Metric::WrapWrapped => WRAP_FIRST + 1,
+            Metric::WrapUnopened => WRAP_FIRST + 2,
+            Metric::WrapNotWrapped => WRAP_FIRST + 3,
         }
     }
 
@@ -75,6 +97,10 @@ impl Metric {
                 Reject::UnknownCluster => "sticky.tokens_rejected.unknown_cluster",
                 Reject::Conflict => "sticky.tokens_rejected.conflict",
             },
+            Metric::WrapUnwrapped => "sticky.wrap.ids_unwrapped",
+            Metric::WrapWrapped => "sticky.wrap.ids_wrapped",
+            Metric::WrapUnopened => "sticky.wrap.ids_unopened",
+            Metric::WrapNotWrapped => "sticky.wrap.ids_not_wrapped",
         }
     }
 }
@@ -90,3 +116,6 @@ impl From<Event> for Metric {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -170,6 +170,7 @@ pub fn respond(
                 Begun {
                     issued_at: now,
                     key_hash: shard.key_hash,
+                    app_id: Vec::new(),
                 },
                 now,
             ),
@@ -209,6 +210,7 @@ fn issue(cfg: &Config, cluster: &str, host: &str, session: Begun, now: u64) -> C
     let Begun {
         issued_at,
         key_hash,
+        app_id,
     } = session;
     let ttl = cfg.cookie.ttl_seconds;
     let absolute = cfg.session.absolute_timeout_seconds;
@@ -226,14 +228,16 @@ fn issue(cfg: &Config, cluster: &str, host: &str, session: Begun, now: u64) -> C
         expires_at,
         last_seen: now,
         key_hash,
+        app_id,
     }
 }
 
 /// What a re-issued token keeps from the session it continues.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Begun {
     issued_at: u64,
     key_hash: u64,
+    app_id: Vec<u8>,
 }
 
 impl Begun {
@@ -242,6 +246,7 @@ impl Begun {
         Self {
             issued_at: now,
             key_hash: 0,
+            app_id: Vec::new(),
         }
     }
 
@@ -250,8 +255,55 @@ impl Begun {
         Self {
             issued_at: claims.issued_at,
             key_hash: claims.key_hash,
+            app_id: claims.app_id.clone(),
         }
     }
+}
+
+/// Wrap mode: the claims for a response that carries the application's
+/// session id `app_id`. Pinned to the cluster and host that answered for it,
+/// whatever their drain state: the id's state lives on that backend, and the
+/// drain deadline moves the session like any other. The id the request
+/// carried continues its session; a different id starts a new one
+/// ([`Event::Created`]).
+pub fn wrap_minted(
+    cfg: &Config,
+    stream: &Stream,
+    served: Served<'_>,
+    app_id: &[u8],
+    now: u64,
+) -> Option<(Claims, Option<Event>)> {
+    let cluster = std::str::from_utf8(served.cluster).ok()?;
+    let host = std::str::from_utf8(served.host).ok()?;
+    cfg.cluster_index(served.cluster)?;
+    if !is_socket_addr(served.host) {
+        return None;
+    }
+    let old = match stream {
+        Stream::Pinned(c) | Stream::Moving(c) | Stream::Sharded(c) => Some(c),
+        Stream::Legacy { claims, .. } => Some(claims),
+        Stream::Fresh => None,
+        Stream::Untouched | Stream::Refused => return None,
+    };
+    let (begun, event) = match old {
+        Some(old) if old.app_id == app_id => (Begun::of(old), None),
+        Some(old) => (
+            Begun {
+                issued_at: now,
+                key_hash: old.key_hash,
+                app_id: app_id.to_vec(),
+            },
+            Some(Event::Created),
+        ),
+        None => (
+            Begun {
+                app_id: app_id.to_vec(),
+                ..Begun::new(now)
+            },
+            Some(Event::Created),
+        ),
+    };
+    Some((issue(cfg, cluster, host, begun, now), event))
 }
 
 /// A refreshed token for an unchanged session, when one is due. Rate-limited:

@@ -12,8 +12,9 @@ use crate::keys::{Keyring, MAX_KEY_ID, NONCE_LEN, TAG_LEN};
 
 /// The current token format version.
 pub const VERSION_1: u8 = 1;
-/// Longest encoded token accepted; longer values are rejected unread.
-pub const MAX_TOKEN_CHARS: usize = 1024;
+/// Longest encoded token accepted; longer values are rejected unread. Room
+/// for a wrapped application session id of up to 1024 bytes.
+pub const MAX_TOKEN_CHARS: usize = 2048;
 
 /// What a token says about its session.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,6 +31,9 @@ pub struct Claims {
     pub last_seen: u64,
     /// For key-sharded sessions, the hash of the shard key it was issued for; 0 otherwise.
     pub key_hash: u64,
+    /// Wrap mode: the application's own session id (UTF-8), restored into
+    /// the request before it reaches the backend; empty otherwise.
+    pub app_id: Vec<u8>,
 }
 
 /// Why a token value was not accepted. Every variant means "no session".
@@ -96,9 +100,14 @@ struct TokenV1 {
     last_seen: u64,
     #[prost(uint64, tag = "6")]
     key_hash: u64,
+    /// A string, not bytes: prost's bytes codec costs ~5 KB of wasm, and
+    /// wrap mode only wraps UTF-8 ids (MCP's are visible ASCII).
+    #[prost(string, tag = "7")]
+    app_id: String,
 }
 
-/// Seals `claims` with the keyring's first key. `None` only if the keyring is empty.
+/// Seals `claims` with the keyring's first key. `None` if the keyring is
+/// empty or the application id is not UTF-8.
 pub fn seal(claims: &Claims, keys: &Keyring, nonce: &[u8; NONCE_LEN]) -> Option<String> {
     let key = keys.sealing()?;
     let kid = key.id().as_bytes();
@@ -110,6 +119,7 @@ pub fn seal(claims: &Claims, keys: &Keyring, nonce: &[u8; NONCE_LEN]) -> Option<
         expires_at: claims.expires_at,
         last_seen: claims.last_seen,
         key_hash: claims.key_hash,
+        app_id: String::from_utf8(claims.app_id.clone()).ok()?,
     };
     let mut body = Vec::with_capacity(payload.encoded_len().saturating_add(TAG_LEN));
     payload.encode(&mut body).ok()?;
@@ -168,6 +178,7 @@ pub fn open(value: &[u8], keys: &Keyring) -> Result<Claims, Reject> {
         expires_at: payload.expires_at,
         last_seen: payload.last_seen,
         key_hash: payload.key_hash,
+        app_id: payload.app_id.into_bytes(),
     })
 }
 

@@ -118,6 +118,10 @@ impl Host for WasmHost<'_> {
             let _ = hostcalls::increment_metric(*id, 1);
         }
     }
+
+    fn log_warn(&mut self, message: &str) {
+        let _ = hostcalls::log(proxy_wasm::types::LogLevel::Warn, message);
+    }
 }
 
 /// Every value of a request header, joined with `,` (the property getter:

@@ -346,14 +346,21 @@ fn with_field(field: &str) -> String {
 fn wrap_defaults_and_limits() {
     let cfg = Config::from_json(with_field(r#""wrap": {"header": "Mcp-Session-Id"}"#).as_bytes())
         .unwrap();
+    assert!(!cfg.issues_cookie());
     let wrap = cfg.wrap.unwrap();
     assert_eq!(wrap.header, "mcp-session-id");
     assert_eq!(wrap.max_id_bytes, 256);
+    assert!(!wrap.issue_cookie);
     let cfg = Config::from_json(
         with_field(r#""wrap": {"header": "x-game", "max_id_bytes": 1024}"#).as_bytes(),
     )
     .unwrap();
     assert_eq!(cfg.wrap.unwrap().max_id_bytes, 1024);
+    let cfg = Config::from_json(
+        with_field(r#""wrap": {"header": "x-game", "issue_cookie": true}"#).as_bytes(),
+    )
+    .unwrap();
+    assert!(cfg.issues_cookie());
     assert!(
         Config::from_json(with_keys(&format!(r#"[{{"id":"a","secret":"{KEY_A}"}}]"#)).as_bytes())
             .unwrap()
@@ -378,6 +385,10 @@ fn wrap_errors_name_the_field() {
             "wrap.max_id_bytes",
         ),
         (r#""wrap": {"header": "x-a", "ttl": 1}"#, "wrap.ttl"),
+        (
+            r#""wrap": {"header": "x-a", "issue_cookie": 1}"#,
+            "wrap.issue_cookie",
+        ),
         (r#""wrap": "x-a""#, "wrap"),
     ] {
         assert_eq!(err(&with_field(field)).field, want, "{field}");

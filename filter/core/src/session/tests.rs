@@ -54,6 +54,7 @@ fn claims(host: &str) -> Claims {
         expires_at: NOW + 500,
         last_seen: NOW - 100,
         key_hash: 0,
+        app_id: Vec::new(),
     }
 }
 

@@ -167,6 +167,7 @@ mod smoke {
             expires_at: exp,
             last_seen: 1_699_999_900,
             key_hash: 0,
+            app_id: Vec::new(),
         };
         let tok = |c: &Claims| crate::token::seal(c, &cfg.keys, &[7; 24]).unwrap();
         let valid = tok(&claims("v1", "10.0.1.1:8080", 1_700_000_600));

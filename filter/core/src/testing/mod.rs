@@ -33,6 +33,8 @@ pub struct FakeHost {
     pub metadata_reads: u64,
     /// A local reply the filter sent instead of routing: (status, body).
     pub local_reply: Option<(u32, Vec<u8>)>,
+    /// Warnings the filter logged, across streams.
+    pub logs: Vec<String>,
 }
 
 impl FakeHost {
@@ -132,6 +134,9 @@ impl Host for FakeHost {
     }
     fn count(&mut self, metric: Metric) {
         *self.counters.entry(metric.name()).or_insert(0) += 1;
+    }
+    fn log_warn(&mut self, message: &str) {
+        self.logs.push(message.to_owned());
     }
 }
 

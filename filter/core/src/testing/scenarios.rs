@@ -257,6 +257,7 @@ pub fn claims(cluster: &str, host: &str, now: u64) -> Claims {
         expires_at: now + 500,
         last_seen: now - 10,
         key_hash: 0,
+        app_id: Vec::new(),
     }
 }
 

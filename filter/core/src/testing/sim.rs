@@ -127,6 +127,9 @@ pub struct Sim<R: Runner> {
     pub cluster_header: String,
     /// Session header name the filter answers with, if any.
     pub session_header: Option<String>,
+    /// Headers the backend adds to every response (an application minting
+    /// its own session id, for wrap mode).
+    pub app_response: Vec<(String, Vec<u8>)>,
     split_counter: u64,
     rr: BTreeMap<String, u64>,
 }
@@ -153,6 +156,7 @@ impl<R: Runner> Sim<R> {
             host_header: "x-sticky-host".into(),
             cluster_header: "x-sticky-cluster".into(),
             session_header: None,
+            app_response: Vec::new(),
             split_counter: 0,
             rr: BTreeMap::new(),
         }
@@ -240,6 +244,9 @@ impl<R: Runner> Sim<R> {
         } else {
             let status = self.host.local_reply.as_ref().map_or(503, |(s, _)| *s);
             response = vec![(":status".to_owned(), status.to_string().into_bytes())];
+        }
+        if served.is_some() {
+            response.extend(self.app_response.iter().cloned());
         }
         self.host.response = response;
         self.runner.on_response(&mut self.host, self.now);

@@ -21,6 +21,7 @@ fn claims() -> Claims {
         expires_at: 1_700_000_600,
         last_seen: 1_700_000_100,
         key_hash: 0,
+        app_id: Vec::new(),
     }
 }
 
@@ -134,7 +135,7 @@ proptest! {
                              issued in any::<u64>(), exp in any::<u64>(), seen in any::<u64>(),
                              nonce in any::<[u8; 24]>()) {
         let keys = ring(&[("k1", 1)]);
-        let c = Claims { cluster, host, issued_at: issued, expires_at: exp, last_seen: seen, key_hash: 0 };
+        let c = Claims { cluster, host, issued_at: issued, expires_at: exp, last_seen: seen, key_hash: 0, app_id: Vec::new() };
         let t = seal(&c, &keys, &nonce).unwrap();
         prop_assert!(t.len() <= MAX_TOKEN_CHARS);
         prop_assert_eq!(open(t.as_bytes(), &keys).unwrap(), c);
