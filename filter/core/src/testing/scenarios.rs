@@ -125,9 +125,12 @@ impl Script<'_> {
         self.sim.host.counter(name)
     }
 
-    /// The runner's log lines.
+    /// The runner's log lines (and the warnings the filter logged through
+    /// the fake host, where the runner routes them there).
     pub fn logs(&self) -> Vec<String> {
-        self.sim.runner.logs()
+        let mut logs = self.sim.runner.logs();
+        logs.extend(self.sim.host.logs.iter().cloned());
+        logs
     }
 }
 
@@ -142,8 +145,9 @@ pub fn run(scenario: &Scenario, runner: &mut dyn Runner) -> Transcript {
     };
     script.configure(&(scenario.config)());
     (scenario.run)(&mut script);
+    let logs = script.logs();
     let mut transcript = script.transcript;
-    transcript.logs = script.sim.runner.logs();
+    transcript.logs = logs;
     transcript
 }
 
@@ -489,7 +493,139 @@ pub fn all() -> Vec<Scenario> {
             },
             run: sharded_keys,
         },
+        Scenario {
+            name: "wrap_mode_seals_minted_ids_and_restores_them",
+            config: wrap_config,
+            run: wrap_mode,
+        },
+        Scenario {
+            name: "wrap_mode_ids_follow_drain_and_repin",
+            config: wrap_config,
+            run: wrap_drain,
+        },
     ]
+}
+
+const MCP: &str = "mcp-session-id";
+
+fn wrap_config() -> String {
+    config_json(r#""wrap": {"header": "Mcp-Session-Id", "max_id_bytes": 64},"#)
+}
+
+/// A client that keeps no cookies and echoes the `mcp-session-id` it got.
+fn echo(id: Option<&str>) -> Client {
+    let mut c = Client {
+        no_cookies: true,
+        ..Client::default()
+    };
+    if let Some(id) = id {
+        c.extra.push((MCP.into(), id.as_bytes().to_vec()));
+    }
+    c
+}
+
+/// Sends from an echoing client whose current value is `id`; the backend
+/// adds `minted` to the response. Returns the exchange and the value the
+/// client holds afterwards.
+fn wrap_send(
+    s: &mut Script<'_>,
+    label: &str,
+    id: Option<&str>,
+    minted: Option<&str>,
+) -> (Exchange, Option<String>) {
+    s.sim.app_response = minted
+        .map(|m| vec![(MCP.to_owned(), m.as_bytes().to_vec())])
+        .unwrap_or_default();
+    let e = s.send(label, &mut echo(id));
+    s.sim.app_response.clear();
+    let held = e.response_header(MCP).or_else(|| id.map(str::to_owned));
+    (e, held)
+}
+
+fn wrap_mode(s: &mut Script<'_>) {
+    let (e, _) = wrap_send(s, "no id yet", None, None);
+    assert!(e.set_cookies().is_empty() && e.response_header(MCP).is_none());
+    let (first, held) = wrap_send(s, "initialize: the backend mints", None, Some("sess-1"));
+    let token = held.unwrap();
+    assert_ne!(token, "sess-1");
+    assert!(first.set_cookies().is_empty(), "wrap mode sets no cookie");
+    let (cluster, host) = (first.cluster.clone().unwrap(), first.host.clone().unwrap());
+    for i in 0..3 {
+        let (e, held) = wrap_send(s, &format!("echoed {i}"), Some(&token), None);
+        assert_steered(&e, &cluster, &host);
+        assert_eq!(e.request_header(MCP).as_deref(), Some("sess-1"), "restored");
+        assert_eq!(held.as_deref(), Some(token.as_str()), "nothing re-issued");
+    }
+    let (e, held) = wrap_send(s, "the backend echoes the id", Some(&token), Some("sess-1"));
+    assert_steered(&e, &cluster, &host);
+    let rewrapped = held.unwrap();
+    assert_ne!(rewrapped, "sess-1");
+    let (e, held) = wrap_send(
+        s,
+        "the backend changes the id",
+        Some(&rewrapped),
+        Some("sess-2"),
+    );
+    assert_eq!(e.request_header(MCP).as_deref(), Some("sess-1"));
+    let (e, _) = wrap_send(s, "the new id", held.as_deref(), None);
+    assert_steered(&e, &cluster, &host);
+    assert_eq!(e.request_header(MCP).as_deref(), Some("sess-2"));
+    assert_eq!(s.counter("sticky.sessions_created"), 2);
+    assert_eq!(s.counter("sticky.wrap.ids_wrapped"), 3);
+    let (e, _) = wrap_send(s, "a raw id", Some("raw-id"), None);
+    assert_unsteered(&e);
+    assert_eq!(
+        e.request_header(MCP).as_deref(),
+        Some("raw-id"),
+        "untouched"
+    );
+    assert_eq!(s.counter("sticky.wrap.ids_unopened"), 1);
+    assert!(
+        s.logs()
+            .iter()
+            .any(|l| l.contains("mcp-session-id value could not be opened (malformed)")),
+        "{:?}",
+        s.logs()
+    );
+    let long = "L".repeat(65);
+    let (e, held) = wrap_send(s, "an id over max_id_bytes", None, Some(&long));
+    assert_eq!(held.as_deref(), Some(long.as_str()), "left as it was");
+    assert!(e.set_cookies().is_empty());
+    assert_eq!(s.counter("sticky.wrap.ids_not_wrapped"), 1);
+}
+
+fn wrap_drain(s: &mut Script<'_>) {
+    let (first, held) = wrap_send(s, "initialize", None, Some("d-1"));
+    let mut token = held.unwrap();
+    let host = first.host.clone().unwrap();
+    let deadline = s.sim.now + 30;
+    set_deadline(s, &host, deadline);
+    s.sim.now += 1;
+    let (e, _) = wrap_send(s, "draining, before the deadline", Some(&token), None);
+    assert_eq!(e.host.as_deref(), Some(host.as_str()));
+    s.sim.now = deadline;
+    let mut moved = None;
+    for i in 0..2 {
+        let (e, held) = wrap_send(s, &format!("past the deadline {i}"), Some(&token), None);
+        assert_eq!(e.request_header(MCP).as_deref(), Some("d-1"));
+        token = held.unwrap();
+        if e.host.as_deref() != Some(host.as_str()) {
+            moved = e.host.clone();
+        }
+    }
+    let moved = moved.expect("left the drained host within two requests");
+    let (e, _) = wrap_send(s, "on the new host", Some(&token), None);
+    assert_steered(&e, "v1", &moved);
+    assert_eq!(e.request_header(MCP).as_deref(), Some("d-1"));
+    s.sim.set_health(&moved, Health::Unhealthy);
+    let (e, held) = wrap_send(s, "its host went unhealthy", Some(&token), None);
+    let again = e.host.clone().unwrap();
+    assert_ne!(again, moved);
+    assert_eq!(e.request_header(MCP).as_deref(), Some("d-1"));
+    let (e, _) = wrap_send(s, "re-pinned", held.as_deref(), None);
+    assert_steered(&e, "v1", &again);
+    assert_eq!(s.counter("sticky.sessions_drained"), 1);
+    assert_eq!(s.counter("sticky.sessions_repinned"), 1);
 }
 
 fn legacy_migration(s: &mut Script<'_>) {
