@@ -231,6 +231,10 @@ impl Host for NativeHost<'_> {
             let _ = self.stream.increment_counter(id);
         }
     }
+
+    fn log_warn(&mut self, message: &str) {
+        crate::abi::log(LogLevel::WARN, message);
+    }
 }
 
 /// Seconds since the unix epoch; 0 if the clock is before it.
