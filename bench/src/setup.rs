@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sticky_e2e::client;
 use sticky_e2e::envoy::Envoy;
 use stickyctl::eds::{self, Endpoint};
-use stickyctl::render::envoy::{Affinity, ClusterPlan, Plan, bootstrap};
+use stickyctl::render::envoy::{Affinity, ClusterPlan, NativeWiring, Plan, bootstrap};
 
 use crate::upstream::Upstream;
 
@@ -218,6 +218,7 @@ impl World {
             },
             Variant::StickyNative => Affinity::StickyNative {
                 module: "sticky".into(),
+                wiring: NativeWiring::Direct,
             },
         };
         let plan = Plan {

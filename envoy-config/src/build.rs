@@ -1,8 +1,8 @@
-//! The two builds of the same core, so one end-to-end test body runs
-//! against both: `dist/sticky.wasm` (proxy-wasm in V8) and
-//! `dist/libsticky.so` (an Envoy dynamic module).
+//! The builds of the same core, so one end-to-end test body runs against
+//! each: `dist/sticky.wasm` (proxy-wasm in V8) and `dist/libsticky.so` (an
+//! Envoy dynamic module) in both of its wirings.
 
-use stickyctl::render::envoy::Affinity;
+use stickyctl::render::envoy::{Affinity, NativeWiring};
 
 use crate::rig::{Rig, Spec};
 
@@ -11,8 +11,12 @@ use crate::rig::{Rig, Spec};
 pub enum Build {
     /// The proxy-wasm filter (with `stateful_session` pinning the host).
     Wasm,
-    /// The dynamic module (pins the host itself).
+    /// The dynamic module, direct wiring (pins the host itself with
+    /// `set_upstream_override_host`; no `stateful_session`).
     Native,
+    /// The dynamic module, drop-in wiring: the wasm's bootstrap with the
+    /// module in the wasm filter's place (`stateful_session` pins the host).
+    NativeDropIn,
 }
 
 impl Build {
@@ -24,6 +28,11 @@ impl Build {
             },
             Build::Native => Affinity::StickyNative {
                 module: "sticky".into(),
+                wiring: NativeWiring::Direct,
+            },
+            Build::NativeDropIn => Affinity::StickyNative {
+                module: "sticky".into(),
+                wiring: NativeWiring::DropIn,
             },
         }
     }
@@ -46,7 +55,7 @@ impl Build {
     pub fn counter(self, rig: &Rig, name: &str) -> u64 {
         let prefix = match self {
             Build::Wasm => "wasmcustom.",
-            Build::Native => "dynamicmodulescustom.",
+            Build::Native | Build::NativeDropIn => "dynamicmodulescustom.",
         };
         rig.envoy.stat(&format!("{prefix}{name}")).unwrap_or(0)
     }
@@ -70,8 +79,8 @@ impl Build {
     }
 }
 
-/// Runs each listed `fn name(build: Build)` as two tests, `name::wasm` and
-/// `name::native`.
+/// Runs each listed `fn name(build: Build)` as three tests: `name::wasm`,
+/// `name::native` (direct wiring) and `name::native_dropin`.
 #[macro_export]
 macro_rules! for_each_build {
     ($($name:ident),* $(,)?) => {
@@ -84,6 +93,10 @@ macro_rules! for_each_build {
                 #[test]
                 fn native() {
                     super::$name($crate::build::Build::Native);
+                }
+                #[test]
+                fn native_dropin() {
+                    super::$name($crate::build::Build::NativeDropIn);
                 }
             }
         )*

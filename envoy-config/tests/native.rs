@@ -16,7 +16,7 @@ use serde_json::json;
 use sticky_e2e::client::{Response, Session};
 use sticky_e2e::envoy::Envoy;
 use sticky_e2e::rig::{Rig, SESSION_HEADER, Spec, default_plugin};
-use stickyctl::render::envoy::{Affinity, bootstrap};
+use stickyctl::render::envoy::{Affinity, NativeWiring, bootstrap};
 
 /// Prefix of the module's counters in /stats.
 const STATS: &str = "dynamicmodulescustom.";
@@ -24,6 +24,7 @@ const STATS: &str = "dynamicmodulescustom.";
 fn native() -> Option<Affinity> {
     Some(Affinity::StickyNative {
         module: "sticky".into(),
+        wiring: NativeWiring::Direct,
     })
 }
 

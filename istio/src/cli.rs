@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::error::{Error, Result};
 use crate::input::{self, policy, route, workload};
 use crate::keys::{self, Key, KeyFile};
-use crate::render::envoy::Affinity;
+use crate::render::envoy::{Affinity, NativeWiring};
 use crate::render::{istio, standalone};
 use crate::resolve::{self, Resolved};
 use crate::{admin, check, eds, endpoints, image, reshard, yaml};
@@ -154,7 +154,7 @@ struct ReshardArgs {
 enum Render {
     /// A standalone Envoy bootstrap, its EDS files and the plugin config.
     #[command(
-        after_help = "Example:\n  stickyctl render envoy -p policy.yaml -r route.yaml --keys keys.json \\\n      --wasm /etc/sticky/sticky.wasm --endpoint reviews-v1=10.0.0.1:9080,10.0.0.2:9080 --out ./envoy\n  envoy -c ./envoy/envoy.json\n\nWithout --out only the bootstrap is printed."
+        after_help = "Example:\n  stickyctl render envoy -p policy.yaml -r route.yaml --keys keys.json \\\n      --wasm /etc/sticky/sticky.wasm --endpoint reviews-v1=10.0.0.1:9080,10.0.0.2:9080 --out ./envoy\n  envoy -c ./envoy/envoy.json\n\nThe native build (dist/libsticky.so, an Envoy 1.40.0 dynamic module), pinning hosts itself:\n  stickyctl render envoy -p policy.yaml -r route.yaml --keys keys.json --native sticky --out ./envoy\n  ENVOY_DYNAMIC_MODULES_SEARCH_PATH=/opt/sticky envoy -c ./envoy/envoy.json\n--wiring drop-in renders the wasm's bootstrap with the module in its place instead.\n\nWithout --out only the bootstrap is printed."
     )]
     Envoy(RenderEnvoy),
     /// WasmPlugin (or TrafficExtension), EnvoyFilter, VirtualService, DestinationRule, Service label.
@@ -191,6 +191,18 @@ enum ClusterNames {
     Istio,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum WiringArg {
+    /// No stateful_session filter: the module pins the host with Envoy's
+    /// upstream override (strict when the policy's strict mode is on); the
+    /// plugin JSON gains `override_host`.
+    Direct,
+    /// The wasm's bootstrap with the module in the wasm filter's place: the
+    /// internal host header feeds a header-based stateful_session; the plugin
+    /// JSON is exactly the wasm's.
+    DropIn,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ShardEndpointsArg {
     /// An EDS file per shard (--endpoint <pod>=IP:PORT); drained with `stickyctl endpoints`.
@@ -214,9 +226,14 @@ struct RenderEnvoy {
         conflicts_with = "native"
     )]
     wasm: PathBuf,
-    /// Use the native dynamic module `lib<NAME>.so` instead of wasm.
+    /// Use the native Envoy dynamic module `lib<NAME>.so` (`make native`
+    /// builds `libsticky.so`; Envoy finds it in ENVOY_DYNAMIC_MODULES_SEARCH_PATH)
+    /// instead of the wasm. Standalone Envoy and gateways only: Istio cannot load it.
     #[arg(long, value_name = "NAME")]
     native: Option<String>,
+    /// How the native module pins the host (with --native).
+    #[arg(long, value_enum, default_value = "direct", requires = "native")]
+    wiring: WiringArg,
     /// Listener address.
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:10000")]
     listen: String,
@@ -503,6 +520,10 @@ fn render_envoy(a: RenderEnvoy) -> Result<u8> {
     let affinity = match &a.native {
         Some(module) => Affinity::StickyNative {
             module: module.clone(),
+            wiring: match a.wiring {
+                WiringArg::Direct => NativeWiring::Direct,
+                WiringArg::DropIn => NativeWiring::DropIn,
+            },
         },
         None => Affinity::StickyWasm {
             wasm_path: a.wasm.clone(),

@@ -110,7 +110,7 @@ fn rendered_bootstraps_pass_envoy_validate() {
 }
 
 #[test]
-fn the_native_module_bootstrap_passes_envoy_validate() {
+fn the_native_module_bootstraps_pass_envoy_validate() {
     let so = std::env::var_os("STICKY_NATIVE")
         .map(PathBuf::from)
         .unwrap_or_else(|| common::crate_dir().join("../dist/libsticky.so"));
@@ -118,25 +118,54 @@ fn the_native_module_bootstrap_passes_envoy_validate() {
         eprintln!("SKIPPED: {} absent (make native)", so.display());
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let config = render_envoy(
-        tmp.path(),
-        &[
-            "-p",
-            "policy.yaml",
-            "-r",
-            "route.yaml",
-            "--native",
-            "sticky",
-        ],
-    );
     let dir = so.parent().unwrap();
-    common::envoy_validate_env(
-        &envoy(),
-        &config,
-        &[("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir)],
-    )
-    .unwrap_or_else(|log| panic!("{log}"));
+    for (wiring, policy, session_filter, strict) in [
+        ("direct", "policy.yaml", false, Some(false)),
+        ("direct", "policy-strict.yaml", false, Some(true)),
+        ("drop-in", "policy.yaml", true, None),
+        ("drop-in", "policy-strict.yaml", true, None),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = render_envoy(
+            tmp.path(),
+            &[
+                "-p",
+                policy,
+                "-r",
+                "route.yaml",
+                "--native",
+                "sticky",
+                "--wiring",
+                wiring,
+            ],
+        );
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert_eq!(
+            text.contains("envoy.filters.http.stateful_session"),
+            session_filter,
+            "{wiring}: stateful_session"
+        );
+        let plugin: Value =
+            serde_json::from_slice(&std::fs::read(tmp.path().join("plugin.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            plugin
+                .get("override_host")
+                .map(|o| o["strict"].as_bool().unwrap()),
+            strict,
+            "{wiring} {policy}: {plugin}"
+        );
+        assert!(
+            text.contains(&serde_json::to_string(&plugin.to_string()).unwrap()),
+            "the module gets exactly plugin.json"
+        );
+        common::envoy_validate_env(
+            &envoy(),
+            &config,
+            &[("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir)],
+        )
+        .unwrap_or_else(|log| panic!("{wiring} {policy}: {log}"));
+    }
 }
 
 #[test]

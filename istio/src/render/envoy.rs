@@ -1,5 +1,6 @@
 //! A complete standalone Envoy bootstrap for sticky: listener, the filter
-//! chain (sticky → stateful_session → router), the cluster-header route before
+//! chain (sticky → stateful_session → router; the native module's direct
+//! wiring has no stateful_session), the cluster-header route before
 //! the weighted split, EDS-fed clusters with `override_host_status`, retries
 //! and a loopback admin. The same renderer also produces the comparison
 //! set-ups (no affinity, Envoy's native cookie, ring hash) used by the demo and
@@ -21,6 +22,8 @@ pub enum Affinity {
     StickyNative {
         /// Module name: Envoy loads `lib<name>.so` from `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
         module: String,
+        /// How the module's pinned host reaches Envoy.
+        wiring: NativeWiring,
     },
     /// A pass-through wasm filter in sticky's place (measures the wasm boundary).
     EmptyWasm {
@@ -41,6 +44,19 @@ pub enum Affinity {
     },
     /// No affinity at all.
     None,
+}
+
+/// How the native module (`Affinity::StickyNative`) pins the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NativeWiring {
+    /// The wasm's bootstrap with the module in the wasm filter's place: the
+    /// module sets the internal host header and Envoy's header-based
+    /// `stateful_session` (after it) pins the host; identical plugin JSON.
+    DropIn,
+    /// No `stateful_session` filter: the module pins the host itself with
+    /// `set_upstream_override_host`; the plugin JSON gains `override_host`
+    /// (`strict` from the policy's strict mode).
+    Direct,
 }
 
 /// One upstream cluster of the weighted route.
@@ -90,6 +106,32 @@ impl Plan {
     /// Internal cluster header from the plugin config (or its default).
     pub fn cluster_header(&self) -> String {
         str_field(&self.plugin_config, "cluster_header", "x-sticky-cluster")
+    }
+
+    /// The plugin configuration the filter is given: the plan's, with
+    /// `override_host` added for the native module's direct wiring (removed
+    /// for its drop-in wiring, which pins through `host_header`).
+    pub fn filter_config(&self) -> Value {
+        let mut config = self.plugin_config.clone();
+        if let Some(fields) = config.as_object_mut() {
+            match self.affinity {
+                Affinity::StickyNative {
+                    wiring: NativeWiring::Direct,
+                    ..
+                } => {
+                    fields.insert("override_host".into(), json!({"strict": self.strict}));
+                }
+                Affinity::StickyNative {
+                    wiring: NativeWiring::DropIn,
+                    ..
+                } => {
+                    fields.remove("override_host");
+                }
+                // The wasm refuses `override_host` itself, naming the field.
+                _ => {}
+            }
+        }
+        config
     }
 
     fn uses_sticky(&self) -> bool {
@@ -299,13 +341,13 @@ fn http_filters(plan: &Plan) -> Vec<Value> {
     let mut filters = Vec::new();
     match &plan.affinity {
         Affinity::StickyWasm { wasm_path } => {
-            filters.push(wasm_filter("sticky", wasm_path, &plan.plugin_config));
+            filters.push(wasm_filter("sticky", wasm_path, &plan.filter_config()));
             filters.push(stateful_session_filter(&plan.host_header(), plan.strict));
         }
         Affinity::EmptyWasm { wasm_path } => {
             filters.push(wasm_filter("empty", wasm_path, &json!({})));
         }
-        Affinity::StickyNative { module } => {
+        Affinity::StickyNative { module, wiring } => {
             filters.push(json!({
                 "name": "sticky",
                 "typed_config": {
@@ -314,10 +356,13 @@ fn http_filters(plan: &Plan) -> Vec<Value> {
                     "filter_name": "sticky",
                     "filter_config": {
                         "@type": "type.googleapis.com/google.protobuf.StringValue",
-                        "value": plan.plugin_config.to_string(),
+                        "value": plan.filter_config().to_string(),
                     },
                 },
             }));
+            if *wiring == NativeWiring::DropIn {
+                filters.push(stateful_session_filter(&plan.host_header(), plan.strict));
+            }
         }
         Affinity::EnvoyCookie { name, ttl_seconds } => {
             filters.push(json!({

@@ -221,7 +221,7 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
         listen_port: opts.listen_port,
         admin_port: opts.admin_port,
         affinity: opts.affinity.clone(),
-        plugin_config: plugin_config.clone(),
+        plugin_config,
         clusters,
         eds_dir: opts.eds_dir.clone(),
         retry: opts.retry,
@@ -272,7 +272,8 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
     }
     Ok(Rendered {
         bootstrap,
-        plugin_config,
+        // What the filter in the bootstrap is given (plugin.json).
+        plugin_config: plan.filter_config(),
         eds,
         plan,
     })
