@@ -1,6 +1,8 @@
 //! A stateful demo backend on 127.0.0.1: answers every request with its name,
 //! and keeps a counter per session (header `x-session-id`), so a session that
-//! lost its backend shows as a counter that restarted at 1.
+//! lost its backend shows as a counter that restarted at 1. Under `/mcp` it
+//! is a streamable-HTTP MCP server instead ([`crate::mcp`]): it mints its own
+//! session ids and answers 404 to ids it did not mint.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,6 +28,8 @@ struct State {
     conns: Mutex<Vec<TcpStream>>,
     /// Internal header names a request must not carry when it arrives here.
     leaks: AtomicU64,
+    /// The MCP server's sessions.
+    mcp: Mutex<crate::mcp::Sessions>,
 }
 
 impl Backend {
@@ -69,6 +73,15 @@ impl Backend {
         self.state.leaks.load(Ordering::SeqCst)
     }
 
+    /// What the MCP server under `/mcp` minted and received so far.
+    pub fn mcp(&self) -> crate::mcp::Sessions {
+        self.state
+            .mcp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Stops accepting and resets every open connection: a killed process.
     pub fn kill(&self) {
         if self.state.stopped.swap(true, Ordering::SeqCst) {
@@ -105,6 +118,10 @@ fn serve(conn: TcpStream, name: &str, state: &State) {
         if line.trim().is_empty() {
             continue;
         }
+        let mut words = line.split_whitespace();
+        let method = words.next().unwrap_or_default().to_owned();
+        let path = words.next().unwrap_or_default().to_owned();
+        let mut mcp_id: Option<Vec<u8>> = None;
         let mut session = String::new();
         let mut length = 0usize;
         let mut close = false;
@@ -114,6 +131,11 @@ fn serve(conn: TcpStream, name: &str, state: &State) {
             match reader.read_until(b'\n', &mut h) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
+            }
+            if h.len() > 15 && h[..15].eq_ignore_ascii_case(b"mcp-session-id:") {
+                // Kept as bytes: the test checks them byte for byte.
+                let value = h[15..].trim_ascii().to_vec();
+                mcp_id = Some(value);
             }
             let h = String::from_utf8_lossy(&h);
             let h = h.trim_end();
@@ -142,6 +164,15 @@ fn serve(conn: TcpStream, name: &str, state: &State) {
         state.requests.fetch_add(1, Ordering::SeqCst);
         if leaked {
             state.leaks.fetch_add(1, Ordering::SeqCst);
+        }
+        if path.starts_with("/mcp") {
+            let mut sessions = state.mcp.lock().unwrap_or_else(|e| e.into_inner());
+            let response = sessions.answer(name, &method, mcp_id.as_deref(), &body);
+            drop(sessions);
+            if out.write_all(&response).is_err() || close {
+                return;
+            }
+            continue;
         }
         let count = if session.is_empty() {
             0

@@ -46,12 +46,27 @@ impl Response {
     }
 }
 
-/// Sends one request on a fresh connection (`connection: close`).
+/// Sends one GET on a fresh connection (`connection: close`).
 pub fn send(addr: SocketAddr, path: &str, headers: &[(&[u8], &[u8])]) -> std::io::Result<Response> {
-    let mut req = Vec::with_capacity(256);
+    request(addr, "GET", path, headers, b"")
+}
+
+/// Sends one request with a body on a fresh connection (`connection: close`).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&[u8], &[u8])],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut req = Vec::with_capacity(256 + body.len());
     req.extend_from_slice(
-        format!("GET {path} HTTP/1.1\r\nhost: sticky.test\r\nconnection: close\r\n").as_bytes(),
+        format!("{method} {path} HTTP/1.1\r\nhost: sticky.test\r\nconnection: close\r\n")
+            .as_bytes(),
     );
+    if !body.is_empty() || method != "GET" {
+        req.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
     for (k, v) in headers {
         req.extend_from_slice(k);
         req.extend_from_slice(b": ");
@@ -59,6 +74,7 @@ pub fn send(addr: SocketAddr, path: &str, headers: &[(&[u8], &[u8])]) -> std::io
         req.extend_from_slice(b"\r\n");
     }
     req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body);
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;

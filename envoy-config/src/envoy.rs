@@ -58,6 +58,10 @@ impl Envoy {
             .arg(&log_path)
             .arg("-l")
             .arg("info")
+            // The log file is flushed on this interval (default 10 s): tests
+            // read it right after the request that logged.
+            .arg("--file-flush-interval-msec")
+            .arg("200")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

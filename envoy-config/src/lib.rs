@@ -7,6 +7,8 @@ pub mod backend;
 pub mod build;
 pub mod client;
 pub mod envoy;
+pub mod mcp;
+pub mod replica;
 pub mod rig;
 
 use std::path::PathBuf;

@@ -74,7 +74,7 @@ pub struct Rig {
     /// The bootstrap file.
     pub config_path: PathBuf,
     version: u64,
-    lds_path: Option<PathBuf>,
+    pub(crate) lds_path: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
