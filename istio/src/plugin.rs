@@ -67,6 +67,16 @@ pub fn config(
             }),
         );
     }
+    if let Some(wrap) = &resolved.policy.ext.wrap {
+        let mut w = json!({"header": wrap.header.to_ascii_lowercase()});
+        if let Some(n) = wrap.max_id_bytes {
+            w["max_id_bytes"] = json!(n);
+        }
+        if let Some(c) = wrap.issue_cookie {
+            w["issue_cookie"] = json!(c);
+        }
+        config.insert("wrap".into(), w);
+    }
     let value = Value::Object(config);
     check(&value)?;
     Ok(value)

@@ -164,6 +164,22 @@ fn policy_errors_name_file_line_and_field() {
             format!("{POLICY}  sticky:\n    sessionHeader: \"x session\"\n"),
             "policy.yaml:19: field `spec.sticky.sessionHeader`",
         ),
+        (
+            format!("{POLICY}  sticky:\n    wrap:\n      header: \"mcp session\"\n"),
+            "policy.yaml:20: field `spec.sticky.wrap.header`",
+        ),
+        (
+            format!("{POLICY}  sticky:\n    wrap:\n      header: x-s\n      maxIdBytes: 4096\n"),
+            "policy.yaml:21: field `spec.sticky.wrap.maxIdBytes`: must be 1-1024, got 4096",
+        ),
+        (
+            format!("{POLICY}  sticky:\n    sessionHeader: X-S\n    wrap:\n      header: x-s\n"),
+            "policy.yaml:21: field `spec.sticky.wrap.header`: must differ",
+        ),
+        (
+            format!("{POLICY}  sticky:\n    wrap:\n      name: x-s\n"),
+            "unknown field `name`",
+        ),
         (format!("{POLICY}  extra: 1\n"), "unknown field `extra`"),
     ];
     for (policy, want) in cases {

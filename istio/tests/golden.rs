@@ -766,3 +766,30 @@ fn check_warns_when_the_shard_service_lacks_the_shard_port() {
         "{out}"
     );
 }
+
+#[test]
+fn render_envoy_wrap_mode_plugin_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("envoy");
+    ok(&[
+        "render",
+        "envoy",
+        "-p",
+        "policy-mcp.yaml",
+        "-r",
+        "route.yaml",
+        "--keys",
+        KEYS,
+        "--endpoint",
+        "reviews-v1=10.0.0.1:9080,10.0.0.2:9080",
+        "--endpoint",
+        "reviews-v2=10.0.1.1:9080",
+        "--eds-dir",
+        "/etc/sticky/eds",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let plugin = std::fs::read_to_string(out_dir.join("plugin.json")).unwrap();
+    assert!(plugin.contains(r#""header": "mcp-session-id""#), "{plugin}");
+    golden("envoy-mcp-plugin.json", &plugin);
+}

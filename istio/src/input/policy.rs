@@ -11,6 +11,7 @@
 //!     connectionDraining: {drainingTimeoutSec: 60}
 //!   sessionPersistence: {...}           # or GEP-1619, any of its three shapes
 //!   sticky: {idleTimeout: 30m, ...}     # our own extensions
+//!   sticky: {wrap: {header: Mcp-Session-Id}}   # wrap mode: the app's own session header
 //!   sharding: {key: {header: x-account}, shards: 4, ...}   # see `sharding`
 //! ```
 
@@ -94,6 +95,21 @@ pub struct Extensions {
     pub drain_metadata_namespace: Option<String>,
     /// stateful_session strict mode: a pinned host that is gone is a 503.
     pub strict: bool,
+    /// Wrap mode: the application's own session header.
+    pub wrap: Option<Wrap>,
+}
+
+/// `spec.sticky.wrap`: the application mints its own session id in a header
+/// (MCP's `Mcp-Session-Id`); sticky seals it with the pinned backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Wrap {
+    /// The header the application mints its session id in.
+    pub header: String,
+    /// Longest id wrapped, bytes (filter default 256, at most 1024).
+    pub max_id_bytes: Option<u64>,
+    /// Also issue the session cookie (default false).
+    pub issue_cookie: Option<bool>,
 }
 
 /// A parsed, validated policy.
@@ -194,6 +210,7 @@ struct WireSticky {
     drain_metadata_namespace: Option<String>,
     #[serde(default)]
     strict: bool,
+    wrap: Option<Wrap>,
 }
 
 /// Longest draining timeout GKE accepts (one hour), and ours.
@@ -304,6 +321,27 @@ pub fn parse(doc: Document) -> Result<Policy> {
     if let Some(h) = &s.session_header {
         token_name(&doc, "spec.sticky.sessionHeader", h)?;
     }
+    if let Some(wrap) = &s.wrap {
+        token_name(&doc, "spec.sticky.wrap.header", &wrap.header)?;
+        if s.session_header
+            .as_ref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(&wrap.header))
+        {
+            return Err(doc.error(
+                "spec.sticky.wrap.header",
+                "must differ from spec.sticky.sessionHeader (wrap mode replaces the application's header; header mode adds sticky's own)",
+            ));
+        }
+        let max = sticky_core::config::MAX_WRAP_ID_BYTES;
+        if let Some(n) = wrap.max_id_bytes
+            && !(1..=max).contains(&n)
+        {
+            return Err(doc.error(
+                "spec.sticky.wrap.maxIdBytes",
+                format!("must be 1-{max}, got {n}"),
+            ));
+        }
+    }
     if let Some(ss) = &s.cookie.same_site
         && !["strict", "lax", "none"].contains(&ss.to_ascii_lowercase().as_str())
     {
@@ -344,6 +382,7 @@ pub fn parse(doc: Document) -> Result<Policy> {
             subset_label: s.subset_label,
             drain_metadata_namespace: s.drain_metadata_namespace,
             strict: s.strict,
+            wrap: s.wrap,
         },
         sharding,
         doc,
