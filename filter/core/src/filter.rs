@@ -129,9 +129,28 @@ pub fn on_response<H: Host>(
     if matches!(stream, Stream::Untouched | Stream::Refused) {
         return;
     }
+    let wrapped = issue(cfg, drain, stream, host, minted.as_deref(), now);
+    if minted.is_some() && !wrapped {
+        // No pinnable backend (a local reply, a cluster off the allow-list):
+        // the id goes out as the application sent it, without affinity.
+        host.count(Metric::WrapNotWrapped);
+    }
+}
+
+/// Decides and writes the response's token: `Set-Cookie` (and the session
+/// header) and, in wrap mode, the sealed application id. Returns whether the
+/// application's header was wrapped.
+fn issue<H: Host>(
+    cfg: &Config,
+    drain: &mut DrainCache,
+    stream: &Stream,
+    host: &mut H,
+    minted: Option<&[u8]>,
+    now: u64,
+) -> bool {
     // No upstream (a local reply): nothing to pin.
     let Some(served_host) = host.upstream_host() else {
-        return;
+        return false;
     };
     let read_cluster;
     let cluster: &[u8] = match stream {
@@ -142,7 +161,7 @@ pub fn on_response<H: Host>(
             read_cluster = host.upstream_cluster();
             match &read_cluster {
                 Some(c) => c,
-                None => return,
+                None => return false,
             }
         }
     };
@@ -152,25 +171,23 @@ pub fn on_response<H: Host>(
         host: &served_host,
     };
     let decision = session::respond(cfg, stream, served, host_drain, now);
-    let wrapped = minted
-        .as_deref()
-        .and_then(|id| session::wrap_minted(cfg, stream, served, id, now));
+    let wrapped = minted.and_then(|id| session::wrap_minted(cfg, stream, served, id, now));
     let (claims, event) = match (wrapped, decision) {
         (Some((claims, created)), decision) => (claims, created.or(decision.map(|(_, e)| e))),
         (None, Some((claims, event))) => (claims, Some(event)),
-        (None, None) => return,
+        (None, None) => return false,
     };
     let cookie = cfg.issues_cookie();
     let wrap_out = cfg.wrap.as_ref().filter(|_| !claims.app_id.is_empty());
     if !cookie && wrap_out.is_none() {
-        return;
+        return false;
     }
     let mut nonce = [0u8; NONCE_LEN];
     if !host.random(&mut nonce) {
-        return;
+        return false;
     }
     let Some(value) = token::seal(&claims, &cfg.keys, &nonce) else {
-        return;
+        return false;
     };
     if cookie {
         let set_cookie = cookie::set_cookie(&cfg.cookie, &value);
@@ -178,25 +195,29 @@ pub fn on_response<H: Host>(
         if let Some(name) = &cfg.session_header {
             host.set_response_header(name, value.as_bytes());
         }
-    }
-    if let Some(wrap) = wrap_out {
-        host.set_response_header(&wrap.header, value.as_bytes());
-        host.count(Metric::WrapWrapped);
+        if let (
+            Stream::Legacy {
+                from_cookie: true, ..
+            },
+            Some(migration),
+        ) = (stream, &cfg.migration)
+            && let Some(name) = &migration.cookie
+        {
+            // The sealed token replaces it: expire the legacy cookie.
+            let expire = format!("{name}=; Max-Age=0; Path={}", migration.cookie_path);
+            host.add_response_header("set-cookie", expire.as_bytes());
+        }
     }
     if let Some(event) = event {
         host.count(event.into());
     }
-    if let (
-        Stream::Legacy {
-            from_cookie: true, ..
-        },
-        Some(migration),
-    ) = (stream, &cfg.migration)
-        && let Some(name) = &migration.cookie
-    {
-        // The sealed token replaces it: expire the legacy cookie.
-        let expire = format!("{name}=; Max-Age=0; Path={}", migration.cookie_path);
-        host.add_response_header("set-cookie", expire.as_bytes());
+    match wrap_out {
+        Some(wrap) => {
+            host.set_response_header(&wrap.header, value.as_bytes());
+            host.count(Metric::WrapWrapped);
+            true
+        }
+        None => false,
     }
 }
 

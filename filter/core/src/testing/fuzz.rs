@@ -12,7 +12,14 @@ use crate::token;
 use crate::worker::Worker;
 
 fn fuzz_config() -> Config {
-    Config::from_json(config_json(r#""session_header": "x-sticky-session","#).as_bytes()).unwrap()
+    Config::from_json(
+        config_json(
+            r#""session_header": "x-sticky-session",
+               "wrap": {"header": "mcp-session-id", "max_id_bytes": 64, "issue_cookie": true},"#,
+        )
+        .as_bytes(),
+    )
+    .unwrap()
 }
 
 /// Token opening and session lookup on arbitrary bytes.
@@ -49,6 +56,8 @@ pub fn filter_flow(data: &[u8]) {
     let upstream = next();
     let cluster = next();
     let deadline = next();
+    host.request.push(("mcp-session-id".into(), next()));
+    let minted = next();
     let mut worker = Worker::default();
     let stream = filter::on_request(&cfg, &mut worker, &mut host, 1_700_000_000);
     assert!(host.request_values("x-sticky-host").len() <= 1);
@@ -63,8 +72,18 @@ pub fn filter_flow(data: &[u8]) {
             "wrote a cluster off the allow-list"
         );
     }
+    host.response
+        .push(("mcp-session-id".into(), minted.clone()));
     filter::on_response(&cfg, &mut worker, &stream, &mut host, 1_700_000_001);
     assert!(host.response_values("x-sticky-host").is_empty());
+    let out = host.response_values("mcp-session-id");
+    assert_eq!(out.len(), 1, "the application's header stays one header");
+    if out[0] == minted.as_slice() && !minted.is_empty() {
+        assert!(
+            host.counter("sticky.wrap.ids_not_wrapped") == 1,
+            "an id that leaves raw is counted"
+        );
+    }
 }
 
 /// A fuzz target body.

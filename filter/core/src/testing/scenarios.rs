@@ -613,7 +613,7 @@ fn wrap_drain(s: &mut Script<'_>) {
             moved = e.host.clone();
         }
     }
-    let moved = moved.expect("left the drained host within two requests");
+    let moved = moved.unwrap_or_else(|| panic!("left the drained host within two requests"));
     let (e, _) = wrap_send(s, "on the new host", Some(&token), None);
     assert_steered(&e, "v1", &moved);
     assert_eq!(e.request_header(MCP).as_deref(), Some("d-1"));

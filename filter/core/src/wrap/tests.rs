@@ -331,3 +331,25 @@ fn without_an_id_nothing_is_issued_in_wrap_mode() {
     assert!(e.response_header(H).is_none());
     assert_eq!(s.host.counter("sticky.sessions_created"), 0);
 }
+
+#[test]
+fn an_id_from_a_cluster_off_the_allow_list_leaves_raw_and_is_counted() {
+    use crate::testing::sim::{SimCluster, SimHost};
+    let mut s = mcp();
+    s.clusters.push(SimCluster {
+        name: "other".into(),
+        weight: 100,
+        hosts: vec![SimHost {
+            addr: "10.0.9.1:80".into(),
+            health: Health::Healthy,
+        }],
+    });
+    s.set_weight("v1", 0);
+    s.set_weight("v2", 0);
+    let mut c = Echo::default();
+    let e = mint(&mut s, &mut c, "elsewhere");
+    assert_eq!(e.cluster.as_deref(), Some("other"));
+    assert_eq!(e.response_header(H).as_deref(), Some("elsewhere"));
+    assert_eq!(s.host.counter("sticky.wrap.ids_not_wrapped"), 1);
+    assert_eq!(s.host.counter("sticky.wrap.ids_wrapped"), 0);
+}
