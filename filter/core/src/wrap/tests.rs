@@ -353,3 +353,26 @@ fn an_id_from_a_cluster_off_the_allow_list_leaves_raw_and_is_counted() {
     assert_eq!(s.host.counter("sticky.wrap.ids_not_wrapped"), 1);
     assert_eq!(s.host.counter("sticky.wrap.ids_wrapped"), 0);
 }
+
+#[test]
+fn the_applications_id_wins_over_a_cookie_naming_another_backend() {
+    let mut s = sim(r#"{"header": "mcp-session-id", "issue_cookie": true}"#);
+    s.set_weight("v1", 50);
+    s.set_weight("v2", 50);
+    let mut browser = Client::default();
+    s.app_response = vec![(H.into(), b"a".to_vec())];
+    let a = s.send(&mut browser);
+    let mut echo = Echo::default();
+    let mut b = mint(&mut s, &mut echo, "b");
+    while b.host == a.host {
+        echo = Echo::default();
+        b = mint(&mut s, &mut echo, "b");
+    }
+    s.app_response.clear();
+    browser
+        .extra
+        .push((H.into(), echo.id.clone().unwrap().into_bytes()));
+    let e = s.send(&mut browser);
+    assert_eq!(e.host, b.host, "the id's backend, not the cookie's");
+    assert_eq!(e.request_header(H).as_deref(), Some("b"));
+}
