@@ -1,6 +1,9 @@
 //! `make demo`: Envoy 1.40 + sticky in front of four stateful demo backends
 //! on loopback (cluster v1 weight 90, canary v2 weight 10). Shows sessions
-//! staying on their backend, the canary split, a drain, and stops cleanly.
+//! staying on their backend, the canary split, a drain, then wrap mode with
+//! an MCP server behind two Envoy replicas, and stops cleanly.
+
+mod mcp;
 
 use std::time::Duration;
 
@@ -128,5 +131,7 @@ fn run() -> Result<(), String> {
         rig.envoy.pid()
     );
     rig.envoy.stop();
+    mcp::run()?;
+    println!("\n== stopped every Envoy and backend");
     Ok(())
 }
