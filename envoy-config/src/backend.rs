@@ -122,6 +122,7 @@ fn serve(conn: TcpStream, name: &str, state: &State) {
         let method = words.next().unwrap_or_default().to_owned();
         let path = words.next().unwrap_or_default().to_owned();
         let mut mcp_id: Option<Vec<u8>> = None;
+        let mut id_length: Option<usize> = None;
         let mut session = String::new();
         let mut length = 0usize;
         let mut close = false;
@@ -151,6 +152,7 @@ fn serve(conn: TcpStream, name: &str, state: &State) {
                 "content-length" => length = v.parse().unwrap_or(0),
                 "connection" => close = v.eq_ignore_ascii_case("close"),
                 "x-sticky-host" | "x-sticky-cluster" => leaked = true,
+                "x-test-id-length" => id_length = v.parse().ok(),
                 _ => {}
             }
         }
@@ -167,7 +169,7 @@ fn serve(conn: TcpStream, name: &str, state: &State) {
         }
         if path.starts_with("/mcp") {
             let mut sessions = state.mcp.lock().unwrap_or_else(|e| e.into_inner());
-            let response = sessions.answer(name, &method, mcp_id.as_deref(), &body);
+            let response = sessions.answer(name, &method, mcp_id.as_deref(), id_length, &body);
             drop(sessions);
             if out.write_all(&response).is_err() || close {
                 return;

@@ -4,7 +4,8 @@
 //! an id this instance did not mint is a 404 (the client must start over),
 //! a missing one a 400; `DELETE` ends the session. It records every id it
 //! minted and received, so tests can prove which instance served a session
-//! and that it got back exactly the bytes it minted.
+//! and that it got back exactly the bytes it minted. Test knob: an
+//! `initialize` with `x-test-id-length: N` mints an id of N characters.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
@@ -26,10 +27,21 @@ pub struct Sessions {
 
 impl Sessions {
     /// Answers one request to `/mcp`: the whole HTTP/1.1 response.
-    pub fn answer(&mut self, name: &str, method: &str, id: Option<&[u8]>, body: &[u8]) -> Vec<u8> {
+    pub fn answer(
+        &mut self,
+        name: &str,
+        method: &str,
+        id: Option<&[u8]>,
+        id_length: Option<usize>,
+        body: &[u8],
+    ) -> Vec<u8> {
         let text = String::from_utf8_lossy(body);
         if method == "POST" && is_initialize(&text) {
-            let minted = mint();
+            let mut minted = mint();
+            if let Some(n) = id_length {
+                minted = minted.repeat(n / minted.len() + 1);
+                minted.truncate(n);
+            }
             self.minted.push(minted.clone().into_bytes());
             self.live.insert(minted.clone().into_bytes());
             let payload = format!(
@@ -127,6 +139,7 @@ mod tests {
             "b0",
             "POST",
             None,
+            None,
             br#"{"jsonrpc":"2.0","id":1,"method": "initialize"}"#,
         );
         let text = String::from_utf8(init).unwrap();
@@ -134,15 +147,23 @@ mod tests {
         let id = s.minted[0].clone();
         assert_eq!(id.len(), 36);
         assert!(text.contains(&format!("mcp-session-id: {}", String::from_utf8_lossy(&id))));
-        let ok = String::from_utf8(s.answer("b0", "POST", Some(&id), b"{}")).unwrap();
+        let ok = String::from_utf8(s.answer("b0", "POST", Some(&id), None, b"{}")).unwrap();
         assert!(ok.starts_with("HTTP/1.1 200") && ok.contains(r#""calls":1"#));
-        let missing = String::from_utf8(s.answer("b0", "POST", None, b"{}")).unwrap();
+        let missing = String::from_utf8(s.answer("b0", "POST", None, None, b"{}")).unwrap();
         assert!(missing.starts_with("HTTP/1.1 400"));
-        let other = String::from_utf8(s.answer("b0", "POST", Some(b"nope"), b"{}")).unwrap();
+        let other = String::from_utf8(s.answer("b0", "POST", Some(b"nope"), None, b"{}")).unwrap();
         assert!(other.starts_with("HTTP/1.1 404"));
-        s.answer("b0", "DELETE", Some(&id), b"");
-        let gone = String::from_utf8(s.answer("b0", "POST", Some(&id), b"{}")).unwrap();
+        s.answer("b0", "DELETE", Some(&id), None, b"");
+        let gone = String::from_utf8(s.answer("b0", "POST", Some(&id), None, b"{}")).unwrap();
         assert!(gone.starts_with("HTTP/1.1 404"));
         assert_ne!(mint(), mint());
+        s.answer(
+            "b0",
+            "POST",
+            None,
+            Some(1000),
+            br#"{"method":"initialize"}"#,
+        );
+        assert_eq!(s.minted.last().unwrap().len(), 1000);
     }
 }

@@ -226,7 +226,7 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn draining_hosts_keep_their_ids_until_the_deadline_then_they_move(build: Build) {
+fn draining_and_removed_hosts_follow_the_drain_and_repin_rules(build: Build) {
     let mut rig = start(build, vec![("v1".into(), 100, 3)]);
     let mut clients: Vec<Echo> = (0..12).map(|_| Echo::initialize(rig.addr())).collect();
     let victim = clients[0].backend.clone();
@@ -269,12 +269,70 @@ fn draining_hosts_keep_their_ids_until_the_deadline_then_they_move(build: Build)
             assert_eq!((r.status, r.backend()), (200, Some(home.clone())));
         }
     }
+    // A removed (and killed) host: its sessions get a fresh pick in the same
+    // cluster, never a 5xx; the server there decides about the id.
+    let c = clients
+        .iter_mut()
+        .find(|c| c.backend != victim)
+        .expect("a session off the victim");
+    let gone = c.backend.clone();
+    rig.remove_backend(&gone);
+    rig.backend(&gone).kill();
+    let held = c.id.clone();
+    let r = c.post(rig.addr(), CALL);
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_ne!(r.backend(), Some(gone.clone()));
+    assert_ne!(c.id, held, "the moved session got a re-wrapped id");
+    c.id = None;
+    let home = c.post(rig.addr(), INIT).backend().unwrap();
+    let r = c.post(rig.addr(), CALL);
+    assert_eq!((r.status, r.backend()), (200, Some(home)));
     assert_every_backend_got_only_its_own_ids(&rig);
     build.assert_clean(&mut rig);
 }
 
+fn ids_up_to_the_limit_are_wrapped_and_longer_ones_go_out_raw(build: Build) {
+    let mut p = default_plugin(&["v1"]);
+    p["wrap"] = serde_json::json!({"header": "Mcp-Session-Id", "max_id_bytes": 1024});
+    let mut rig = build.start(Spec {
+        plugin: Some(p),
+        clusters: vec![("v1".into(), 100, 3)],
+        ..Spec::default()
+    });
+    let init = |length: usize| {
+        let len = length.to_string();
+        let headers: Vec<(&[u8], &[u8])> = vec![(b"x-test-id-length", len.as_bytes())];
+        let r = request(rig.addr(), "POST", "/mcp", &headers, INIT).unwrap();
+        assert_eq!(r.status, 200);
+        (r.backend().unwrap(), r.header(H).unwrap())
+    };
+    let (home, token) = init(1024);
+    assert!(token.len() > 1024 && token.len() <= 2048, "{}", token.len());
+    let mut c = Echo {
+        id: Some(token),
+        backend: home.clone(),
+    };
+    for _ in 0..5 {
+        let r = c.post(rig.addr(), CALL);
+        assert_eq!((r.status, r.backend()), (200, Some(home.clone())));
+        assert_eq!(received(&r).len(), 1024);
+    }
+    assert_every_backend_got_only_its_own_ids(&rig);
+    let (over_home, raw) = init(1025);
+    assert_eq!(raw.len(), 1025, "over the limit: the id goes out as minted");
+    assert!(
+        rig.backend(&over_home)
+            .mcp()
+            .minted
+            .contains(&raw.into_bytes())
+    );
+    assert_eq!(counter(build, &rig.envoy, "sticky.wrap.ids_not_wrapped"), 1);
+    build.assert_clean(&mut rig);
+}
+
 sticky_e2e::for_each_build!(
+    ids_up_to_the_limit_are_wrapped_and_longer_ones_go_out_raw,
     mcp_sessions_hold_across_two_replicas_and_a_canary_split,
     unknown_tampered_and_raw_ids_reach_the_backend_untouched,
-    draining_hosts_keep_their_ids_until_the_deadline_then_they_move,
+    draining_and_removed_hosts_follow_the_drain_and_repin_rules,
 );
