@@ -132,26 +132,29 @@ repro: toolchain tools
 ## writes results/bench.md and results/bench.csv. Extra flags: make bench BENCH_ARGS="--rounds 9".
 BENCH_EMPTY_RAW := $(TARGET_DIR)/$(WASM_TARGET)/release/sticky_bench_empty_filter.wasm
 BENCH_EMPTY     := $(TARGET_DIR)/bench/empty-filter.wasm
+BENCH_EMPTY_NATIVE := $(TARGET_DIR)/native/libsticky_bench_empty_module.so
 BENCH_ARGS      ?=
 
-## bench-empty-wasm: the pass-through proxy-wasm filter, built like dist/sticky.wasm.
+## bench-empty-wasm: the pass-through proxy-wasm filter, built like dist/sticky.wasm, and
+## the pass-through dynamic module (bench/empty-module), built like dist/libsticky.so.
 bench-empty-wasm: toolchain tools
 	CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$(WASM_RUSTFLAGS)" \
 	  cargo build --locked --release --target $(WASM_TARGET) -p sticky-bench-empty-filter
 	@mkdir -p $(dir $(BENCH_EMPTY))
 	wasm-opt $(WASM_OPT_FLAGS) $(BENCH_EMPTY_RAW) -o $(BENCH_EMPTY)
+	cargo build --locked --profile native -p sticky-bench-empty-module
 
 # sticky-native is measured when `make native` succeeds, reported "not available" otherwise.
 bench: setup wasm bench-empty-wasm
 	@if $(MAKE) --no-print-directory native; then native="$(CURDIR)/$(NATIVE)"; \
 	  else native=none; echo "make native failed: sticky-native is reported as not available"; fi; \
-	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_NATIVE="$$native" \
+	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_EMPTY_NATIVE="$(BENCH_EMPTY_NATIVE)" STICKY_NATIVE="$$native" \
 	  cargo run --locked --release -p sticky-bench -- $(BENCH_ARGS)
 
 ## bench-smoke: every benchmark path for ~1 s each; asserts numbers came out (part of `make test`).
 bench-smoke: setup wasm bench-empty-wasm
 	@if $(MAKE) --no-print-directory native >/dev/null 2>&1; then native="$(CURDIR)/$(NATIVE)"; else native=none; fi; \
-	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_NATIVE="$$native" \
+	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_EMPTY_NATIVE="$(BENCH_EMPTY_NATIVE)" STICKY_NATIVE="$$native" \
 	  cargo run --locked --release -p sticky-bench -- --smoke
 
 clean:

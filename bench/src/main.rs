@@ -150,7 +150,12 @@ fn run(args: &Args) -> Result<(), String> {
                     let cookie = setup::session_cookie(v, envoy.listener)?;
                     running.push((v, envoy, cookie));
                 }
-                Err(e) if v == Variant::StickyNative => {
+                Err(e)
+                    if matches!(
+                        v,
+                        Variant::StickyNative | Variant::StickyNativeDropIn | Variant::EmptyNative
+                    ) =>
+                {
                     // The module is built concurrently by another change; a
                     // module Envoy refuses is reported, not fatal.
                     eprintln!("{e}");
@@ -421,6 +426,9 @@ fn artifacts(root: &Path) -> Artifacts {
             .map(PathBuf::from)
             .and_then(existing),
         native,
+        empty_native: std::env::var_os("STICKY_EMPTY_NATIVE")
+            .map(PathBuf::from)
+            .and_then(existing),
         compare_wasm: None,
     }
 }
@@ -500,7 +508,10 @@ fn sizes(art: &Artifacts) -> Vec<(String, u64)> {
         "empty proxy-wasm filter (same profile and wasm-opt flags)",
         art.empty_wasm.as_deref(),
     );
-    add("libsticky.so (native module)", art.native.as_deref());
+    add(
+        "libsticky.so (native module, `native` profile)",
+        art.native.as_deref(),
+    );
     out
 }
 

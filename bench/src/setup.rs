@@ -20,6 +20,8 @@ use crate::upstream::Upstream;
 /// base64 of 32 bytes 0x11, the e2e rig's key: tokens stay valid across the
 /// Envoy restarts of a run because every configuration shares the backends.
 const KEY: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
+/// Module name of `bench/empty-module` (`lib<name>.so`).
+pub const EMPTY_MODULE: &str = "sticky_bench_empty_module";
 /// Session cookie name for every configuration that issues one.
 pub const COOKIE: &str = "sticky";
 
@@ -38,8 +40,15 @@ pub enum Variant {
     FloorWasm,
     /// sticky as proxy-wasm (`dist/sticky.wasm`) + `stateful_session` (header).
     StickyWasm,
-    /// sticky as an Envoy dynamic module (`dist/libsticky.so`).
+    /// A pass-through Envoy dynamic module in sticky's place: the
+    /// dynamic-module boundary alone (`bench/empty-module`).
+    EmptyNative,
+    /// sticky as an Envoy dynamic module (`dist/libsticky.so`), direct
+    /// wiring: the module pins the host, no `stateful_session`.
     StickyNative,
+    /// The same module, drop-in wiring: the wasm's bootstrap with the module
+    /// in its place (`stateful_session` (header) pins the host).
+    StickyNativeDropIn,
     /// A second build of sticky.wasm (`--compare-wasm`), to measure a change
     /// against `sticky-wasm` in the same run.
     StickyWasmB,
@@ -47,13 +56,15 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in report order.
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 9] = [
         Variant::None,
         Variant::EnvoyCookie,
         Variant::EmptyWasm,
         Variant::FloorWasm,
         Variant::StickyWasm,
+        Variant::EmptyNative,
         Variant::StickyNative,
+        Variant::StickyNativeDropIn,
         Variant::StickyWasmB,
     ];
 
@@ -65,7 +76,9 @@ impl Variant {
             Variant::EmptyWasm => "empty-wasm",
             Variant::FloorWasm => "floor-wasm",
             Variant::StickyWasm => "sticky-wasm",
+            Variant::EmptyNative => "empty-native",
             Variant::StickyNative => "sticky-native",
+            Variant::StickyNativeDropIn => "sticky-native-dropin",
             Variant::StickyWasmB => "sticky-wasm-b",
         }
     }
@@ -84,7 +97,18 @@ impl Variant {
                  sticky's logic, the floor for any wasm filter that steers Envoy this way"
             }
             Variant::StickyWasm => "sticky, `dist/sticky.wasm` (V8) + `stateful_session` (header)",
-            Variant::StickyNative => "sticky, `dist/libsticky.so` (Envoy dynamic module)",
+            Variant::EmptyNative => {
+                "a pass-through Envoy dynamic module (`bench/empty-module`, `native` profile) in \
+                 sticky's place: the dynamic-module boundary alone"
+            }
+            Variant::StickyNative => {
+                "sticky, `dist/libsticky.so` (Envoy dynamic module), direct wiring: the module \
+                 pins the host (`set_upstream_override_host`), no `stateful_session`"
+            }
+            Variant::StickyNativeDropIn => {
+                "sticky, `dist/libsticky.so`, drop-in wiring: the wasm's bootstrap with the module \
+                 in its place + `stateful_session` (header)"
+            }
             Variant::StickyWasmB => {
                 "a second sticky.wasm build (`--compare-wasm`), wired like sticky-wasm"
             }
@@ -98,6 +122,7 @@ impl Variant {
             Variant::EnvoyCookie
                 | Variant::StickyWasm
                 | Variant::StickyNative
+                | Variant::StickyNativeDropIn
                 | Variant::StickyWasmB
         )
     }
@@ -114,6 +139,8 @@ pub struct Artifacts {
     pub empty_wasm: Option<PathBuf>,
     /// `dist/libsticky.so`, when `make native` succeeded.
     pub native: Option<PathBuf>,
+    /// The pass-through dynamic module, built by the bench flow.
+    pub empty_native: Option<PathBuf>,
     /// Another sticky.wasm to compare (`--compare-wasm`).
     pub compare_wasm: Option<PathBuf>,
 }
@@ -128,8 +155,11 @@ impl Artifacts {
             Variant::StickyWasmB if self.compare_wasm.is_none() => {
                 Some("no --compare-wasm given".into())
             }
-            Variant::StickyNative if self.native.is_none() => {
+            Variant::StickyNative | Variant::StickyNativeDropIn if self.native.is_none() => {
                 Some("not available (`make native` did not produce dist/libsticky.so)".into())
+            }
+            Variant::EmptyNative if self.empty_native.is_none() => {
+                Some("empty module not built (STICKY_EMPTY_NATIVE)".into())
             }
             _ => None,
         }
@@ -216,9 +246,17 @@ impl World {
             Variant::StickyWasmB => Affinity::StickyWasm {
                 wasm_path: art.compare_wasm.clone().ok_or("no --compare-wasm")?,
             },
+            Variant::EmptyNative => Affinity::StickyNative {
+                module: EMPTY_MODULE.into(),
+                wiring: NativeWiring::Direct,
+            },
             Variant::StickyNative => Affinity::StickyNative {
                 module: "sticky".into(),
                 wiring: NativeWiring::Direct,
+            },
+            Variant::StickyNativeDropIn => Affinity::StickyNative {
+                module: "sticky".into(),
+                wiring: NativeWiring::DropIn,
             },
         };
         let plan = Plan {
@@ -250,8 +288,12 @@ impl World {
         let text = serde_json::to_vec_pretty(&bootstrap(&plan)).map_err(|e| e.to_string())?;
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let mut env: Vec<(&str, &Path)> = Vec::new();
-        if v == Variant::StickyNative {
-            let so = art.native.as_deref().ok_or("no native module")?;
+        let module = match v {
+            Variant::StickyNative | Variant::StickyNativeDropIn => art.native.as_deref(),
+            Variant::EmptyNative => art.empty_native.as_deref(),
+            _ => None,
+        };
+        if let Some(so) = module {
             env.push((
                 "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
                 so.parent().unwrap_or(Path::new(".")),
