@@ -350,6 +350,22 @@ impl Stream {
         found.then(|| unsafe { value.to_vec() })
     }
 
+    /// Whether the stream's route currently sends it to `cluster` (compared
+    /// in place, no copy); `false` when there is no routed cluster.
+    pub fn routed_to_cluster(self, cluster: &[u8]) -> bool {
+        let mut value = EnvoyBuffer::null();
+        // SAFETY: running hook's stream; `value` is a valid out pointer.
+        let found =
+            unsafe { envoy_dynamic_module_callback_http_get_cluster_name(self.0, &mut value) };
+        if !found || value.ptr.is_null() {
+            return false;
+        }
+        // SAFETY: filled by Envoy in this hook and read before anything else
+        // changes the stream; non-null (checked).
+        let name = unsafe { std::slice::from_raw_parts(value.ptr.cast::<u8>(), value.length) };
+        name == cluster
+    }
+
     /// Asks the load balancer for `host` ("ip:port"); with `strict` false it
     /// falls back to a normal pick when the host is not available.
     pub fn set_upstream_override_host(self, host: &[u8], strict: bool) -> bool {

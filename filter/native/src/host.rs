@@ -83,18 +83,31 @@ pub struct NativeHost<'a> {
     stream: Stream,
     counters: &'a Counters,
     wiring: Wiring,
+    /// The internal cluster header (`cluster_header` of the config).
+    cluster_header: &'a str,
+    /// A routing header changed since Envoy matched the route.
     route_dirty: bool,
+    /// The cluster header was set to the cluster Envoy already routes the
+    /// stream to, with no other routing change before it.
+    cluster_already_routed: bool,
     replied: bool,
 }
 
 impl<'a> NativeHost<'a> {
     /// A host for the stream of the running hook.
-    pub fn new(stream: Stream, counters: &'a Counters, wiring: Wiring) -> Self {
+    pub fn new(
+        stream: Stream,
+        counters: &'a Counters,
+        wiring: Wiring,
+        cluster_header: &'a str,
+    ) -> Self {
         Self {
             stream,
             counters,
             wiring,
+            cluster_header,
             route_dirty: false,
+            cluster_already_routed: false,
             replied: false,
         }
     }
@@ -108,6 +121,15 @@ impl<'a> NativeHost<'a> {
     /// Ends the request phase: if a routing header changed (the cluster
     /// header was set, or a client-sent copy was removed), Envoy must match
     /// the route again, or the route it cached from the client's headers wins.
+    ///
+    /// One exception saves the re-match (a second route lookup, most of the
+    /// module's cost in Envoy on the pinned path): the cluster header was set
+    /// to the cluster the stream is already routed to (the weighted split
+    /// picked the session's cluster, or the client's own header named it)
+    /// and nothing else changed. The pinned route and the split then differ
+    /// only in how they chose that cluster (the rendered bootstrap gives
+    /// both the same timeout and retry policy), and the host is pinned
+    /// apart from the route, by `stateful_session` or the upstream override.
     pub fn finish_request(&mut self) {
         if self.route_dirty {
             self.stream.clear_route_cache();
@@ -125,6 +147,11 @@ impl Host for NativeHost<'_> {
     fn set_request_header(&mut self, name: &str, value: &[u8]) {
         // The core calls `route_changed` after every routing header it sets.
         let _ = self.stream.set_header(HeaderType::REQUEST, name, value);
+        if name == self.cluster_header && !self.route_dirty {
+            // Asked after the set: if Envoy has not matched a route yet, it
+            // matches now, on the header just set.
+            self.cluster_already_routed = self.stream.routed_to_cluster(value);
+        }
     }
 
     fn remove_request_header(&mut self, name: &str) {
@@ -156,7 +183,9 @@ impl Host for NativeHost<'_> {
     }
 
     fn route_changed(&mut self) {
-        self.route_dirty = true;
+        if !self.cluster_already_routed {
+            self.route_dirty = true;
+        }
     }
 
     fn send_local_reply(&mut self, status: u32, body: &str) -> bool {

@@ -447,3 +447,57 @@ fn a_missing_shard_key_is_answered_locally_and_stops_the_request() {
     assert!(String::from_utf8(body).unwrap().contains("shard key"));
     destroy(config);
 }
+
+#[test]
+fn the_route_is_matched_again_only_when_the_pinned_cluster_is_not_the_routed_one() {
+    for (wiring, exchange_with) in [
+        (
+            "direct",
+            exchange as fn(*const c_void, &mut FakeStream, Option<(&str, &str)>),
+        ),
+        ("drop-in", exchange_dropin),
+    ] {
+        let config = configure(&if wiring == "direct" {
+            plugin("")
+        } else {
+            dropin("")
+        });
+        let mut first = request(&[]);
+        exchange_with(config, &mut first, Some(("10.0.0.7:8080", "v2")));
+        let cookie = cookie_of(&first);
+        // Envoy's split already picked v2 (the session's cluster): no re-match.
+        let mut same = request(&[("cookie", cookie.as_bytes())]);
+        same.cluster = Some(b"v2".to_vec());
+        exchange_with(config, &mut same, Some(("10.0.0.1:8080", "v2")));
+        assert_eq!(same.route_cache_clears, 0, "{wiring}");
+        assert_eq!(
+            same.request_values("x-sticky-cluster"),
+            vec![b"v2".to_vec()]
+        );
+        assert_eq!(
+            same.upstream_address,
+            Some(b"10.0.0.7:8080".to_vec()),
+            "{wiring}"
+        );
+        // The split picked v1: the cluster header route must win.
+        let mut other = request(&[("cookie", cookie.as_bytes())]);
+        other.cluster = Some(b"v1".to_vec());
+        exchange_with(config, &mut other, Some(("10.0.0.1:8080", "v2")));
+        assert_eq!(other.route_cache_clears, 1, "{wiring}");
+        // A client-sent cluster header (removed or replaced) always re-matches
+        // in the direct wiring, which removes it first.
+        let mut forged = request(&[("cookie", cookie.as_bytes()), ("x-sticky-cluster", b"v2")]);
+        forged.cluster = Some(b"v2".to_vec());
+        exchange_with(config, &mut forged, Some(("10.0.0.1:8080", "v2")));
+        assert_eq!(
+            forged.route_cache_clears,
+            u32::from(wiring == "direct"),
+            "{wiring}"
+        );
+        assert_eq!(
+            forged.request_values("x-sticky-cluster"),
+            vec![b"v2".to_vec()]
+        );
+        destroy(config);
+    }
+}
