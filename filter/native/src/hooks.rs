@@ -11,7 +11,7 @@
 //! that one request instead of unwinding into Envoy (the hooks without a
 //! body have nothing that could panic).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
@@ -92,6 +92,23 @@ pub struct StreamFilter {
     /// What the request phase decided; read by the response phase. A
     /// `RefCell` because Envoy may re-enter a filter while a hook runs.
     stream: RefCell<session::Stream>,
+    /// The worker running the stream, asked once in the request phase (a
+    /// stream never changes worker).
+    worker: Cell<Option<u32>>,
+}
+
+impl StreamFilter {
+    /// The worker index of the stream, from Envoy on first use.
+    fn worker_index(&self, stream: Stream) -> u32 {
+        match self.worker.get() {
+            Some(index) => index,
+            None => {
+                let index = stream.worker_index();
+                self.worker.set(Some(index));
+                index
+            }
+        }
+    }
 }
 
 /// Reads the bytes of a buffer Envoy passed to a hook (empty when null).
@@ -214,6 +231,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
         let filter = StreamFilter {
             shared: Arc::clone(shared),
             stream: RefCell::new(session::Stream::default()),
+            worker: Cell::new(None),
         };
         Box::into_raw(Box::new(filter)).cast_const().cast()
     })
@@ -282,7 +300,7 @@ fn on_request_headers(filter: &StreamFilter, stream: Stream) -> bool {
         &shared.config.cluster_header,
     );
     let now = now();
-    let decided = match shared.worker(stream.worker_index()) {
+    let decided = match shared.worker(filter.worker_index(stream)) {
         Some(mut worker) => filter::on_request(&shared.config, &mut worker, &mut host, now),
         // Busy: decide without the caches (fail open).
         None => filter::on_request(&shared.config, &mut Worker::default(), &mut host, now),
@@ -328,7 +346,7 @@ fn on_response_headers(filter: &StreamFilter, stream: Stream) {
         &shared.config.cluster_header,
     );
     let now = now();
-    match shared.worker(stream.worker_index()) {
+    match shared.worker(filter.worker_index(stream)) {
         Some(mut worker) => {
             filter::on_response(&shared.config, &mut worker, &decided, &mut host, now);
         }

@@ -450,13 +450,9 @@ fn a_missing_shard_key_is_answered_locally_and_stops_the_request() {
 
 #[test]
 fn the_route_is_matched_again_only_when_the_pinned_cluster_is_not_the_routed_one() {
-    for (wiring, exchange_with) in [
-        (
-            "direct",
-            exchange as fn(*const c_void, &mut FakeStream, Option<(&str, &str)>),
-        ),
-        ("drop-in", exchange_dropin),
-    ] {
+    type Exchange = fn(*const c_void, &mut FakeStream, Option<(&str, &str)>);
+    let wirings: [(&str, Exchange); 2] = [("direct", exchange), ("drop-in", exchange_dropin)];
+    for (wiring, exchange_with) in wirings {
         let config = configure(&if wiring == "direct" {
             plugin("")
         } else {
