@@ -293,12 +293,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
 /// The request phase of one stream; `true` when it answered locally.
 fn on_request_headers(filter: &StreamFilter, stream: Stream) -> bool {
     let shared = &*filter.shared;
-    let mut host = NativeHost::new(
-        stream,
-        &shared.counters,
-        shared.wiring,
-        &shared.config.cluster_header,
-    );
+    let mut host = NativeHost::new(stream, &shared.counters, shared.wiring, &shared.config);
     let now = now();
     let decided = match shared.worker(filter.worker_index(stream)) {
         Some(mut worker) => filter::on_request(&shared.config, &mut worker, &mut host, now),
@@ -339,12 +334,7 @@ fn on_response_headers(filter: &StreamFilter, stream: Stream) {
         return;
     };
     let shared = &*filter.shared;
-    let mut host = NativeHost::new(
-        stream,
-        &shared.counters,
-        shared.wiring,
-        &shared.config.cluster_header,
-    );
+    let mut host = NativeHost::new(stream, &shared.counters, shared.wiring, &shared.config);
     let now = now();
     match shared.worker(filter.worker_index(stream)) {
         Some(mut worker) => {
