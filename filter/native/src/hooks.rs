@@ -265,7 +265,8 @@ unsafe fn stream_filter<'a>(ptr: *const c_void) -> Option<&'a StreamFilter> {
 }
 
 /// Request headers: strips client-sent internal headers, opens the session
-/// token, pins cluster and host. Never stops the stream.
+/// token, pins cluster and host. Stops iteration only after answering
+/// locally (a key-sharded route without its key, `missing_key: reject`).
 ///
 /// # Safety
 /// Called by Envoy with the stream's two pointers.
