@@ -143,8 +143,9 @@ pub fn seal(claims: &Claims, keys: &Keyring, nonce: &[u8; NONCE_LEN]) -> Option<
     Some(crate::b64::encode_url(&raw))
 }
 
-/// Opens a token value. Checks format, key and tag only: lifetime and
-/// allow-list are the session's business ([`crate::session`]).
+/// Opens a token value. Checks format, key, tag and that the host is an
+/// address: lifetime and allow-list are the session's business
+/// ([`crate::session`]).
 pub fn open(value: &[u8], keys: &Keyring) -> Result<Claims, Reject> {
     if value.len() > MAX_TOKEN_CHARS {
         return Err(Reject::Oversized);
@@ -171,6 +172,11 @@ pub fn open(value: &[u8], keys: &Keyring) -> Result<Claims, Reject> {
         return Err(Reject::Tampered);
     }
     let payload = TokenV1::decode(body.as_slice()).map_err(|_| Reject::Malformed)?;
+    // A host that is not an address is never pinned (checked here, once:
+    // opened tokens are cached and the check is not repeated per request).
+    if !payload.host.is_empty() && !crate::addr::is_socket_addr(payload.host.as_bytes()) {
+        return Err(Reject::Malformed);
+    }
     Ok(Claims {
         cluster: payload.cluster,
         host: payload.host,

@@ -30,9 +30,18 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
+/// Bytes at the end of a token that pick its slot: a sealed token ends in
+/// its AEAD tag, 16 random-looking bytes (about 22 base64 characters), so
+/// hashing more of it spreads slots no better and costs more on every
+/// request. Other values only collide more, and a hit compares every byte.
+const SLOT_TAIL: usize = 24;
+
 fn slot(token: &[u8]) -> usize {
+    let tail = token
+        .get(token.len().saturating_sub(SLOT_TAIL)..)
+        .unwrap_or(token);
     // SLOTS is a power of two: the low bits of the hash pick the slot.
-    usize::try_from(fnv1a64(token) & 1023).unwrap_or(0)
+    usize::try_from(fnv1a64(tail) & 1023).unwrap_or(0)
 }
 
 impl TokenCache {
@@ -78,6 +87,20 @@ mod tests {
         assert_eq!(c.get(b"tok").map(|c| c.host.as_str()), Some("10.0.0.1:80"));
         assert!(c.get(b"tok2").is_none());
         assert!(c.get(b"to").is_none());
+    }
+
+    #[test]
+    fn tokens_differing_only_before_the_tail_are_told_apart() {
+        let mut c = TokenCache::default();
+        let tail = "T".repeat(SLOT_TAIL);
+        c.insert(format!("a{tail}").as_bytes(), &claims("10.0.0.1:80"));
+        assert!(c.get(format!("b{tail}").as_bytes()).is_none());
+        c.insert(format!("b{tail}").as_bytes(), &claims("10.0.0.2:80"));
+        assert_eq!(
+            c.get(format!("b{tail}").as_bytes())
+                .map(|c| c.host.as_str()),
+            Some("10.0.0.2:80")
+        );
     }
 
     #[test]
