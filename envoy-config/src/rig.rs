@@ -127,14 +127,6 @@ impl Rig {
             .unwrap_or_else(|| Affinity::StickyWasm {
                 wasm_path: crate::artifact("STICKY_WASM", "dist/sticky.wasm"),
             });
-        let mut extra_env: Vec<(&str, PathBuf)> = Vec::new();
-        if let Affinity::StickyNative { .. } = affinity {
-            let so = crate::artifact("STICKY_NATIVE", "dist/libsticky.so");
-            extra_env.push((
-                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
-                so.parent().map(PathBuf::from).unwrap_or_default(),
-            ));
-        }
         let plan = Plan {
             listen_address: "127.0.0.1".into(),
             listen_port: 0,
@@ -175,10 +167,7 @@ impl Rig {
         }
         let text = serde_json::to_vec_pretty(&boot).map_err(|e| err(e.to_string()))?;
         std::fs::write(&config_path, text).map_err(|e| err(e.to_string()))?;
-        let envoy_bin = crate::artifact("STICKY_ENVOY", ".venv/envoy");
-        let env_refs: Vec<(&str, &std::path::Path)> =
-            extra_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
-        let envoy = Envoy::start(&envoy_bin, &config_path, dir.path(), &env_refs)?;
+        let envoy = start_envoy(&plan.affinity, &config_path, dir.path())?;
         let rig = Rig {
             lds_path: spec.lds.then_some(lds_path),
             envoy,
@@ -321,8 +310,7 @@ impl Rig {
                 message: e.to_string(),
                 log: String::new(),
             })?;
-        let bin = crate::artifact("STICKY_ENVOY", ".venv/envoy");
-        self.envoy = Envoy::start(&bin, &self.config_path, &dir, &[])?;
+        self.envoy = start_envoy(&self.plan.affinity, &self.config_path, &dir)?;
         self.wait_hosts_healthy();
         Ok(())
     }
@@ -372,11 +360,15 @@ impl Rig {
 
     /// Waits until every cluster reports its hosts (EDS loaded).
     fn wait_hosts_healthy(&self) {
+        self.wait_healthy(&self.envoy);
+    }
+
+    /// Waits until `envoy` (this rig's, or a replica) sees every endpoint.
+    pub(crate) fn wait_healthy(&self, envoy: &Envoy) {
         for (cluster, eps) in &self.endpoints {
             let stat = format!("cluster.{cluster}.membership_total");
-            let want = eps.len() as u64;
-            self.envoy
-                .wait_for(Duration::from_secs(5), |e| e.stat(&stat) == Some(want));
+            let want = u64::try_from(eps.len()).unwrap_or(u64::MAX);
+            envoy.wait_for(Duration::from_secs(5), |e| e.stat(&stat) == Some(want));
         }
     }
 
@@ -393,6 +385,26 @@ impl Rig {
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// Starts the pinned Envoy on `config` with what `affinity` needs: the
+/// native module's directory in `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
+pub(crate) fn start_envoy(
+    affinity: &Affinity,
+    config: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<Envoy, StartError> {
+    let mut env: Vec<(&str, PathBuf)> = Vec::new();
+    if let Affinity::StickyNative { .. } = affinity {
+        let so = crate::artifact("STICKY_NATIVE", "dist/libsticky.so");
+        env.push((
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+            so.parent().map(PathBuf::from).unwrap_or_default(),
+        ));
+    }
+    let env: Vec<(&str, &std::path::Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let bin = crate::artifact("STICKY_ENVOY", ".venv/envoy");
+    Envoy::start(&bin, config, dir, &env)
 }
 
 fn file_safe(name: &str) -> String {
