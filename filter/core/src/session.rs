@@ -144,13 +144,7 @@ pub fn respond(
     host_drain: Option<HostDrain>,
     now: u64,
 ) -> Option<(Claims, Event)> {
-    let cluster = std::str::from_utf8(served.cluster).ok()?;
-    let host = std::str::from_utf8(served.host).ok()?;
-    // Never write a cluster off the allow-list, nor a host that is not an address.
-    cfg.cluster_index(served.cluster)?;
-    if !is_socket_addr(served.host) {
-        return None;
-    }
+    let (cluster, host) = pinnable(cfg, served)?;
     let drain = host_drain.unwrap_or_default();
     // A draining host takes no new pins: keep the cluster, let the LB re-pick.
     let pin_host = if drain.draining { "" } else { host };
@@ -201,6 +195,19 @@ pub fn respond(
             Some((issue(cfg, cluster, pin_host, Begun::of(old), now), event))
         }
     }
+}
+
+/// The served cluster and host as text, if a token may name them: never a
+/// cluster off the allow-list, nor a host that is not an address.
+fn pinnable<'a>(cfg: &Config, served: Served<'a>) -> Option<(&'a str, &'a str)> {
+    cfg.cluster_index(served.cluster)?;
+    if !is_socket_addr(served.host) {
+        return None;
+    }
+    Some((
+        std::str::from_utf8(served.cluster).ok()?,
+        std::str::from_utf8(served.host).ok()?,
+    ))
 }
 
 /// Claims for a token issued at `now` for the session `session`.
@@ -271,12 +278,7 @@ pub fn wrap_minted(
     app_id: &[u8],
     now: u64,
 ) -> Option<(Claims, Option<Event>)> {
-    let cluster = std::str::from_utf8(served.cluster).ok()?;
-    let host = std::str::from_utf8(served.host).ok()?;
-    cfg.cluster_index(served.cluster)?;
-    if !is_socket_addr(served.host) {
-        return None;
-    }
+    let (cluster, host) = pinnable(cfg, served)?;
     let old = match stream {
         Stream::Pinned(c) | Stream::Moving(c) | Stream::Sharded(c) => Some(c),
         Stream::Legacy { claims, .. } => Some(claims),
