@@ -129,7 +129,7 @@ pub fn on_response<H: Host>(
     if matches!(stream, Stream::Untouched | Stream::Refused) {
         return;
     }
-    let wrapped = issue(cfg, drain, stream, host, minted.as_deref(), now);
+    let wrapped = issue(cfg, worker, stream, host, minted.as_deref(), now);
     if minted.is_some() && !wrapped {
         // No pinnable backend (a local reply, a cluster off the allow-list):
         // the id goes out as the application sent it, without affinity.
@@ -142,12 +142,13 @@ pub fn on_response<H: Host>(
 /// application's header was wrapped.
 fn issue<H: Host>(
     cfg: &Config,
-    drain: &mut DrainCache,
+    worker: &mut Worker,
     stream: &Stream,
     host: &mut H,
     minted: Option<&[u8]>,
     now: u64,
 ) -> bool {
+    let drain = &mut worker.drain;
     // No upstream (a local reply): nothing to pin.
     let Some(served_host) = host.upstream_host() else {
         return false;
@@ -171,6 +172,19 @@ fn issue<H: Host>(
         host: &served_host,
     };
     let decision = session::respond(cfg, stream, served, host_drain, now);
+    if decision.is_none()
+        && let (Some(wrap), Some(id), Stream::Pinned(old)) = (&cfg.wrap, minted, stream)
+        && old.app_id == id
+        && let Some(token) = worker.wrapped.get(id)
+        && worker.tokens.get(token) == Some(old)
+    {
+        // The application echoed the id of an unchanged session: the token
+        // it came in with goes back out (no seal; the next request hits the
+        // token cache).
+        host.set_response_header(&wrap.header, token);
+        host.count(Metric::WrapWrapped);
+        return true;
+    }
     let wrapped = minted.and_then(|id| session::wrap_minted(cfg, stream, served, id, now));
     let (claims, event) = match (wrapped, decision) {
         (Some((claims, created)), decision) => (claims, created.or(decision.map(|(_, e)| e))),

@@ -22,6 +22,7 @@ pub mod token;
 pub mod token_cache;
 pub mod worker;
 pub mod wrap;
+pub mod wrap_cache;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -4,6 +4,7 @@
 
 use crate::drain::DrainCache;
 use crate::token_cache::TokenCache;
+use crate::wrap_cache::WrapCache;
 
 /// Per-worker state, created empty with each configuration.
 #[derive(Debug, Default)]
@@ -12,6 +13,8 @@ pub struct Worker {
     pub drain: DrainCache,
     /// Tokens that opened, by their exact bytes.
     pub tokens: TokenCache,
+    /// Wrap mode: the token each application id last arrived in.
+    pub wrapped: WrapCache,
     /// Rate limit of per-request warnings.
     pub warnings: LogGate,
 }

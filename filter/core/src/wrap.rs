@@ -30,6 +30,7 @@ pub fn unwrap_request<H: Host>(
         Lookup::Valid(claims) if !claims.app_id.is_empty() => {
             host.set_request_header(&wrap.header, &claims.app_id);
             host.count(Metric::WrapUnwrapped);
+            worker.wrapped.insert(&claims.app_id, &value);
             return Some(claims);
         }
         // A cookie token in the application's header wraps no id.

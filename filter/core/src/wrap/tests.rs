@@ -216,12 +216,17 @@ fn an_echoed_id_is_rewrapped_without_starting_a_session() {
     let mut s = mcp();
     let mut c = Echo::default();
     let first = mint(&mut s, &mut c, "same");
+    let token = c.id.clone().unwrap();
     s.app_response = vec![(H.into(), b"same".to_vec())];
     for _ in 0..5 {
         let e = c.send(&mut s);
         assert_eq!(e.request_header(H).as_deref(), Some("same"));
         let out = e.response_header(H).unwrap();
         assert_ne!(out, "same", "the raw id never reaches the client");
+        assert_eq!(
+            out, token,
+            "an unchanged session's echo gets its own token back"
+        );
         assert_eq!(e.host, first.host);
     }
     assert_eq!(s.host.counter("sticky.sessions_created"), 1);
@@ -375,4 +380,26 @@ fn the_applications_id_wins_over_a_cookie_naming_another_backend() {
     let e = s.send(&mut browser);
     assert_eq!(e.host, b.host, "the id's backend, not the cookie's");
     assert_eq!(e.request_header(H).as_deref(), Some("b"));
+}
+
+#[test]
+fn an_echo_gets_a_fresh_token_when_a_refresh_is_due() {
+    let mut runner = NativeRunner::default();
+    let extra = r#""wrap": {"header": "mcp-session-id"},
+                  "session": {"idle_timeout_seconds": 60, "refresh_interval_seconds": 10},"#;
+    assert!(runner.configure(config_json(extra).as_bytes()));
+    let mut s = Sim::new(runner);
+    let mut c = Echo::default();
+    mint(&mut s, &mut c, "idle");
+    let token = c.id.clone().unwrap();
+    s.app_response = vec![(H.into(), b"idle".to_vec())];
+    let e = c.send(&mut s);
+    assert_eq!(e.response_header(H), Some(token.clone()), "nothing due yet");
+    s.now += 11;
+    let e = c.send(&mut s);
+    let refreshed = e.response_header(H).unwrap();
+    assert_ne!(refreshed, token, "the refresh seals a new token");
+    s.app_response.clear();
+    let e = c.send(&mut s);
+    assert_eq!(e.request_header(H).as_deref(), Some("idle"));
 }
