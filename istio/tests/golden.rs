@@ -23,15 +23,14 @@ fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[test]
-fn render_envoy_writes_bootstrap_plugin_config_and_eds_files() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out_dir = tmp.path().join("envoy");
-    let stdout = ok(&[
+/// `stickyctl render envoy` of `policy` over route.yaml with two backends'
+/// endpoints, into `out_dir`; returns stdout.
+fn render_envoy(policy: &str, out_dir: &std::path::Path) -> String {
+    ok(&[
         "render",
         "envoy",
         "-p",
-        "policy.yaml",
+        policy,
         "-r",
         "route.yaml",
         "--keys",
@@ -44,7 +43,14 @@ fn render_envoy_writes_bootstrap_plugin_config_and_eds_files() {
         "/etc/sticky/eds",
         "--out",
         out_dir.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn render_envoy_writes_bootstrap_plugin_config_and_eds_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("envoy");
+    let stdout = render_envoy("policy.yaml", &out_dir);
     let files = files_in(&out_dir);
     let names: Vec<String> = files
         .iter()
@@ -771,24 +777,7 @@ fn check_warns_when_the_shard_service_lacks_the_shard_port() {
 fn render_envoy_wrap_mode_plugin_config() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("envoy");
-    ok(&[
-        "render",
-        "envoy",
-        "-p",
-        "policy-mcp.yaml",
-        "-r",
-        "route.yaml",
-        "--keys",
-        KEYS,
-        "--endpoint",
-        "reviews-v1=10.0.0.1:9080,10.0.0.2:9080",
-        "--endpoint",
-        "reviews-v2=10.0.1.1:9080",
-        "--eds-dir",
-        "/etc/sticky/eds",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    render_envoy("policy-mcp.yaml", &out_dir);
     let plugin = std::fs::read_to_string(out_dir.join("plugin.json")).unwrap();
     assert!(plugin.contains(r#""header": "mcp-session-id""#), "{plugin}");
     golden("envoy-mcp-plugin.json", &plugin);
