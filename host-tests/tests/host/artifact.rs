@@ -155,3 +155,63 @@ fn linear_memory_does_not_grow_over_100k_requests() {
         "linear memory grew over 100k requests: a leak"
     );
 }
+
+#[test]
+fn wrap_mode_cost_per_request_and_no_seal_for_an_echo() {
+    let mut runner = WasmRunner::new().unwrap_or_else(|e| panic!("{e}"));
+    assert!(runner.configure(config_json(r#""wrap": {"header": "mcp-session-id"},"#).as_bytes()));
+    let mut s = Sim::new(runner);
+    let header = "mcp-session-id".to_owned();
+    s.app_response = vec![(
+        header.clone(),
+        b"5b7e0c2a-3f41-4a8e-9d2b-6c1f0e4a7b93".to_vec(),
+    )];
+    let minted = s.send(&mut Client::default());
+    let token = minted
+        .response_header(&header)
+        .expect("the minted id is wrapped");
+    let mut c = Client {
+        no_cookies: true,
+        ..Client::default()
+    };
+    c.extra.push((header.clone(), token.clone().into_bytes()));
+    let mut costs = |s: &mut Sim<WasmRunner>, echo: bool| -> Vec<StreamCost> {
+        (0..25)
+            .map(|_| {
+                let e = s.send(&mut c);
+                assert_eq!(
+                    e.request_header(&header).as_deref(),
+                    Some("5b7e0c2a-3f41-4a8e-9d2b-6c1f0e4a7b93")
+                );
+                if echo {
+                    assert_eq!(e.response_header(&header).as_deref(), Some(token.as_str()));
+                }
+                s.runner.last_cost().clone()
+            })
+            .collect()
+    };
+    s.app_response.clear();
+    let silent = costs(&mut s, false);
+    s.app_response = vec![(
+        header.clone(),
+        b"5b7e0c2a-3f41-4a8e-9d2b-6c1f0e4a7b93".to_vec(),
+    )];
+    let echoed = costs(&mut s, true);
+    for (name, costs) in [
+        ("wrap pinned path", &silent),
+        ("wrap pinned path, id echoed", &echoed),
+    ] {
+        let total = median(costs.iter().map(StreamCost::fuel).collect());
+        report(&format!(
+            "host-tests fuel: {name}: {total} wasm instructions per request, {} host calls",
+            median(costs.iter().map(StreamCost::host_calls).collect())
+        ));
+        assert!(total <= FUEL_CEILING, "{name} costs {total} fuel");
+        let last = costs.last().unwrap();
+        assert_eq!(
+            last.calls.get("random_get"),
+            None,
+            "{name}: no token sealed for an unchanged session"
+        );
+    }
+}
