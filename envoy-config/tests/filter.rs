@@ -127,6 +127,7 @@ fn bad_cookies_get_a_fresh_pick_never_a_5xx(build: Build) {
         last_seen: now() - 10,
         key_hash: 0,
         app_id: Vec::new(),
+        sealed_by_old_key: false,
     };
     let target = rig.backend("v2-1").host();
     let cases: Vec<(&str, Vec<u8>)> = vec![

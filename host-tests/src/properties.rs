@@ -63,6 +63,10 @@ pub fn get(host: &mut FakeHost, phase: Phase, parts: &[&[u8]]) -> Result<Option<
             stream("xds.cluster_name")?;
             Ok(host.upstream_cluster())
         }
+        [b"response", b"code_details"] => {
+            stream("response.code_details")?;
+            Ok(host.response_code_details())
+        }
         [
             b"xds",
             b"upstream_host_metadata",
@@ -97,7 +101,7 @@ pub fn get(host: &mut FakeHost, phase: Phase, parts: &[&[u8]]) -> Result<Option<
         }
         _ => Err(format!(
             "property `{}` is not modelled by this host (known: request.headers.<name>, \
-             upstream.address, xds.cluster_name, \
+             upstream.address, xds.cluster_name, response.code_details, \
              xds.upstream_host_metadata.filter_metadata.<ns>[.<key>])",
             display_path(parts)
         )),

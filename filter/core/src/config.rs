@@ -95,7 +95,16 @@ pub struct SessionConfig {
     pub absolute_timeout_seconds: u64,
     /// Minimum time between two re-issues of an unchanged session's token.
     pub refresh_interval_seconds: u64,
+    /// The longest a token stays valid after it was issued or refreshed,
+    /// whatever the cookie's TTL (a browser-session cookie's token too):
+    /// expiry bounds how long a copied token can be replayed.
+    pub max_lifetime_seconds: u64,
 }
+
+/// Default of `session.max_lifetime_seconds`: one day.
+pub const DEFAULT_MAX_LIFETIME: u64 = 24 * 3600;
+/// Lower bound of `session.max_lifetime_seconds`.
+pub const MIN_MAX_LIFETIME: u64 = 60;
 
 /// Validated drain settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +139,10 @@ pub struct MigrationConfig {
     pub header: Option<String>,
     /// Cluster assumed for legacy values that name none.
     pub cluster: Option<String>,
+    /// Honour the cluster a legacy value names (A55/A60 `;cluster`). Off by
+    /// default: a legacy value is plain text, so the client could pick any
+    /// allow-listed cluster and bypass the weighted split.
+    pub trust_cluster: bool,
     /// `Path` used to expire the legacy cookie once migrated.
     pub cookie_path: String,
 }
@@ -186,6 +199,11 @@ pub struct Config {
     /// Native build, direct wiring: pin the host with Envoy's upstream
     /// override instead of the `host_header` (none: the header, as the wasm).
     pub override_host: Option<OverrideHostConfig>,
+    /// Strict mode: a pinned host that is gone is Envoy's 503, not a fresh
+    /// pick (`stateful_session` with `strict: true`, or
+    /// `override_host.strict`). The filter then hands out a token that
+    /// keeps the cluster and names no host, so the next request recovers.
+    pub strict: bool,
 }
 
 impl Config {
@@ -198,11 +216,11 @@ impl Config {
             root.object("cookie")?
                 .unwrap_or_else(|| Obj::empty("cookie")),
         )?;
-        let host_header = header_name(
+        let host_header = owned_header_name(
             "host_header",
             root.string("host_header")?.unwrap_or("x-sticky-host"),
         )?;
-        let cluster_header = header_name(
+        let cluster_header = owned_header_name(
             "cluster_header",
             root.string("cluster_header")?.unwrap_or("x-sticky-cluster"),
         )?;
@@ -215,7 +233,7 @@ impl Config {
         let session_header = match root.string("session_header")? {
             None => None,
             Some(name) => {
-                let name = header_name("session_header", name)?;
+                let name = owned_header_name("session_header", name)?;
                 if name == host_header || name == cluster_header || name == "cookie" {
                     return Err(ConfigError::new(
                         "session_header",
@@ -278,6 +296,8 @@ impl Config {
             .object("override_host")?
             .map(override_host_config)
             .transpose()?;
+        let strict =
+            root.bool("strict")?.unwrap_or(false) || override_host.is_some_and(|o| o.strict);
         root.finish()?;
         Ok(Config {
             cookie,
@@ -292,6 +312,7 @@ impl Config {
             sharding,
             wrap,
             override_host,
+            strict,
         })
     }
 
@@ -533,25 +554,46 @@ fn session_config(mut obj: Obj<'_>) -> Result<SessionConfig, ConfigError> {
         obj.u64("absolute_timeout_seconds")?.unwrap_or(0),
     )?;
     // Refresh often enough that an active session never idles out, rarely
-    // enough that most responses carry no Set-Cookie.
-    let refresh = match obj.u64("refresh_interval_seconds")? {
-        Some(r) => {
-            let r = seconds("session.refresh_interval_seconds", r)?;
-            if r == 0 || (idle > 0 && r >= idle) {
-                return Err(ConfigError::new(
-                    "session.refresh_interval_seconds",
-                    "must be at least 1 and shorter than session.idle_timeout_seconds",
-                ));
-            }
-            r
-        }
+    // enough that most responses carry no Set-Cookie. A defaulted interval
+    // is held to the same rule as an explicit one.
+    let explicit = obj.u64("refresh_interval_seconds")?;
+    let refresh = match explicit {
+        Some(r) => seconds("session.refresh_interval_seconds", r)?,
         None => (idle / 4).max(1),
     };
+    if refresh == 0 || (idle > 0 && refresh >= idle) {
+        return Err(match explicit {
+            Some(_) => ConfigError::new(
+                "session.refresh_interval_seconds",
+                "must be at least 1 and shorter than session.idle_timeout_seconds",
+            ),
+            None => ConfigError::new(
+                "session.idle_timeout_seconds",
+                format!(
+                    "{idle} is too short: the token is refreshed at most once a second, so an active session would idle out; use 0 (off) or at least 2"
+                ),
+            ),
+        });
+    }
+    let max_lifetime = seconds(
+        "session.max_lifetime_seconds",
+        obj.u64("max_lifetime_seconds")?
+            .unwrap_or(DEFAULT_MAX_LIFETIME),
+    )?;
+    if max_lifetime < MIN_MAX_LIFETIME || max_lifetime < refresh.saturating_mul(2) {
+        return Err(ConfigError::new(
+            "session.max_lifetime_seconds",
+            format!(
+                "must be at least {MIN_MAX_LIFETIME} and at least twice session.refresh_interval_seconds ({refresh}), so an active session is refreshed before its token expires"
+            ),
+        ));
+    }
     obj.finish()?;
     Ok(SessionConfig {
         idle_timeout_seconds: idle,
         absolute_timeout_seconds: absolute,
         refresh_interval_seconds: refresh,
+        max_lifetime_seconds: max_lifetime,
     })
 }
 
@@ -606,11 +648,13 @@ fn migration_config(
         ));
     }
     let cookie_path = cookie_path.to_owned();
+    let trust_cluster = obj.bool("trust_cluster")?.unwrap_or(false);
     obj.finish()?;
     Ok(MigrationConfig {
         cookie,
         header,
         cluster,
+        trust_cluster,
         cookie_path,
     })
 }
@@ -704,7 +748,7 @@ fn wrap_config(mut obj: Obj<'_>, reserved: &[&str]) -> Result<WrapConfig, Config
             "is required: the header the application mints its session id in",
         ));
     };
-    let header = header_name("wrap.header", name)?;
+    let header = owned_header_name("wrap.header", name)?;
     if reserved.contains(&header.as_str()) {
         return Err(ConfigError::new(
             "wrap.header",
@@ -831,6 +875,43 @@ fn header_name(field: &str, name: &str) -> Result<String, ConfigError> {
     }
     // Envoy keeps header names lowercase (HTTP/2 requires it).
     Ok(name.to_ascii_lowercase())
+}
+
+/// Headers the filter must never set or strip: framing and connection
+/// headers, the request's identity and credentials, and cookies.
+const RESERVED_HEADERS: [&str; 17] = [
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "cookie",
+    "set-cookie",
+    "authorization",
+    "proxy-authorization",
+    "location",
+    "via",
+];
+
+/// A header name the filter writes or strips: never a reserved, pseudo
+/// (`:path`) or Envoy-internal (`x-envoy-*`) header.
+fn owned_header_name(field: &str, name: &str) -> Result<String, ConfigError> {
+    let name = header_name(field, name)?;
+    if RESERVED_HEADERS.contains(&name.as_str()) || name.starts_with("x-envoy-") {
+        return Err(ConfigError::new(
+            field,
+            format!(
+                "\"{name}\" is reserved (framing, connection, credentials, cookies or Envoy's own x-envoy-*): the filter sets and removes this header, pick a name of its own such as x-sticky-session"
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 fn decode_secret(text: &str) -> Option<Vec<u8>> {

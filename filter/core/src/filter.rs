@@ -56,7 +56,7 @@ pub fn on_request<H: Host>(cfg: &Config, worker: &mut Worker, host: &mut H, now:
         Some(sharding) => shard_stream(sharding, lookup, cookies.as_deref(), host, drain, now),
         None => match (session::plan(lookup, drain, now), &cfg.migration) {
             (Stream::Fresh, Some(migration)) => {
-                legacy_stream(cfg, migration, cookies.as_deref(), host, now)
+                legacy_stream(cfg, migration, cookies.as_deref(), host, drain, now)
                     .unwrap_or(Stream::Fresh)
             }
             (stream, _) => stream,
@@ -113,13 +113,20 @@ pub fn on_response<H: Host>(
         (Some(wrap), _) => wrap::minted_id(wrap, worker, host, now),
     };
     let drain = &mut worker.drain;
+    // Internal headers never leave: an upstream that reflects the request's
+    // cluster header is stripped here, whatever the route config says.
+    host.remove_response_header(&cfg.cluster_header);
     // stateful_session writes the host header into responses: never leak it.
     if let (Stream::Pinned(claims), true) = (stream, host.pins_through_session_filter()) {
         if host.response_header(&cfg.host_header).is_some() {
             host.remove_response_header(&cfg.host_header);
-        } else if minted.is_none() && pinned_host_needs_nothing(cfg, drain, stream, claims, now) {
-            // No echo: the pinned host served it. Skips reading
-            // upstream.address (a data-returning host call) on the hot path.
+        } else if minted.is_none()
+            && !(cfg.strict && host.response_header(":status").as_deref() == Some(b"503"))
+            && pinned_host_needs_nothing(cfg, drain, stream, claims, now)
+        {
+            // No echo: the pinned host served it (in strict mode a 503 may
+            // instead mean it is gone). Skips reading upstream.address (a
+            // data-returning host call) on the hot path.
             return;
         }
     } else {
@@ -151,6 +158,9 @@ fn issue<H: Host>(
     let drain = &mut worker.drain;
     // No upstream (a local reply): nothing to pin.
     let Some(served_host) = host.upstream_host() else {
+        if let Stream::Pinned(claims) = stream {
+            release_gone_host(cfg, claims, host, now);
+        }
         return false;
     };
     let read_cluster;
@@ -185,8 +195,11 @@ fn issue<H: Host>(
         host.count(Metric::WrapWrapped);
         return true;
     }
-    let wrapped = minted.and_then(|id| session::wrap_minted(cfg, stream, served, id, now));
+    let wrapped =
+        minted.and_then(|id| session::wrap_minted(cfg, stream, served, host_drain, id, now));
     let (claims, event) = match (wrapped, decision) {
+        // The wrap decides the token; an unchanged id's re-issue counts as
+        // what the session decision saw (a refresh, a re-seal, a re-pin).
         (Some((claims, created)), decision) => (claims, created.or(decision.map(|(_, e)| e))),
         (None, Some((claims, event))) => (claims, Some(event)),
         (None, None) => return false,
@@ -204,11 +217,7 @@ fn issue<H: Host>(
         return false;
     };
     if cookie {
-        let set_cookie = cookie::set_cookie(&cfg.cookie, &value);
-        host.add_response_header("set-cookie", set_cookie.as_bytes());
-        if let Some(name) = &cfg.session_header {
-            host.set_response_header(name, value.as_bytes());
-        }
+        write_token(cfg, host, &value);
         if let (
             Stream::Legacy {
                 from_cookie: true, ..
@@ -232,6 +241,46 @@ fn issue<H: Host>(
             true
         }
         None => false,
+    }
+}
+
+/// Strict mode: Envoy answered 503 itself because the session's pinned host
+/// is gone. The client gets a token that keeps the session's cluster but
+/// names no host, so its next request is served by another host of the
+/// cluster instead of a 503 on every request until the token expires. Any
+/// other local reply (an overflow, a timeout) keeps the token as it is.
+fn release_gone_host<H: Host>(cfg: &Config, claims: &Claims, host: &mut H, now: u64) {
+    if !cfg.strict || !cfg.issues_cookie() || claims.host.is_empty() {
+        return;
+    }
+    if host.response_code_details().as_deref() != Some(NO_HEALTHY_UPSTREAM) {
+        return;
+    }
+    let Some((released, event)) = session::release_host(cfg, claims, now) else {
+        return;
+    };
+    let mut nonce = [0u8; NONCE_LEN];
+    if !host.random(&mut nonce) {
+        return;
+    }
+    let Some(value) = token::seal(&released, &cfg.keys, &nonce) else {
+        return;
+    };
+    write_token(cfg, host, &value);
+    host.count(event.into());
+}
+
+/// Envoy's response code details when no host could be picked (a strict
+/// override whose host is gone, or an empty cluster).
+const NO_HEALTHY_UPSTREAM: &[u8] = b"no_healthy_upstream";
+
+/// Writes a sealed token into the response: `Set-Cookie` and, when
+/// configured, the session header.
+fn write_token<H: Host>(cfg: &Config, host: &mut H, value: &str) {
+    let set_cookie = cookie::set_cookie(&cfg.cookie, value);
+    host.add_response_header("set-cookie", set_cookie.as_bytes());
+    if let Some(name) = &cfg.session_header {
+        host.set_response_header(name, value.as_bytes());
     }
 }
 
@@ -283,16 +332,21 @@ fn shard_stream<H: Host>(
         last_seen: now,
         key_hash: hash,
         app_id: Vec::new(),
+        sealed_by_old_key: false,
     })
 }
 
 /// Migration: a session named by a legacy value (Envoy's native cookie, a
 /// legacy session header) when the request has no usable sticky token.
+/// Legacy values are plain text, so they get no more than a sealed token
+/// would: a host past its drain deadline is not pinned, and the cluster a
+/// value names counts only with `migration.trust_cluster`.
 fn legacy_stream<H: Host>(
     cfg: &Config,
     migration: &MigrationConfig,
     cookies: Option<&[u8]>,
     host: &mut H,
+    drain: &DrainCache,
     now: u64,
 ) -> Option<Stream> {
     let mut candidates = Candidates::default();
@@ -311,7 +365,14 @@ fn legacy_stream<H: Host>(
         let Ok(session) = legacy::open(value, now) else {
             continue;
         };
-        let cluster = match session.cluster.as_ref().or(migration.cluster.as_ref()) {
+        if drain.expired(session.host.as_bytes(), now) {
+            // Its host is past the drain deadline: a fresh pick.
+            continue;
+        }
+        // A legacy value is plain text: the cluster it names is honoured
+        // only when the operator trusts it; otherwise the split decides.
+        let named = session.cluster.as_ref().filter(|_| migration.trust_cluster);
+        let cluster = match named.or(migration.cluster.as_ref()) {
             Some(c) if cfg.cluster_index(c.as_bytes()).is_some() => c.clone(),
             Some(_) => {
                 host.count(Metric::TokensRejected(Reject::UnknownCluster));
@@ -327,6 +388,7 @@ fn legacy_stream<H: Host>(
             last_seen: now,
             key_hash: 0,
             app_id: Vec::new(),
+            sealed_by_old_key: false,
         };
         return Some(Stream::Legacy {
             claims,

@@ -58,6 +58,9 @@ pub trait Host {
     fn upstream_host(&mut self) -> Option<Vec<u8>>;
     /// The cluster that served the request.
     fn upstream_cluster(&mut self) -> Option<Vec<u8>>;
+    /// Envoy's response code details (`response.code_details`), such as
+    /// `no_healthy_upstream` for a local reply when no host could be picked.
+    fn response_code_details(&mut self) -> Option<Vec<u8>>;
     /// One value of the serving host's `filter_metadata[namespace][key]`, in
     /// Envoy's property encoding (8-byte LE f64, 1-byte bool, raw string).
     fn host_metadata(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>>;

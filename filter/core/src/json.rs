@@ -216,8 +216,13 @@ impl Parser<'_> {
             }
             p.pos > s
         };
+        let int_start = self.pos;
         if !digits(self) {
             return Err(self.error("invalid number"));
+        }
+        // RFC 8259: no leading zeros (`00600` is not a number, `0` and `0.5` are).
+        if self.pos.saturating_sub(int_start) > 1 && self.input.get(int_start) == Some(&b'0') {
+            return Err(self.error("invalid number: leading zero"));
         }
         if self.peek() == Some(b'.') {
             self.bump();

@@ -102,6 +102,13 @@ impl Keyring {
         self.keys.first()
     }
 
+    /// Whether `key` is the sealing key (the first of the ring).
+    pub fn is_sealing(&self, key: &Key) -> bool {
+        self.keys
+            .first()
+            .is_some_and(|first| std::ptr::eq(first, key))
+    }
+
     /// The key with this id, if configured.
     pub fn find(&self, id: &[u8]) -> Option<&Key> {
         self.keys.iter().find(|k| k.id.as_bytes() == id)

@@ -30,10 +30,14 @@ pub enum Metric {
     /// Wrap mode: a response's session id could not be wrapped (longer than
     /// `wrap.max_id_bytes`, or not UTF-8) and went out as it was.
     WrapNotWrapped,
+    /// A token that opened under an old key was re-sealed under the sealing
+    /// key (key rotation: retiring the old key drops no session that has
+    /// been re-sealed).
+    TokensResealed,
 }
 
 /// Number of distinct counters.
-pub const COUNT: usize = WRAP_FIRST + 4;
+pub const COUNT: usize = WRAP_FIRST + 5;
 
 /// Index of the first wrap-mode counter (after the rejection reasons).
 const WRAP_FIRST: usize = 6 + Reject::ALL.len();
@@ -56,6 +60,7 @@ impl Metric {
             Metric::WrapWrapped,
             Metric::WrapUnopened,
             Metric::WrapNotWrapped,
+            Metric::TokensResealed,
         ])
     }
 
@@ -75,6 +80,7 @@ impl Metric {
             Metric::WrapWrapped => WRAP_FIRST + 1,
             Metric::WrapUnopened => WRAP_FIRST + 2,
             Metric::WrapNotWrapped => WRAP_FIRST + 3,
+            Metric::TokensResealed => WRAP_FIRST + 4,
         }
     }
 
@@ -101,6 +107,7 @@ impl Metric {
             Metric::WrapWrapped => "sticky.wrap.ids_wrapped",
             Metric::WrapUnopened => "sticky.wrap.ids_unopened",
             Metric::WrapNotWrapped => "sticky.wrap.ids_not_wrapped",
+            Metric::TokensResealed => "sticky.tokens_resealed",
         }
     }
 }
@@ -113,6 +120,7 @@ impl From<Event> for Metric {
             Event::Refreshed => Metric::SessionsRefreshed,
             Event::Drained => Metric::SessionsDrained,
             Event::Migrated => Metric::SessionsMigrated,
+            Event::Resealed => Metric::TokensResealed,
         }
     }
 }

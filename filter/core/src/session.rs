@@ -58,6 +58,9 @@ pub enum Event {
     Drained,
     /// A legacy session value was replaced by a sealed token.
     Migrated,
+    /// Same backend; the token opened under a key other than the sealing
+    /// key and was re-sealed under it (key rotation).
+    Resealed,
 }
 
 /// What the response phase saw: the backend that served the request.
@@ -69,9 +72,11 @@ pub struct Served<'a> {
     pub host: &'a [u8],
 }
 
-/// Opens and checks every candidate; valid tokens that disagree are a conflict.
-/// Tokens that opened before come from `cache` (lifetime and allow-list are
-/// still checked here, every time).
+/// Opens and checks every candidate. Valid tokens that disagree (an old
+/// cookie of another Path or a sibling domain, or one injected beside the
+/// session's own) do not cancel each other: the one seen most recently wins,
+/// the first of equals. Tokens that opened before come from `cache`
+/// (lifetime and allow-list are still checked here, every time).
 pub fn lookup(cfg: &Config, candidates: &[&[u8]], now: u64, cache: &mut TokenCache) -> Lookup {
     let mut first_reject = None;
     let mut best: Option<Claims> = None;
@@ -82,12 +87,8 @@ pub fn lookup(cfg: &Config, candidates: &[&[u8]], now: u64, cache: &mut TokenCac
         };
         match opened.and_then(|c| check(cfg, c, now)) {
             Ok(claims) => match &best {
-                None => best = Some(claims),
-                Some(b) if b.cluster != claims.cluster || b.host != claims.host => {
-                    return Lookup::Rejected(Reject::Conflict);
-                }
-                Some(b) if claims.last_seen > b.last_seen => best = Some(claims),
-                Some(_) => {}
+                Some(b) if claims.last_seen <= b.last_seen => {}
+                _ => best = Some(claims),
             },
             Err(reason) => {
                 first_reject.get_or_insert(reason);
@@ -108,7 +109,15 @@ fn check(cfg: &Config, claims: Claims, now: u64) -> Result<Claims, Reject> {
     }
     // The host was checked once, by `token::open` (a cached token opened).
     let s = &cfg.session;
-    let expired = (claims.expires_at != 0 && now >= claims.expires_at)
+    // A token without an expiry (issued before every token had one) lives
+    // at most the maximum lifetime past its last refresh.
+    let expires_at = match claims.expires_at {
+        0 => claims
+            .last_seen
+            .saturating_add(cfg.session.max_lifetime_seconds),
+        at => at,
+    };
+    let expired = now >= expires_at
         || (s.idle_timeout_seconds > 0
             && now.saturating_sub(claims.last_seen) >= s.idle_timeout_seconds)
         || (s.absolute_timeout_seconds > 0
@@ -180,12 +189,12 @@ pub fn respond(
             if drain.expired(now) {
                 return Some((issue(cfg, cluster, "", Begun::of(old), now), Event::Drained));
             }
-            refresh(cfg, old, now).map(|c| (c, Event::Refreshed))
+            refresh(cfg, old, now)
         }
         Stream::Moving(old) => {
             if pin_host.is_empty() && old.host.is_empty() && old.cluster == cluster {
                 // Still no pinnable host; the token already says so.
-                return refresh(cfg, old, now).map(|c| (c, Event::Refreshed));
+                return refresh(cfg, old, now);
             }
             let event = if old.host.is_empty() {
                 Event::Repinned
@@ -217,15 +226,14 @@ fn issue(cfg: &Config, cluster: &str, host: &str, session: Begun, now: u64) -> C
         key_hash,
         app_id,
     } = session;
-    let ttl = cfg.cookie.ttl_seconds;
     let absolute = cfg.session.absolute_timeout_seconds;
-    let by_ttl = (ttl > 0).then(|| now.saturating_add(ttl));
-    let by_absolute = (absolute > 0).then(|| issued_at.saturating_add(absolute));
-    let expires_at = match (by_ttl, by_absolute) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => 0,
-    };
+    // Every token expires: the cookie's TTL, capped by the server-side
+    // maximum lifetime (a browser-session cookie's token too), and by the
+    // absolute timeout.
+    let mut expires_at = now.saturating_add(sliding_lifetime(cfg));
+    if absolute > 0 {
+        expires_at = expires_at.min(issued_at.saturating_add(absolute));
+    }
     Claims {
         cluster: cluster.to_owned(),
         host: host.to_owned(),
@@ -234,6 +242,17 @@ fn issue(cfg: &Config, cluster: &str, host: &str, session: Begun, now: u64) -> C
         last_seen: now,
         key_hash,
         app_id,
+        sealed_by_old_key: false,
+    }
+}
+
+/// How long a token is valid after it was issued or refreshed: the cookie's
+/// TTL, at most `session.max_lifetime_seconds`.
+fn sliding_lifetime(cfg: &Config) -> u64 {
+    let max = cfg.session.max_lifetime_seconds;
+    match cfg.cookie.ttl_seconds {
+        0 => max,
+        ttl => ttl.min(max),
     }
 }
 
@@ -267,18 +286,25 @@ impl Begun {
 
 /// Wrap mode: the claims for a response that carries the application's
 /// session id `app_id`. Pinned to the cluster and host that answered for it,
-/// whatever their drain state: the id's state lives on that backend, and the
-/// drain deadline moves the session like any other. The id the request
-/// carried continues its session; a different id starts a new one
-/// ([`Event::Created`]).
+/// even when draining: the id's state lives on that backend. Past the host's
+/// drain deadline it names the cluster only, like any session there, so the
+/// next request moves ([`Event::Drained`] when the token it replaces named
+/// that host). The id the request carried continues its session; a
+/// different id starts a new one ([`Event::Created`]).
 pub fn wrap_minted(
     cfg: &Config,
     stream: &Stream,
     served: Served<'_>,
+    host_drain: Option<HostDrain>,
     app_id: &[u8],
     now: u64,
 ) -> Option<(Claims, Option<Event>)> {
     let (cluster, host) = pinnable(cfg, served)?;
+    let host = if host_drain.unwrap_or_default().expired(now) {
+        ""
+    } else {
+        host
+    };
     let old = match stream {
         Stream::Pinned(c) | Stream::Moving(c) | Stream::Sharded(c) => Some(c),
         Stream::Legacy { claims, .. } => Some(claims),
@@ -286,7 +312,10 @@ pub fn wrap_minted(
         Stream::Untouched | Stream::Refused => return None,
     };
     let (begun, event) = match old {
-        Some(old) if old.app_id == app_id => (Begun::of(old), None),
+        Some(old) if old.app_id == app_id => {
+            let drained = host.is_empty() && !old.host.is_empty();
+            (Begun::of(old), drained.then_some(Event::Drained))
+        }
         Some(old) => (
             Begun {
                 issued_at: now,
@@ -306,22 +335,36 @@ pub fn wrap_minted(
     Some((issue(cfg, cluster, host, begun, now), event))
 }
 
-/// A refreshed token for an unchanged session, when one is due. Rate-limited:
-/// at most one per refresh interval for the idle timeout, and one per half
-/// TTL for the sliding cookie lifetime.
-fn refresh(cfg: &Config, old: &Claims, now: u64) -> Option<Claims> {
+/// Strict mode, the pinned host gone: the session keeps its cluster and
+/// names no host, so the load balancer picks its next host.
+pub fn release_host(cfg: &Config, old: &Claims, now: u64) -> Option<(Claims, Event)> {
+    cfg.cluster_index(old.cluster.as_bytes())?;
+    Some((
+        issue(cfg, &old.cluster, "", Begun::of(old), now),
+        Event::Repinned,
+    ))
+}
+
+/// A new token for an unchanged session, when one is due: re-sealed at once
+/// when it opened under an old key ([`Event::Resealed`]: retiring that key
+/// then drops no active session); otherwise refreshed, rate-limited to at
+/// most one per refresh interval for the idle timeout, and one per half
+/// lifetime for the sliding expiry.
+fn refresh(cfg: &Config, old: &Claims, now: u64) -> Option<(Claims, Event)> {
+    let fresh = issue(cfg, &old.cluster, &old.host, Begun::of(old), now);
+    if old.sealed_by_old_key {
+        return Some((fresh, Event::Resealed));
+    }
     let since = now.saturating_sub(old.last_seen);
     if since < cfg.session.refresh_interval_seconds {
         return None;
     }
-    let fresh = issue(cfg, &old.cluster, &old.host, Begun::of(old), now);
     let idle_due = cfg.session.idle_timeout_seconds > 0;
-    let ttl = cfg.cookie.ttl_seconds;
-    let ttl_due = ttl > 0
-        && old.expires_at != 0
-        && now.saturating_add(ttl / 2) >= old.expires_at
-        && fresh.expires_at > old.expires_at;
-    (idle_due || ttl_due).then_some(fresh)
+    let lifetime = sliding_lifetime(cfg);
+    let expiry_due = old.expires_at == 0
+        || (now.saturating_add(lifetime / 2) >= old.expires_at
+            && fresh.expires_at > old.expires_at);
+    (idle_due || expiry_due).then_some((fresh, Event::Refreshed))
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ pub struct Claims {
     /// Wrap mode: the application's own session id (UTF-8), restored into
     /// the request before it reaches the backend; empty otherwise.
     pub app_id: Vec<u8>,
+    /// Not part of the token: it opened under a key other than the sealing
+    /// (first) key, so the response re-seals it under the sealing key.
+    /// Set by [`open`]; [`seal`] ignores it.
+    pub sealed_by_old_key: bool,
 }
 
 /// Why a token value was not accepted. Every variant means "no session".
@@ -185,6 +189,7 @@ pub fn open(value: &[u8], keys: &Keyring) -> Result<Claims, Reject> {
         last_seen: payload.last_seen,
         key_hash: payload.key_hash,
         app_id: payload.app_id.into_bytes(),
+        sealed_by_old_key: !keys.is_sealing(key),
     })
 }
 

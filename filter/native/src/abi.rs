@@ -107,6 +107,9 @@ impl LogLevel {
 /// `envoy_dynamic_module_type_attribute_id_UpstreamAddress` ("ip:port",
 /// available once an upstream host was chosen).
 pub const ATTRIBUTE_UPSTREAM_ADDRESS: u32 = 41;
+/// `envoy_dynamic_module_type_attribute_id_ResponseCodeDetails`
+/// (`response.code_details`, e.g. `no_healthy_upstream`).
+pub const ATTRIBUTE_RESPONSE_CODE_DETAILS: u32 = 16;
 /// `envoy_dynamic_module_type_metadata_source_Host`: the upstream host's
 /// endpoint metadata (`LbEndpoint.metadata`), kept current by EDS.
 pub const METADATA_SOURCE_HOST: u32 = 3;
@@ -327,13 +330,16 @@ impl Stream {
 
     /// The upstream host that served the stream, "ip:port" (response phase).
     pub fn upstream_address(self) -> Option<Vec<u8>> {
+        self.attribute_string(ATTRIBUTE_UPSTREAM_ADDRESS)
+    }
+
+    /// A string attribute of the stream (one of the `ATTRIBUTE_*` ids).
+    pub fn attribute_string(self, attribute: u32) -> Option<Vec<u8>> {
         let mut value = EnvoyBuffer::null();
         // SAFETY: running hook's stream; `value` is a valid out pointer.
         let found = unsafe {
             envoy_dynamic_module_callback_http_filter_get_attribute_string(
-                self.0,
-                ATTRIBUTE_UPSTREAM_ADDRESS,
-                &mut value,
+                self.0, attribute, &mut value,
             )
         };
         // SAFETY: filled by Envoy in this hook; copied before anything else.

@@ -92,6 +92,8 @@ pub struct FakeStream {
     pub request: Vec<(String, Vec<u8>)>,
     pub response: Vec<(String, Vec<u8>)>,
     pub upstream_address: Option<Vec<u8>>,
+    /// `response.code_details`.
+    pub code_details: Option<Vec<u8>>,
     pub cluster: Option<Vec<u8>>,
     /// Upstream host metadata: (namespace, key, value).
     pub metadata: Vec<(String, String, Meta)>,
@@ -256,12 +258,17 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute
     result: *mut EnvoyBuffer,
 ) -> bool {
     let s = unsafe { stream(filter) };
-    match (attribute_id, &s.upstream_address) {
-        (crate::abi::ATTRIBUTE_UPSTREAM_ADDRESS, Some(a)) => {
+    let value = match attribute_id {
+        crate::abi::ATTRIBUTE_UPSTREAM_ADDRESS => &s.upstream_address,
+        crate::abi::ATTRIBUTE_RESPONSE_CODE_DETAILS => &s.code_details,
+        _ => &None,
+    };
+    match value {
+        Some(a) => {
             out(result, a);
             true
         }
-        _ => false,
+        None => false,
     }
 }
 

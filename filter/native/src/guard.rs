@@ -45,6 +45,29 @@ pub fn guard<R>(hook: &str, fallback: R, body: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Like [`guard`], and if `body` panics also runs `recover` (itself
+/// guarded) before returning `fallback`: the request hook uses it to strip
+/// client-sent internal headers, so a request the filter failed on is never
+/// steered by them.
+pub fn guard_with<R>(
+    hook: &str,
+    fallback: R,
+    recover: impl FnOnce(),
+    body: impl FnOnce() -> R,
+) -> R {
+    let mut panicked = true;
+    let value = guard(hook, None, || {
+        let value = body();
+        panicked = false;
+        Some(value)
+    });
+    if panicked {
+        // A second panic here is caught and dropped: the fallback stands.
+        let _ = catch_unwind(AssertUnwindSafe(recover));
+    }
+    value.unwrap_or(fallback)
+}
+
 /// Whether a panic was caught since the module was loaded.
 pub fn panicked() -> bool {
     PANIC_LOGGED.load(Ordering::Relaxed)
@@ -70,6 +93,28 @@ mod tests {
         // logged first): never twice.
         assert!(new.len() <= 1, "{new:?}");
         assert!(new.iter().all(|l| l.contains("panicked in on_test_hook")));
+    }
+
+    #[test]
+    fn guard_with_recovers_only_after_a_panic() {
+        let mut recovered = false;
+        let got = guard_with(
+            "on_test_hook",
+            1u32,
+            || recovered = true,
+            || -> u32 { panic!("boom") },
+        );
+        assert_eq!((got, recovered), (1, true));
+        let mut recovered = false;
+        let got = guard_with("on_test_hook", 1u32, || recovered = true, || 2u32);
+        assert_eq!((got, recovered), (2, false));
+        let got = guard_with(
+            "on_test_hook",
+            3u32,
+            || panic!("again"),
+            || -> u32 { panic!("boom") },
+        );
+        assert_eq!(got, 3, "a panicking recovery still returns the fallback");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use sticky_core::worker::Worker;
 use crate::abi::{
     self, EnvoyBuffer, EnvoyPtr, LogLevel, STATUS_CONTINUE, STATUS_STOP_ITERATION, Stream,
 };
-use crate::guard::guard;
+use crate::guard::{guard, guard_with};
 use crate::host::{Counters, NativeHost, Wiring, now};
 
 /// Drain caches per filter config: one per worker (by worker index modulo
@@ -276,23 +276,47 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter_module_ptr: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
-    guard("on_http_filter_request_headers", STATUS_CONTINUE, || {
-        // SAFETY: Envoy passes the pointer from filter_new for this stream.
-        let Some(filter) = (unsafe { stream_filter(filter_module_ptr) }) else {
-            return STATUS_CONTINUE;
-        };
-        // SAFETY: the running hook's stream pointer, used only during this hook.
-        let stream = unsafe { Stream::new(filter_envoy_ptr) };
-        if on_request_headers(filter, stream) {
-            STATUS_STOP_ITERATION
-        } else {
-            STATUS_CONTINUE
+    // SAFETY (both closures): Envoy passes the pointer from filter_new for
+    // this stream, and the stream pointer of the running hook.
+    let strip = || {
+        if let Some(filter) = unsafe { stream_filter(filter_module_ptr) } {
+            strip_internal_headers(&filter.shared.config, unsafe {
+                Stream::new(filter_envoy_ptr)
+            });
         }
-    })
+    };
+    guard_with(
+        "on_http_filter_request_headers",
+        STATUS_CONTINUE,
+        strip,
+        || {
+            // SAFETY: Envoy passes the pointer from filter_new for this stream.
+            let Some(filter) = (unsafe { stream_filter(filter_module_ptr) }) else {
+                return STATUS_CONTINUE;
+            };
+            // SAFETY: the running hook's stream pointer, used only during this hook.
+            let stream = unsafe { Stream::new(filter_envoy_ptr) };
+            if on_request_headers(filter, stream) {
+                STATUS_STOP_ITERATION
+            } else {
+                STATUS_CONTINUE
+            }
+        },
+    )
+}
+
+/// A request the filter failed on goes on without affinity, and without the
+/// internal headers a client may have sent: they must never steer it.
+fn strip_internal_headers(config: &Config, stream: Stream) {
+    stream.remove_header(abi::HeaderType::REQUEST, &config.host_header);
+    stream.remove_header(abi::HeaderType::REQUEST, &config.cluster_header);
+    stream.clear_route_cache();
 }
 
 /// The request phase of one stream; `true` when it answered locally.
 fn on_request_headers(filter: &StreamFilter, stream: Stream) -> bool {
+    #[cfg(feature = "fault-injection")]
+    fault::maybe_panic(stream);
     let shared = &*filter.shared;
     let mut host = NativeHost::new(stream, &shared.counters, shared.wiring, &shared.config);
     let now = now();
@@ -528,4 +552,24 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_wr
     _filter_envoy_ptr: EnvoyPtr,
     _filter_module_ptr: *const c_void,
 ) {
+}
+
+/// Test builds only (`--features fault-injection`, never in `make native`):
+/// a request carrying `x-sticky-fault: panic` panics in the request hook, so
+/// the real-Envoy suite can prove what a request the filter failed on does.
+#[cfg(feature = "fault-injection")]
+mod fault {
+    use crate::abi::{HeaderType, Stream};
+
+    /// Panics when the request asks for it.
+    #[allow(clippy::panic)]
+    pub fn maybe_panic(stream: Stream) {
+        if stream
+            .header(HeaderType::REQUEST, "x-sticky-fault")
+            .as_deref()
+            == Some(b"panic")
+        {
+            panic!("fault injected by x-sticky-fault");
+        }
+    }
 }

@@ -17,7 +17,7 @@ use sticky_core::drain::{DEADLINE_KEY, DRAINING_KEY};
 use sticky_core::host::Host;
 use sticky_core::metrics::{self, Metric};
 
-use crate::abi::{HeaderType, LogLevel, Stream};
+use crate::abi::{ATTRIBUTE_RESPONSE_CODE_DETAILS, HeaderType, LogLevel, Stream};
 
 /// More values of one header than this are ignored (a hostile request can
 /// repeat a header thousands of times; a cookie never needs that many).
@@ -256,6 +256,11 @@ impl Host for NativeHost<'_> {
 
     fn upstream_cluster(&mut self) -> Option<Vec<u8>> {
         self.stream.cluster_name()
+    }
+
+    fn response_code_details(&mut self) -> Option<Vec<u8>> {
+        self.stream
+            .attribute_string(ATTRIBUTE_RESPONSE_CODE_DETAILS)
     }
 
     fn host_metadata(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>> {

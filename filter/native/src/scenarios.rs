@@ -177,6 +177,7 @@ impl Runner for ModuleRunner {
             .map(|h| String::from_utf8_lossy(h).into_owned());
         self.stream.response = host.response.clone();
         self.stream.upstream_address = host.upstream_host.clone();
+        self.stream.code_details = host.code_details.clone();
         self.stream.cluster = host.upstream_cluster.clone();
         self.stream.metadata = host
             .metadata

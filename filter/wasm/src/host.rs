@@ -97,6 +97,12 @@ impl Host for WasmHost<'_> {
             .flatten()
     }
 
+    fn response_code_details(&mut self) -> Option<Vec<u8>> {
+        hostcalls::get_property(vec!["response", "code_details"])
+            .ok()
+            .flatten()
+    }
+
     fn host_metadata(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>> {
         hostcalls::get_property(vec![
             "xds",

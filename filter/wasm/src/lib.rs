@@ -94,11 +94,18 @@ impl HttpContext for StickyStream {
             let mut host = WasmHost {
                 metrics: &shared.metrics,
             };
+            // Busy caches (re-entry): decide without them, never skip the
+            // request phase, which also strips client-sent internal headers.
             self.stream = match shared.worker.try_borrow_mut() {
                 Ok(mut worker) => {
                     filter::on_request(&shared.config, &mut worker, &mut host, host::now())
                 }
-                Err(_) => Stream::Untouched,
+                Err(_) => filter::on_request(
+                    &shared.config,
+                    &mut Worker::default(),
+                    &mut host,
+                    host::now(),
+                ),
             };
             if self.stream == Stream::Refused {
                 // A local reply was sent: Envoy answers, the request stops here.

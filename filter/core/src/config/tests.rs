@@ -419,3 +419,88 @@ fn override_host_is_parsed_and_checked() {
         "override_host.mode"
     );
 }
+
+#[test]
+fn reserved_pseudo_and_envoy_header_names_are_refused_where_the_filter_writes() {
+    for (field, name) in [
+        ("session_header", "set-cookie"),
+        ("session_header", "Transfer-Encoding"),
+        ("session_header", "host"),
+        ("session_header", "authorization"),
+        ("session_header", "x-envoy-original-path"),
+        ("host_header", "content-length"),
+        ("cluster_header", "connection"),
+        ("cluster_header", ":authority"),
+    ] {
+        let e = err(&config_json(&format!(r#""{field}": "{name}","#)));
+        assert_eq!(e.field, field, "{name}");
+    }
+    let e = err(&config_json(r#""wrap": {"header": "cookie"},"#));
+    assert_eq!(e.field, "wrap.header");
+    let e = err(&config_json(r#""wrap": {"header": "location"},"#));
+    assert_eq!(e.field, "wrap.header");
+    assert!(e.message.contains("reserved"), "{e}");
+    // A name of its own is fine.
+    let cfg = Config::from_json(config_json(r#""session_header": "X-Cart-Session","#).as_bytes())
+        .unwrap();
+    assert_eq!(cfg.session_header.as_deref(), Some("x-cart-session"));
+}
+
+#[test]
+fn a_defaulted_refresh_interval_is_held_to_the_same_rule() {
+    // idle 1 would default the refresh interval to 1 = the idle timeout: an
+    // active session would expire. Refused, naming the field the user set.
+    let e = err(&config_json(r#""session": {"idle_timeout_seconds": 1},"#));
+    assert_eq!(e.field, "session.idle_timeout_seconds");
+    let cfg =
+        Config::from_json(config_json(r#""session": {"idle_timeout_seconds": 2},"#).as_bytes())
+            .unwrap();
+    assert_eq!(cfg.session.refresh_interval_seconds, 1);
+}
+
+#[test]
+fn numbers_with_leading_zeros_are_refused() {
+    let json = config_json("").replace("600", "00600");
+    assert!(json.contains("00600"));
+    let e = err(&json);
+    assert!(e.message.contains("leading zero"), "{e}");
+    assert!(Config::from_json(config_json("").replace("600", "0").as_bytes()).is_ok());
+}
+
+#[test]
+fn every_token_has_a_maximum_lifetime_by_default() {
+    let cfg = Config::from_json(config_json("").as_bytes()).unwrap();
+    assert_eq!(cfg.session.max_lifetime_seconds, DEFAULT_MAX_LIFETIME);
+    let cfg =
+        Config::from_json(config_json(r#""session": {"max_lifetime_seconds": 3600},"#).as_bytes())
+            .unwrap();
+    assert_eq!(cfg.session.max_lifetime_seconds, 3600);
+    for bad in ["0", "59"] {
+        let e = err(&config_json(&format!(
+            r#""session": {{"max_lifetime_seconds": {bad}}},"#
+        )));
+        assert_eq!(e.field, "session.max_lifetime_seconds");
+    }
+    let e = err(&config_json(
+        r#""session": {"refresh_interval_seconds": 100, "max_lifetime_seconds": 150},"#,
+    ));
+    assert_eq!(e.field, "session.max_lifetime_seconds");
+}
+
+#[test]
+fn strict_and_trust_cluster_are_read() {
+    let cfg = Config::from_json(config_json("").as_bytes()).unwrap();
+    assert!(!cfg.strict);
+    let cfg = Config::from_json(config_json(r#""strict": true,"#).as_bytes()).unwrap();
+    assert!(cfg.strict);
+    let cfg =
+        Config::from_json(config_json(r#""override_host": {"strict": true},"#).as_bytes()).unwrap();
+    assert!(cfg.strict, "override_host.strict is strict mode");
+    let cfg = Config::from_json(
+        config_json(r#""migration": {"header": "x-s", "trust_cluster": true},"#).as_bytes(),
+    )
+    .unwrap();
+    assert!(cfg.migration.unwrap().trust_cluster);
+    let e = err(&config_json(r#""strict": "yes","#));
+    assert_eq!(e.field, "strict");
+}

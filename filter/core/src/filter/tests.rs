@@ -192,8 +192,22 @@ fn legacy_values_are_ignored_unless_migration_is_configured() {
 }
 
 #[test]
-fn a55_header_value_with_cluster_is_honoured_and_unknown_clusters_are_not() {
+fn a55_cluster_is_ignored_unless_trusted() {
     let mut s = sim(r#""migration": {"header": "x-session"},"#);
+    let mut c = Client::default();
+    c.extra
+        .push(("x-session".into(), b"10.0.2.2:8080;cluster:v2".to_vec()));
+    let e = s.send(&mut c);
+    assert_eq!(
+        e.cluster.as_deref(),
+        Some("v1"),
+        "a plain-text value does not bypass the split"
+    );
+}
+
+#[test]
+fn a55_header_value_with_trusted_cluster_is_honoured_and_unknown_clusters_are_not() {
+    let mut s = sim(r#""migration": {"header": "x-session", "trust_cluster": true},"#);
     let mut c = Client::default();
     c.extra
         .push(("x-session".into(), b"10.0.2.2:8080;cluster:v2".to_vec()));
@@ -315,4 +329,66 @@ fn resharding_keeps_sessions_on_their_old_shard_until_the_deadline() {
     c.extra = vec![("x-account".into(), b"someone-else".to_vec())];
     let want = format!("shard-{}", crate::shard::shard_of(b"someone-else", 5));
     assert_eq!(s.send(&mut c).cluster.as_deref(), Some(want.as_str()));
+}
+
+#[test]
+fn a_legacy_value_naming_a_host_past_its_deadline_is_not_pinned() {
+    let mut s = sim(r#""migration": {"header": "x-session"},"#);
+    let mut c = Client::default();
+    let first = s.send(&mut c);
+    let host = first.host.clone().unwrap();
+    s.set_health(&host, Health::Draining);
+    s.host.set_metadata(
+        &host,
+        "sticky",
+        "drain_deadline",
+        ((s.now - 1) as f64).to_le_bytes().to_vec(),
+    );
+    s.now += 2;
+    // The filter learns the deadline from a response the host serves.
+    let learnt = s.send(&mut c);
+    assert_eq!(learnt.host.as_deref(), Some(host.as_str()));
+    for _ in 0..3 {
+        let mut legacy = Client::default();
+        legacy
+            .extra
+            .push(("x-session".into(), host.clone().into_bytes()));
+        let e = s.send(&mut legacy);
+        assert_eq!(e.request_header("x-sticky-host"), None, "not pinned");
+        assert_ne!(e.host.as_deref(), Some(host.as_str()));
+    }
+}
+
+#[test]
+fn strict_mode_keeps_the_token_on_other_local_replies() {
+    let mut s = sim(r#""strict": true,"#);
+    s.strict = true;
+    let mut c = Client::default();
+    let first = s.send(&mut c);
+    let host = first.host.clone().unwrap();
+    // An overflow or another local reply is not a gone host: no new token.
+    s.set_health(&host, Health::Unhealthy);
+    s.host.next_stream();
+    let mut runner_host = std::mem::take(&mut s.host);
+    runner_host.request = vec![(
+        "cookie".into(),
+        format!("sticky={}", c.cookies["sticky"]).into_bytes(),
+    )];
+    let stream = {
+        let cfg = crate::testing::config_json(r#""strict": true,"#);
+        let cfg = crate::config::Config::from_json(cfg.as_bytes()).unwrap();
+        let mut worker = crate::worker::Worker::default();
+        let stream = crate::filter::on_request(&cfg, &mut worker, &mut runner_host, s.now);
+        runner_host.response = vec![(":status".into(), b"503".to_vec())];
+        runner_host.code_details =
+            Some(b"upstream_reset_before_response_started{overflow}".to_vec());
+        crate::filter::on_response(&cfg, &mut worker, &stream, &mut runner_host, s.now);
+        assert!(runner_host.response_values("set-cookie").is_empty());
+        runner_host.response = vec![(":status".into(), b"503".to_vec())];
+        runner_host.code_details = Some(b"no_healthy_upstream".to_vec());
+        crate::filter::on_response(&cfg, &mut worker, &stream, &mut runner_host, s.now);
+        stream
+    };
+    assert!(matches!(stream, crate::session::Stream::Pinned(_)));
+    assert_eq!(runner_host.response_values("set-cookie").len(), 1);
 }

@@ -55,6 +55,7 @@ fn claims(host: &str) -> Claims {
         last_seen: NOW - 100,
         key_hash: 0,
         app_id: Vec::new(),
+        sealed_by_old_key: false,
     }
 }
 
@@ -152,13 +153,26 @@ fn non_address_host_is_rejected() {
 }
 
 #[test]
-fn conflicting_valid_tokens_are_no_session() {
+fn of_two_valid_tokens_the_most_recently_seen_wins() {
     let cfg = config();
-    let a = sealed(&cfg, &claims("10.0.0.1:80"), 1);
-    let b = sealed(&cfg, &claims("10.0.0.2:80"), 2);
+    let older = Claims {
+        last_seen: NOW - 200,
+        ..claims("10.0.0.1:80")
+    };
+    let newer = claims("10.0.0.2:80");
+    let a = sealed(&cfg, &older, 1);
+    let b = sealed(&cfg, &newer, 2);
+    for order in [[&a, &b], [&b, &a]] {
+        assert_eq!(
+            lookup(&cfg, &[order[0].as_bytes(), order[1].as_bytes()], NOW),
+            Lookup::Valid(newer.clone())
+        );
+    }
+    // Equally recent: the first one.
+    let c = sealed(&cfg, &claims("10.0.0.3:80"), 3);
     assert_eq!(
-        lookup(&cfg, &[a.as_bytes(), b.as_bytes()], NOW),
-        Lookup::Rejected(Reject::Conflict)
+        lookup(&cfg, &[b.as_bytes(), c.as_bytes()], NOW),
+        Lookup::Valid(newer)
     );
 }
 

@@ -14,7 +14,8 @@ use crate::worker::Worker;
 fn fuzz_config() -> Config {
     Config::from_json(
         config_json(
-            r#""session_header": "x-sticky-session",
+            r#""session_header": "x-sticky-session", "strict": true,
+               "migration": {"header": "x-legacy"},
                "wrap": {"header": "mcp-session-id", "max_id_bytes": 64, "issue_cookie": true},"#,
         )
         .as_bytes(),
@@ -42,9 +43,11 @@ pub fn config_parse(data: &[u8]) {
     let _ = Config::from_json(data);
 }
 
-/// The whole request/response flow with arbitrary header bytes: the first
-/// byte picks how the input is split into cookie, session header, upstream
-/// host, cluster and drain metadata.
+/// The whole request/response flow with arbitrary header bytes: the input is
+/// split at 0xff bytes into cookie, session header, client-sent host header,
+/// upstream host, cluster, drain deadline, wrapped id, minted id, a legacy
+/// session value, response code details and a client-sent cluster header.
+/// An empty upstream host is a local reply.
 pub fn filter_flow(data: &[u8]) {
     let cfg = fuzz_config();
     let mut parts = data.split(|&b| b == 0xff);
@@ -58,11 +61,23 @@ pub fn filter_flow(data: &[u8]) {
     let deadline = next();
     host.request.push(("mcp-session-id".into(), next()));
     let minted = next();
+    host.request.push(("x-legacy".into(), next()));
+    let details = next();
+    host.request.push(("x-sticky-cluster".into(), next()));
     let mut worker = Worker::default();
     let stream = filter::on_request(&cfg, &mut worker, &mut host, 1_700_000_000);
     assert!(host.request_values("x-sticky-host").len() <= 1);
-    host.upstream_host = Some(upstream.clone());
+    for value in host.request_values("x-sticky-host") {
+        // Only the filter's own pin survives: base64 of an address.
+        let decoded = crate::b64::decode_any(value).unwrap_or_default();
+        assert!(
+            crate::addr::is_socket_addr(&decoded),
+            "a client-sent host header survived"
+        );
+    }
+    host.upstream_host = (!upstream.is_empty()).then(|| upstream.clone());
     host.upstream_cluster = Some(cluster);
+    host.code_details = Some(details);
     if let Ok(h) = String::from_utf8(upstream) {
         host.set_metadata(&h, "sticky", "drain_deadline", deadline);
     }
@@ -74,8 +89,12 @@ pub fn filter_flow(data: &[u8]) {
     }
     host.response
         .push(("mcp-session-id".into(), minted.clone()));
+    // A careless upstream reflects the internal headers.
+    host.response.push(("x-sticky-cluster".into(), b"v2".to_vec()));
+    host.response.push(("x-sticky-host".into(), b"eA==".to_vec()));
     filter::on_response(&cfg, &mut worker, &stream, &mut host, 1_700_000_001);
     assert!(host.response_values("x-sticky-host").is_empty());
+    assert!(host.response_values("x-sticky-cluster").is_empty());
     let out = host.response_values("mcp-session-id");
     assert_eq!(out.len(), 1, "the application's header stays one header");
     if out[0] == minted.as_slice() && !minted.is_empty() {
@@ -187,6 +206,7 @@ mod smoke {
             last_seen: 1_699_999_900,
             key_hash: 0,
             app_id: Vec::new(),
+            sealed_by_old_key: false,
         };
         let tok = |c: &Claims| crate::token::seal(c, &cfg.keys, &[7; 24]).unwrap();
         let valid = tok(&claims("v1", "10.0.1.1:8080", 1_700_000_600));

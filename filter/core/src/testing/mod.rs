@@ -23,6 +23,8 @@ pub struct FakeHost {
     pub upstream_host: Option<Vec<u8>>,
     /// `xds.cluster_name`.
     pub upstream_cluster: Option<Vec<u8>>,
+    /// `response.code_details` (e.g. `no_healthy_upstream` for a local reply).
+    pub code_details: Option<Vec<u8>>,
     /// Host metadata: (namespace, key) -> property bytes, per host.
     pub metadata: BTreeMap<(String, String, String), Vec<u8>>,
     /// Counters by name.
@@ -67,6 +69,7 @@ impl FakeHost {
         self.response.clear();
         self.upstream_host = None;
         self.upstream_cluster = None;
+        self.code_details = None;
         self.local_reply = None;
     }
 
@@ -117,6 +120,9 @@ impl Host for FakeHost {
     }
     fn upstream_cluster(&mut self) -> Option<Vec<u8>> {
         self.upstream_cluster.clone()
+    }
+    fn response_code_details(&mut self) -> Option<Vec<u8>> {
+        self.code_details.clone()
     }
     fn host_metadata(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>> {
         self.metadata_reads += 1;

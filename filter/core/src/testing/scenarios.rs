@@ -262,6 +262,7 @@ pub fn claims(cluster: &str, host: &str, now: u64) -> Claims {
         last_seen: now - 10,
         key_hash: 0,
         app_id: Vec::new(),
+        sealed_by_old_key: false,
     }
 }
 
@@ -429,7 +430,7 @@ pub fn all() -> Vec<Scenario> {
             run: multiple_cookie_headers,
         },
         Scenario {
-            name: "conflicting_valid_tokens_start_a_fresh_session",
+            name: "of_two_valid_tokens_the_most_recent_wins",
             config: default_config,
             run: conflicting_tokens,
         },
@@ -449,12 +450,22 @@ pub fn all() -> Vec<Scenario> {
             run: client_internal_headers,
         },
         Scenario {
+            name: "strict_gone_host_is_one_503_then_another_host_of_the_cluster",
+            config: || config_json(r#""strict": true,"#),
+            run: strict_gone_host,
+        },
+        Scenario {
+            name: "internal_headers_an_upstream_reflects_never_reach_the_client",
+            config: default_config,
+            run: reflected_internal_headers,
+        },
+        Scenario {
             name: "local_reply_gets_no_cookie",
             config: default_config,
             run: local_reply,
         },
         Scenario {
-            name: "browser_session_cookie_has_no_max_age",
+            name: "browser_session_cookie_has_no_max_age_and_its_token_expires",
             config: || {
                 r#"{"clusters": ["v1", "v2"], "keys": [{"id": "a", "secret": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}],
                     "cookie": {"name": "sticky", "ttl_seconds": 0, "secure": true, "same_site": "Strict", "path": "/app"}}"#
@@ -843,16 +854,21 @@ fn key_rotation(s: &mut Script<'_>) {
     let mut c = Client::default();
     let first = s.send("sealed with a", &mut c);
     let host = first.host.clone().unwrap();
+    let mut idle = Client::default();
+    s.send("a session idle during the overlap", &mut idle);
     assert!(s.configure(&config_with_keys(&[("b", KEY_B), ("a", KEY_A)])));
     // A new configuration starts a new drain cache in the wasm build (a new
     // root context); a second later both builds re-read drain metadata alike.
     s.sim.now += 1;
-    let e = s.send("b seals, a still opens", &mut c);
+    let e = s.send("b seals, a still opens: re-sealed under b at once", &mut c);
     assert_steered(&e, "v1", &host);
-    s.sim.now += 300;
-    let e = s.send("refresh past half the TTL", &mut c);
     let token = token_of(&e).unwrap();
     assert_eq!(key_id_of(&token), "b");
+    assert_eq!(s.counter("sticky.tokens_resealed"), 1);
+    let e = s.send("re-sealed: nothing more to issue", &mut c);
+    assert_steered(&e, "v1", &host);
+    assert!(e.set_cookies().is_empty());
+    assert_eq!(s.counter("sticky.tokens_resealed"), 1);
     assert!(s.configure(&config_with_keys(&[("b", KEY_B)])));
     s.sim.now += 1;
     let e = s.send("a retired: token of b still opens", &mut c);
@@ -863,6 +879,45 @@ fn key_rotation(s: &mut Script<'_>) {
     let e = s.send("token of the retired key", &mut old);
     assert_unsteered(&e);
     assert_eq!(s.counter("sticky.tokens_rejected.unknown_key"), 1);
+    let e = s.send("no request during the overlap: dropped", &mut idle);
+    assert_unsteered(&e);
+    assert_eq!(s.counter("sticky.tokens_rejected.unknown_key"), 2);
+}
+
+fn strict_gone_host(s: &mut Script<'_>) {
+    s.sim.strict = true;
+    let mut c = Client::default();
+    let first = s.send("new session", &mut c);
+    let host = first.host.clone().unwrap();
+    s.sim.remove_host(&host);
+    let e = s.send("pinned host gone: strict 503", &mut c);
+    assert_eq!(e.status, 503);
+    assert_eq!(e.host, None);
+    let released = token_of(&e);
+    assert!(released.is_some(), "a token that names no host");
+    assert_eq!(s.counter("sticky.sessions_repinned"), 1);
+    let e = s.send("next request: another host of the cluster", &mut c);
+    assert_eq!(e.status, 200);
+    assert_eq!(e.cluster.as_deref(), Some("v1"));
+    assert_ne!(e.host.as_deref(), Some(host.as_str()));
+    let new_host = e.host.clone().unwrap();
+    assert!(token_of(&e).is_some(), "pinned to its new host");
+    assert_ne!(token_of(&e), released);
+    let e = s.send("and stays there", &mut c);
+    assert_steered(&e, "v1", &new_host);
+}
+
+fn reflected_internal_headers(s: &mut Script<'_>) {
+    s.sim.app_response = vec![
+        ("x-sticky-cluster".into(), b"v2".to_vec()),
+        ("x-sticky-host".into(), b"MTAuMC4yLjE6ODA4MA==".to_vec()),
+    ];
+    let mut c = Client::default();
+    for what in ["new session", "pinned session"] {
+        let e = s.send(what, &mut c);
+        assert_eq!(e.response_header("x-sticky-cluster"), None, "{what}");
+        assert_eq!(e.response_header("x-sticky-host"), None, "{what}");
+    }
 }
 
 fn canary_split(s: &mut Script<'_>) {
@@ -1059,20 +1114,34 @@ fn multiple_cookie_headers(s: &mut Script<'_>) {
 
 fn conflicting_tokens(s: &mut Script<'_>) {
     let now = s.sim.now;
-    let a = forge("a", 1, &claims("v1", "10.0.1.1:8080", now));
+    // An older token (another Path's cookie, or one injected beside the
+    // session's own) must not cancel the session: the most recent wins.
+    let older = Claims {
+        last_seen: now.saturating_sub(100),
+        ..claims("v1", "10.0.1.1:8080", now)
+    };
+    let a = forge("a", 1, &older);
     let b = forge("a", 1, &claims("v1", "10.0.1.3:8080", now));
     let mut c = Client {
         no_cookies: true,
         ..Client::default()
     };
-    c.extra = vec![
-        ("cookie".into(), format!("sticky={a}").into_bytes()),
-        ("cookie".into(), format!("sticky={b}").into_bytes()),
-    ];
-    let e = s.send("two valid tokens, two hosts", &mut c);
-    assert_unsteered(&e);
-    assert_eq!(s.counter("sticky.tokens_rejected.conflict"), 1);
-    assert_eq!(e.set_cookies().len(), 1);
+    for (what, order) in [("older first", [&a, &b]), ("newer first", [&b, &a])] {
+        c.extra = vec![
+            ("cookie".into(), format!("sticky={}", order[0]).into_bytes()),
+            ("cookie".into(), format!("sticky={}", order[1]).into_bytes()),
+        ];
+        let e = s.send(what, &mut c);
+        assert_steered(&e, "v1", "10.0.1.3:8080");
+    }
+    c.extra = vec![(
+        "cookie".into(),
+        format!("pref=x,sticky={a}; sticky={b}").into_bytes(),
+    )];
+    let e = s.send("a token smuggled in another cookie's value", &mut c);
+    assert_steered(&e, "v1", "10.0.1.3:8080");
+    assert_eq!(s.counter("sticky.tokens_rejected.conflict"), 0);
+    assert_eq!(s.counter("sticky.requests_pinned"), 3);
 }
 
 fn hostile_bytes(s: &mut Script<'_>) {
@@ -1195,10 +1264,23 @@ fn browser_session_cookie(s: &mut Script<'_>) {
         "{}",
         sc[0]
     );
-    s.sim.now += 100_000;
-    let e = s.send("a day later: still valid", &mut c);
+    // No Max-Age, but the token inside expires: a day
+    // (session.max_lifetime_seconds) after it was issued or refreshed.
+    s.sim.now += 45_000;
+    let e = s.send(
+        "12.5 hours later: valid, refreshed past half its lifetime",
+        &mut c,
+    );
     assert_steered(&e, "v1", &host);
-    assert_eq!(s.counter("sticky.requests_pinned"), 1);
+    assert_eq!(e.set_cookies().len(), 1);
+    s.sim.now += 80_000;
+    let e = s.send("22 hours after the refresh: still valid", &mut c);
+    assert_steered(&e, "v1", &host);
+    assert_eq!(s.counter("sticky.requests_pinned"), 2);
+    s.sim.now += 86_400;
+    let e = s.send("a day without a request: the token expired", &mut c);
+    assert_unsteered(&e);
+    assert_eq!(s.counter("sticky.tokens_rejected.expired"), 1);
 }
 
 /// Bad configurations and the field each error must name.

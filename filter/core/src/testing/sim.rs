@@ -130,6 +130,9 @@ pub struct Sim<R: Runner> {
     /// Headers the backend adds to every response (an application minting
     /// its own session id, for wrap mode).
     pub app_response: Vec<(String, Vec<u8>)>,
+    /// `stateful_session` strict: a pinned host that is gone is a 503
+    /// (`no_healthy_upstream`) instead of a fresh pick.
+    pub strict: bool,
     split_counter: u64,
     rr: BTreeMap<String, u64>,
 }
@@ -157,6 +160,7 @@ impl<R: Runner> Sim<R> {
             cluster_header: "x-sticky-cluster".into(),
             session_header: None,
             app_response: Vec::new(),
+            strict: false,
             split_counter: 0,
             rr: BTreeMap::new(),
         }
@@ -242,6 +246,9 @@ impl<R: Runner> Sim<R> {
                 response.push((self.host_header.clone(), encoded.into_bytes()));
             }
         } else {
+            if self.host.local_reply.is_none() {
+                self.host.code_details = Some(b"no_healthy_upstream".to_vec());
+            }
             let status = self.host.local_reply.as_ref().map_or(503, |(s, _)| *s);
             response = vec![(":status".to_owned(), status.to_string().into_bytes())];
         }
@@ -312,6 +319,10 @@ impl<R: Runner> Sim<R> {
             && h.health != Health::Unhealthy
         {
             return Some((cluster.name, h.addr.clone()));
+        }
+        if self.strict && !self.host.request_values(&self.host_header).is_empty() {
+            // A strict override whose host is gone: no fallback.
+            return None;
         }
         let eligible: Vec<&SimHost> = cluster
             .hosts

@@ -22,6 +22,7 @@ fn claims() -> Claims {
         last_seen: 1_700_000_100,
         key_hash: 0,
         app_id: Vec::new(),
+        sealed_by_old_key: false,
     }
 }
 
@@ -59,8 +60,20 @@ fn rotation_first_seals_all_open() {
     let old = ring(&[("old", 1)]);
     let rotated = ring(&[("new", 2), ("old", 1)]);
     let legacy = seal(&claims(), &old, &[3; NONCE_LEN]).unwrap();
-    assert_eq!(open(legacy.as_bytes(), &rotated).unwrap(), claims());
+    let opened = open(legacy.as_bytes(), &rotated).unwrap();
+    assert!(
+        opened.sealed_by_old_key,
+        "an old key's token is marked for re-sealing"
+    );
+    assert_eq!(
+        Claims {
+            sealed_by_old_key: false,
+            ..opened
+        },
+        claims()
+    );
     let fresh = seal(&claims(), &rotated, &[3; NONCE_LEN]).unwrap();
+    assert!(!open(fresh.as_bytes(), &rotated).unwrap().sealed_by_old_key);
     assert_eq!(open(fresh.as_bytes(), &old), Err(Reject::UnknownKey));
     assert_eq!(
         open(fresh.as_bytes(), &ring(&[("new", 2)])).unwrap(),
@@ -137,7 +150,7 @@ proptest! {
                              issued in any::<u64>(), exp in any::<u64>(), seen in any::<u64>(),
                              nonce in any::<[u8; 24]>()) {
         let keys = ring(&[("k1", 1)]);
-        let c = Claims { cluster, host, issued_at: issued, expires_at: exp, last_seen: seen, key_hash: 0, app_id: app_id.into_bytes() };
+        let c = Claims { cluster, host, issued_at: issued, expires_at: exp, last_seen: seen, key_hash: 0, app_id: app_id.into_bytes(), sealed_by_old_key: false };
         let t = seal(&c, &keys, &nonce).unwrap();
         prop_assert!(t.len() <= MAX_TOKEN_CHARS);
         prop_assert_eq!(open(t.as_bytes(), &keys).unwrap(), c);

@@ -162,6 +162,7 @@ fn tampered_expired_and_cookie_tokens_are_not_unwrapped() {
     let plain = Claims {
         cluster: "v1".into(),
         host: "10.0.1.1:8080".into(),
+        last_seen: s.now,
         ..Claims::default()
     };
     let keys = crate::testing::config().keys;
@@ -402,4 +403,40 @@ fn an_echo_gets_a_fresh_token_when_a_refresh_is_due() {
     s.app_response.clear();
     let e = c.send(&mut s);
     assert_eq!(e.request_header(H).as_deref(), Some("idle"));
+}
+
+#[test]
+fn an_echoed_id_past_its_hosts_deadline_is_re_wrapped_without_the_host() {
+    let mut s = mcp();
+    let mut c = Echo::default();
+    let first = mint(&mut s, &mut c, "e1");
+    let host = first.host.clone().unwrap();
+    s.host
+        .set_metadata(&host, "sticky", DRAINING_KEY, meta_bool(true));
+    s.host.set_metadata(
+        &host,
+        "sticky",
+        DEADLINE_KEY,
+        ((s.now + 10) as f64).to_le_bytes().to_vec(),
+    );
+    s.now += 11;
+    // The application echoes its id on this response, the one on which the
+    // filter learns that the deadline has passed.
+    s.app_response = vec![(H.into(), b"e1".to_vec())];
+    let e = c.send(&mut s);
+    s.app_response.clear();
+    assert_eq!(
+        e.host.as_deref(),
+        Some(host.as_str()),
+        "still cached as live"
+    );
+    let token = e.response_header(H).expect("re-wrapped");
+    let keys = crate::testing::config().keys;
+    let claims = token::open(token.as_bytes(), &keys).unwrap();
+    assert_eq!(claims.host, "", "past the deadline: the cluster only");
+    assert_eq!(claims.app_id, b"e1");
+    assert_eq!(s.host.counter("sticky.sessions_drained"), 1);
+    let next = c.send(&mut s);
+    assert_ne!(next.host.as_deref(), Some(host.as_str()));
+    assert_eq!(next.request_header(H).as_deref(), Some("e1"));
 }
