@@ -36,6 +36,7 @@ fn seal(cluster: &str, host: &str, id: &str, secret: &str) -> String {
         last_seen: now(),
         key_hash: 0,
         app_id: Vec::new(),
+        sealed_by_old_key: false,
     };
     token::seal(&claims, &keys, &[5; 24]).unwrap()
 }
