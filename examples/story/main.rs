@@ -2,7 +2,9 @@
 //! (scale-up, canary shift, drain with deadline, stop, kill) with no
 //! affinity, Envoy's ring hash, Envoy's native stateful cookie and sticky,
 //! plus sticky with a gRPC client in header mode; prints the table and writes
-//! `results/story.md`, `results/story.svg` and `results/story.json`.
+//! `story.md`, `story.svg` and `story.json` to `target/demo/` (ignored by
+//! git: `make demo` leaves a checkout clean), or to the committed `results/`
+//! when `STICKY_RECORD=1`, or to `--out DIR`.
 //!
 //! `sticky-story [--fast] [--out DIR]`
 //!
@@ -39,7 +41,7 @@ fn run() -> Result<(), String> {
     };
     let out = sticky_examples::flag(&args, "--out")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| sticky_e2e::root().join("results"));
+        .unwrap_or_else(default_out);
     let artifacts = Artifacts::locate(Binaries::beside_current_exe()?)?;
     println!(
         "== sticky story: the same churn, four ways of keeping sessions\n   {} sessions, {:.1} s per phase: {}",
@@ -116,6 +118,18 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// Where the story goes without `--out`: the committed `results/` only when
+/// asked to refresh them (`STICKY_RECORD=1`), otherwise an ignored scratch
+/// directory, so a first `make demo` leaves `git status` clean.
+fn default_out() -> std::path::PathBuf {
+    let root = sticky_e2e::root();
+    if std::env::var_os("STICKY_RECORD").is_some_and(|v| v == "1") {
+        root.join("results")
+    } else {
+        root.join("target").join("demo")
+    }
+}
+
 /// `--serve`: one sticky stage for trying the demo by hand, stopped after
 /// `--seconds` or on Ctrl-C (Envoy and the instances are killed by PID).
 fn serve(what: &str, args: &[String]) -> Result<(), String> {
@@ -171,4 +185,24 @@ fn serve(what: &str, args: &[String]) -> Result<(), String> {
     println!("stopping Envoy and the instances");
     drop(stage);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_output_is_an_ignored_scratch_directory_unless_recording() {
+        if std::env::var_os("STICKY_RECORD").is_some() {
+            return; // A recording run asks for results/ on purpose.
+        }
+        let out = super::default_out();
+        assert!(out.ends_with("target/demo"), "{}", out.display());
+        let ignored = std::process::Command::new("git")
+            .arg("-C")
+            .arg(sticky_e2e::root())
+            .args(["check-ignore", "-q"])
+            .arg(out.join("story.md"))
+            .status()
+            .map(|s| s.success());
+        assert_eq!(ignored.ok(), Some(true), "target/demo must be git-ignored");
+    }
 }
