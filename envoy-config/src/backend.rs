@@ -1,6 +1,9 @@
 //! A stateful demo backend on 127.0.0.1: answers every request with its name,
 //! and keeps a counter per session (header `x-session-id`), so a session that
-//! lost its backend shows as a counter that restarted at 1. Under `/mcp` it
+//! lost its backend shows as a counter that restarted at 1. Asked with
+//! `x-test-reflect-internal`, it answers with sticky's internal headers
+//! (`x-sticky-cluster`, `x-sticky-host` naming itself), as a misbehaving
+//! application could: the filter must keep them from clients. Under `/mcp` it
 //! is a streamable-HTTP MCP server instead ([`crate::mcp`]): it mints its own
 //! session ids and answers 404 to ids it did not mint.
 
@@ -127,6 +130,7 @@ fn serve(conn: TcpStream, name: &str, state: &State) {
         let mut length = 0usize;
         let mut close = false;
         let mut leaked = false;
+        let mut reflect = false;
         loop {
             let mut h = Vec::new();
             match reader.read_until(b'\n', &mut h) {
@@ -153,6 +157,7 @@ fn serve(conn: TcpStream, name: &str, state: &State) {
                 "connection" => close = v.eq_ignore_ascii_case("close"),
                 "x-sticky-host" | "x-sticky-cluster" => leaked = true,
                 "x-test-id-length" => id_length = v.parse().ok(),
+                "x-test-reflect-internal" => reflect = true,
                 _ => {}
             }
         }
@@ -185,12 +190,27 @@ fn serve(conn: TcpStream, name: &str, state: &State) {
             *c
         };
         let payload = format!("{{\"backend\":\"{name}\",\"count\":{count}}}\n");
+        let internal = if reflect {
+            reflected_internal_headers(name, out.local_addr().ok())
+        } else {
+            String::new()
+        };
         let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-backend: {name}\r\nx-session-count: {count}\r\ncontent-length: {}\r\n\r\n{payload}",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-backend: {name}\r\nx-session-count: {count}\r\n{internal}content-length: {}\r\n\r\n{payload}",
             payload.len()
         );
         if out.write_all(response.as_bytes()).is_err() || close {
             return;
         }
     }
+}
+
+/// Response header lines naming this backend as sticky's internal headers
+/// would: its cluster (the name without the `-N` suffix) and base64("ip:port").
+fn reflected_internal_headers(name: &str, addr: Option<SocketAddr>) -> String {
+    use base64::Engine as _;
+    let cluster = name.rsplit_once('-').map_or(name, |(c, _)| c);
+    let host = addr.map(|a| a.to_string()).unwrap_or_default();
+    let host = base64::engine::general_purpose::STANDARD.encode(host);
+    format!("x-sticky-cluster: {cluster}\r\nx-sticky-host: {host}\r\n")
 }

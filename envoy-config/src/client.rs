@@ -35,6 +35,15 @@ impl Response {
             .collect()
     }
 
+    /// The status line and headers as text, for assertion messages.
+    pub fn head(&self) -> String {
+        let mut out = format!("HTTP {}", self.status);
+        for (k, v) in &self.headers {
+            out.push_str(&format!("\n{k}: {}", String::from_utf8_lossy(v)));
+        }
+        out
+    }
+
     /// The backend that answered (`x-backend`), if a backend did.
     pub fn backend(&self) -> Option<String> {
         self.header("x-backend")

@@ -25,7 +25,12 @@ impl Rig {
             return Err(err("a replica of an LDS rig would share its port".into()));
         }
         let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
-        let envoy = start_envoy(&self.plan.affinity, &self.config_path, dir.path())?;
+        let envoy = start_envoy(
+            &self.plan.affinity,
+            self.native_module.as_deref(),
+            &self.config_path,
+            dir.path(),
+        )?;
         self.wait_healthy(&envoy);
         Ok(Replica { envoy, _dir: dir })
     }

@@ -36,6 +36,10 @@ pub struct Spec {
     /// Serve the listener over LDS from a watched file, so tests can change
     /// the plugin configuration of a running Envoy ([`Rig::update_plugin`]).
     pub lds: bool,
+    /// Native builds: the module file to load instead of `dist/libsticky.so`
+    /// (e.g. a `fault-injection` build); Envoy loads it by its name
+    /// (`lib<name>.so`) from its directory.
+    pub native_module: Option<PathBuf>,
 }
 
 impl Default for Spec {
@@ -47,6 +51,7 @@ impl Default for Spec {
             retry: true,
             strict: false,
             lds: false,
+            native_module: None,
         }
     }
 }
@@ -75,6 +80,7 @@ pub struct Rig {
     pub config_path: PathBuf,
     version: u64,
     pub(crate) lds_path: Option<PathBuf>,
+    pub(crate) native_module: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -121,12 +127,18 @@ impl Rig {
             endpoints.insert(name.clone(), eps);
         }
         let names: Vec<&str> = spec.clusters.iter().map(|c| c.0.as_str()).collect();
-        let affinity = spec
+        let mut affinity = spec
             .affinity
             .clone()
             .unwrap_or_else(|| Affinity::StickyWasm {
                 wasm_path: crate::artifact("STICKY_WASM", "dist/sticky.wasm"),
             });
+        if let (Affinity::StickyNative { module, .. }, Some(so)) =
+            (&mut affinity, &spec.native_module)
+        {
+            *module = module_name(so)
+                .ok_or_else(|| err(format!("{} is not named lib<name>.so", so.display())))?;
+        }
         let plan = Plan {
             listen_address: "127.0.0.1".into(),
             listen_port: 0,
@@ -167,9 +179,15 @@ impl Rig {
         }
         let text = serde_json::to_vec_pretty(&boot).map_err(|e| err(e.to_string()))?;
         std::fs::write(&config_path, text).map_err(|e| err(e.to_string()))?;
-        let envoy = start_envoy(&plan.affinity, &config_path, dir.path())?;
+        let envoy = start_envoy(
+            &plan.affinity,
+            spec.native_module.as_deref(),
+            &config_path,
+            dir.path(),
+        )?;
         let rig = Rig {
             lds_path: spec.lds.then_some(lds_path),
+            native_module: spec.native_module,
             envoy,
             backends,
             endpoints,
@@ -310,7 +328,12 @@ impl Rig {
                 message: e.to_string(),
                 log: String::new(),
             })?;
-        self.envoy = start_envoy(&self.plan.affinity, &self.config_path, &dir)?;
+        self.envoy = start_envoy(
+            &self.plan.affinity,
+            self.native_module.as_deref(),
+            &self.config_path,
+            &dir,
+        )?;
         self.wait_hosts_healthy();
         Ok(())
     }
@@ -319,6 +342,17 @@ impl Rig {
     /// (needs `Spec::lds`). Returns whether Envoy accepted the new listener;
     /// a refused update leaves the previous configuration serving.
     pub fn update_plugin(&mut self, plugin: Value) -> bool {
+        self.update_plugin_text(plugin, |text| text)
+    }
+
+    /// [`Rig::update_plugin`] with the filter's configuration text as
+    /// rendered passed through `edit` first: for JSON that a `Value` cannot
+    /// hold (a number with a leading zero, a duplicate key).
+    pub fn update_plugin_text(
+        &mut self,
+        plugin: Value,
+        edit: impl FnOnce(String) -> String,
+    ) -> bool {
         let path = self
             .lds_path
             .clone()
@@ -326,6 +360,9 @@ impl Rig {
         self.plan.plugin_config = plugin;
         let mut listener = bootstrap(&self.plan)["static_resources"]["listeners"][0].take();
         listener["address"]["socket_address"]["port_value"] = json!(self.addr().port());
+        let text = plugin_text(&mut listener)
+            .unwrap_or_else(|| panic!("no sticky filter configuration in the listener"));
+        *text = Value::String(edit(text.as_str().unwrap_or_default().to_owned()));
         let (ok, bad) = (
             "listener_manager.lds.update_success",
             "listener_manager.lds.update_rejected",
@@ -387,16 +424,42 @@ impl Rig {
     }
 }
 
+/// The `filter_config` / `configuration` string of the sticky filter in a
+/// rendered listener (native or wasm).
+fn plugin_text(listener: &mut Value) -> Option<&mut Value> {
+    let chain = listener.pointer_mut("/filter_chains/0/filters/0/typed_config/http_filters")?;
+    let sticky = chain
+        .as_array_mut()?
+        .iter_mut()
+        .find(|f| f["name"] == "sticky")?;
+    let typed = &mut sticky["typed_config"];
+    if typed.get("filter_config").is_some() {
+        typed.pointer_mut("/filter_config/value")
+    } else {
+        typed.pointer_mut("/config/configuration/value")
+    }
+}
+
+/// The dynamic module name Envoy derives `path` from: `lib<name>.so`.
+fn module_name(path: &std::path::Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    Some(file.strip_prefix("lib")?.strip_suffix(".so")?.to_owned())
+}
+
 /// Starts the pinned Envoy on `config` with what `affinity` needs: the
-/// native module's directory in `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
+/// native module's directory (`native_module`'s, or dist/'s) in
+/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
 pub(crate) fn start_envoy(
     affinity: &Affinity,
+    native_module: Option<&std::path::Path>,
     config: &std::path::Path,
     dir: &std::path::Path,
 ) -> Result<Envoy, StartError> {
     let mut env: Vec<(&str, PathBuf)> = Vec::new();
     if let Affinity::StickyNative { .. } = affinity {
-        let so = crate::artifact("STICKY_NATIVE", "dist/libsticky.so");
+        let so = native_module
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::artifact("STICKY_NATIVE", "dist/libsticky.so"));
         env.push((
             "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
             so.parent().map(PathBuf::from).unwrap_or_default(),

@@ -3,7 +3,10 @@
 //! native cookies; a sticky Envoy with `migration` then takes over the same
 //! backends, and every session stays on its backend with a sealed token.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
+use sticky_e2e::build::Build;
 use sticky_e2e::client::Session;
 use sticky_e2e::rig::{Rig, Spec, default_plugin};
 use stickyctl::render::envoy::Affinity;
@@ -71,4 +74,64 @@ fn sessions_on_envoy_native_cookies_survive_the_switch_to_sticky() {
         Some(40)
     );
     assert!(rig.wasm_failures().is_empty());
+}
+
+sticky_e2e::for_each_build!(a_legacy_cluster_suffix_steers_only_with_trust_cluster);
+
+/// An A55-style legacy value (`HOST;cluster:NAME`) names its own cluster.
+/// That suffix is the client's word: by default it is ignored (the legacy
+/// host is looked for in `migration.cluster`), and only with
+/// `migration.trust_cluster` does it pick the cluster. The split sends every
+/// fresh pick to v1, so a v2 host can only come from the suffix.
+fn a_legacy_cluster_suffix_steers_only_with_trust_cluster(build: Build) {
+    for trust in [false, true] {
+        let mut plugin = default_plugin(&["v1", "v2"]);
+        plugin["migration"] = json!({"header": "x-legacy-session", "cluster": "v1"});
+        if trust {
+            plugin["migration"]["trust_cluster"] = json!(true);
+        }
+        let mut rig = build.start(Spec {
+            clusters: vec![("v1".into(), 100, 2), ("v2".into(), 0, 2)],
+            plugin: Some(plugin),
+            ..Spec::default()
+        });
+        let target = rig.backend("v2-1").host();
+        for i in 0..6 {
+            // Both legacy host spellings: base64("ip:port") and plain "ip:port".
+            let host = if i % 2 == 0 {
+                STANDARD.encode(&target)
+            } else {
+                target.clone()
+            };
+            let mut s = Session::new(format!("a55-{trust}-{i}"));
+            s.extra.push((
+                b"x-legacy-session".to_vec(),
+                format!("{host};cluster:v2").into_bytes(),
+            ));
+            let r = s.get(rig.addr()).unwrap();
+            assert_eq!(r.status, 200, "{}", r.head());
+            let served = r.backend().unwrap();
+            if trust {
+                assert_eq!(served, "v2-1", "trust_cluster: the suffix's host");
+            } else {
+                assert_eq!(
+                    rig.cluster_of(&served).as_deref(),
+                    Some("v1"),
+                    "default: the suffix is ignored, got {served}"
+                );
+            }
+            assert!(s.jar.contains_key("sticky"), "sealed token: {}", r.head());
+            for _ in 0..3 {
+                let r = s.get(rig.addr()).unwrap();
+                assert_eq!(r.backend().as_ref(), Some(&served), "{}", s.id);
+            }
+        }
+        let v2 = rig.backend("v2-0").requests() + rig.backend("v2-1").requests();
+        assert_eq!(
+            v2 > 0,
+            trust,
+            "v2 served {v2} requests (trust_cluster {trust})"
+        );
+        build.assert_clean(&mut rig);
+    }
 }
