@@ -334,8 +334,21 @@ fn key_rotation_keeps_every_live_session() {
     for _ in 0..5 {
         assert_eq!(newcomer.get(rig.addr()).unwrap().backend(), nb);
     }
+    // Every session that made a request during the overlap was re-sealed
+    // under k2 then (tests/rotation.rs pins that per build): it keeps its backend.
+    for (s, b) in &mut sessions {
+        let r = s.get(rig.addr()).unwrap();
+        assert_eq!(&r.backend(), b, "{} lost its backend when k1 retired", s.id);
+    }
     // A token sealed only with the retired key is now "no session", never an error.
-    let r = sessions[0].0.get(rig.addr()).unwrap();
+    let v1 = rig.backend("v1-0").host();
+    let old = seal("v1", &v1, "k1", KEY_1);
+    let r = send(
+        rig.addr(),
+        "/",
+        &[(b"cookie", format!("sticky={old}").as_bytes())],
+    )
+    .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.headers_named("set-cookie").len(), 1);
 }
