@@ -27,8 +27,13 @@ APT_TOOLS     := wrk:wrk h2load:nghttp2-client wasm-opt:binaryen curl:curl chrom
 export STICKY_ENVOY := $(ENVOY)
 export STICKY_WASM  := $(CURDIR)/$(WASM)
 export STICKY_NATIVE := $(CURDIR)/$(NATIVE)
+# A test-only module whose request hook panics on `x-sticky-fault: panic`
+# (feature fault-injection; never shipped): the e2e suite proves with it that
+# a request the filter failed on is not steered by client-sent headers.
+FAULT_DIR     := $(TARGET_DIR)/fault
+export STICKY_NATIVE_FAULT := $(FAULT_DIR)/debug/libsticky_native.so
 
-.PHONY: all setup toolchain envoy tools wasm native build test test-unit e2e lint fmt demo bench bench-smoke bench-empty-wasm fuzz fuzz-smoke soak clean
+.PHONY: all setup toolchain envoy tools wasm native native-fault build test test-unit e2e lint fmt demo bench bench-smoke bench-empty-wasm fuzz fuzz-smoke soak clean
 
 all: wasm native
 
@@ -73,6 +78,10 @@ native:
 	  cp $(TARGET_DIR)/native/libsticky_native.so $(NATIVE) && echo "$(NATIVE) built"; \
 	else echo "filter/native not present"; exit 1; fi
 
+## native-fault: the fault-injection module for the e2e suite (own target dir, debug profile).
+native-fault:
+	cargo build --locked -p sticky-native --features fault-injection --target-dir $(FAULT_DIR)
+
 build: wasm native
 
 ## lint: rustfmt and clippy (panics are lint errors in filter code).
@@ -87,11 +96,11 @@ test-unit:
 	cargo test --locked --workspace --exclude sticky-e2e --exclude sticky-bench
 
 ## e2e: real Envoy end-to-end tests.
-e2e: setup wasm native
+e2e: setup wasm native native-fault
 	cargo test --locked -p sticky-e2e -- --test-threads=2
 
 ## test: the full suite (unit, property, host-tests, real-Envoy e2e, smokes).
-test: setup wasm native lint
+test: setup wasm native native-fault lint
 	cargo test --locked --workspace --no-fail-fast -- --test-threads=2
 	$(MAKE) --no-print-directory bench-smoke
 

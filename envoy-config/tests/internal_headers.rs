@@ -82,11 +82,10 @@ fn internal_headers_a_backend_answers_with_never_reach_the_client(build: Build) 
 fn fault_module() -> PathBuf {
     let path = std::env::var_os("STICKY_NATIVE_FAULT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| sticky_e2e::root().join("target/fault/native/libsticky_native.so"));
+        .unwrap_or_else(|| sticky_e2e::root().join("target/fault/debug/libsticky_native.so"));
     assert!(
         path.exists(),
-        "{} not found: run `cargo build --locked --profile native -p sticky-native \
-         --features fault-injection --target-dir target/fault` (or set STICKY_NATIVE_FAULT)",
+        "{} not found: run `make native-fault` (or set STICKY_NATIVE_FAULT)",
         path.display()
     );
     path
