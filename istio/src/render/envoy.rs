@@ -1,7 +1,7 @@
 //! A complete standalone Envoy bootstrap for sticky: listener, the filter
 //! chain (sticky → stateful_session → router; the native module's direct
-//! wiring has no stateful_session), the cluster-header route before
-//! the weighted split, EDS-fed clusters with `override_host_status`, retries
+//! wiring has no stateful_session), one exact-match route per allow-listed
+//! cluster before the weighted split, EDS-fed clusters with `override_host_status`, retries
 //! and a loopback admin. The same renderer also produces the comparison
 //! set-ups (no affinity, Envoy's native cookie, ring hash) used by the demo and
 //! the benchmarks, so every mode runs on identical wiring.
@@ -108,6 +108,28 @@ impl Plan {
         str_field(&self.plugin_config, "cluster_header", "x-sticky-cluster")
     }
 
+    /// The clusters a session may name: the plugin config's `clusters` and
+    /// `sharding.clusters` (the filter's allow-list), in that order.
+    pub fn allowed_clusters(&self) -> Vec<String> {
+        let listed = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut out = listed(&self.plugin_config["clusters"]);
+        for c in listed(&self.plugin_config["sharding"]["clusters"]) {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// The plugin configuration the filter is given: the plan's, with
     /// `override_host` added for the native module's direct wiring (removed
     /// for its drop-in wiring, which pins through `host_header`).
@@ -149,23 +171,18 @@ fn str_field(v: &Value, key: &str, default: &str) -> String {
         .to_owned()
 }
 
-/// Renders the bootstrap as a JSON value (valid YAML too): one route over
-/// every cluster of the plan, pinned sessions by `cluster_header`.
+/// Renders the bootstrap as a JSON value (valid YAML too): one rule over
+/// every cluster of the plan; a pinned session reaches its cluster through
+/// the exact-match route of that cluster.
 pub fn bootstrap(plan: &Plan) -> Value {
     bootstrap_with_routes(plan, &[RoutePlan::whole(plan)], &[])
 }
 
-/// How a rule's pinned requests find their cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pinning {
-    /// One route whose `cluster_header` names the cluster (single-rule set-ups).
-    ClusterHeader,
-    /// One route per cluster, matching the header's exact value: a session of
-    /// another rule's cluster never crosses into this rule.
-    ExactPerCluster,
-}
-
-/// One rule of the route table: its match, then pinned routes, then the split.
+/// One rule of the route table: its match, then one pinned route per
+/// allow-listed cluster (the cluster header's exact value), then the split.
+/// The header never names a cluster itself (no `cluster_header`, no presence
+/// match): were the filter ever bypassed, a client-sent header could reach
+/// only a cluster of this rule that sessions may name anyway.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutePlan {
     /// Route name prefix.
@@ -177,8 +194,6 @@ pub struct RoutePlan {
     /// Clusters reached only through the cluster header, never by the split
     /// (shard clusters of key-sharded routing), in order.
     pub pinned_only: Vec<String>,
-    /// How pinned requests are routed.
-    pub pinning: Pinning,
 }
 
 impl RoutePlan {
@@ -193,7 +208,6 @@ impl RoutePlan {
                 .map(|c| (c.name.clone(), c.weight))
                 .collect(),
             pinned_only: Vec::new(),
-            pinning: Pinning::ClusterHeader,
         }
     }
 }
@@ -241,7 +255,7 @@ fn listener(plan: &Plan, routes: &[RoutePlan], domains: &[String]) -> Value {
     })
 }
 
-/// The route table: per rule, the pinned route(s) first, then the weighted split.
+/// The route table: per rule, the pinned routes first, then the weighted split.
 fn route_config(plan: &Plan, rules: &[RoutePlan], domains: &[String]) -> Value {
     let mut routes = Vec::new();
     let mut remove = Vec::new();
@@ -251,6 +265,7 @@ fn route_config(plan: &Plan, rules: &[RoutePlan], domains: &[String]) -> Value {
     } else {
         domains.iter().map(String::as_str).collect()
     };
+    let allowed = plan.allowed_clusters();
     for rule in rules {
         let with_header = |header: Value| {
             let mut m = rule.route_match.clone();
@@ -264,26 +279,24 @@ fn route_config(plan: &Plan, rules: &[RoutePlan], domains: &[String]) -> Value {
             m
         };
         if plan.uses_sticky() {
-            match rule.pinning {
-                Pinning::ClusterHeader => routes.push(json!({
-                    "name": format!("{}_pinned", rule.name),
-                    "match": with_header(json!({"name": cluster_header, "present_match": true})),
-                    "route": route_action(plan, json!({"cluster_header": cluster_header})),
-                })),
-                Pinning::ExactPerCluster => {
-                    let pinned = rule
-                        .clusters
-                        .iter()
-                        .map(|(c, _)| c)
-                        .chain(rule.pinned_only.iter());
-                    for (i, cluster) in pinned.enumerate() {
-                        routes.push(json!({
-                            "name": format!("{}_pinned_{i}", rule.name),
-                            "match": with_header(json!({"name": cluster_header, "string_match": {"exact": cluster}})),
-                            "route": route_action(plan, json!({"cluster": cluster})),
-                        }));
-                    }
+            // Only clusters on the allow-list: the filter never writes another.
+            let mut pinned: Vec<&String> = Vec::new();
+            for c in rule
+                .clusters
+                .iter()
+                .map(|(c, _)| c)
+                .chain(&rule.pinned_only)
+            {
+                if allowed.contains(c) && !pinned.contains(&c) {
+                    pinned.push(c);
                 }
+            }
+            for (i, cluster) in pinned.into_iter().enumerate() {
+                routes.push(json!({
+                    "name": format!("{}_pinned_{i}", rule.name),
+                    "match": with_header(json!({"name": cluster_header, "string_match": {"exact": cluster}})),
+                    "route": route_action(plan, json!({"cluster": cluster})),
+                }));
             }
         }
         let clusters: Vec<Value> = rule

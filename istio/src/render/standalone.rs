@@ -13,7 +13,7 @@ use crate::input::route::{BackendRef, Match, PathMatch, precedence};
 use crate::keys::Key;
 use crate::plugin;
 use crate::render::envoy::{
-    Affinity, ClusterPlan, Pinning, Plan, RoutePlan, bootstrap_with_routes, dns_cluster,
+    Affinity, ClusterPlan, Plan, RoutePlan, bootstrap_with_routes, dns_cluster,
 };
 use crate::render::istio;
 use crate::resolve::Resolved;
@@ -257,11 +257,6 @@ pub fn render(resolved: &Resolved, keys: &[Key], opts: &Options) -> Result<Rende
             route_match: envoy_match(m),
             clusters: rule_clusters,
             pinned_only: shard_names.clone(),
-            pinning: if single {
-                Pinning::ClusterHeader
-            } else {
-                Pinning::ExactPerCluster
-            },
         });
     }
     let mut bootstrap = bootstrap_with_routes(&plan, &routes, &resolved.route.hostnames);

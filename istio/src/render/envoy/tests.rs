@@ -50,23 +50,88 @@ fn sticky_filters_come_in_order_before_the_router() {
     );
 }
 
+fn routes(b: &Value) -> Vec<Value> {
+    b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 #[test]
-fn cluster_header_route_precedes_the_split() {
+fn each_allowed_cluster_has_an_exact_match_route_before_the_split() {
     let b = bootstrap(&plan(Affinity::StickyWasm {
         wasm_path: "/x.wasm".into(),
     }));
-    let rc = &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-        ["route_config"];
-    let routes = rc["virtual_hosts"][0]["routes"].as_array().unwrap();
-    assert_eq!(routes[0]["route"]["cluster_header"], "x-sticky-cluster");
+    let routes = routes(&b);
+    let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(
-        routes[1]["route"]["weighted_clusters"]["clusters"][1]["weight"],
+        names,
+        ["sticky_pinned_0", "sticky_pinned_1", "sticky_split"]
+    );
+    for (route, cluster) in routes.iter().zip(["v1", "v2"]) {
+        assert_eq!(
+            route["match"]["headers"],
+            json!([{"name": "x-sticky-cluster", "string_match": {"exact": cluster}}])
+        );
+        assert_eq!(route["route"]["cluster"], cluster);
+    }
+    assert_eq!(
+        routes[2]["route"]["weighted_clusters"]["clusters"][1]["weight"],
         10
     );
+    let rc = &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["route_config"];
     assert_eq!(
         rc["request_headers_to_remove"],
         json!(["x-sticky-host", "x-sticky-cluster"])
     );
+}
+
+#[test]
+fn the_cluster_header_never_names_a_cluster_by_itself() {
+    // A cluster in the bootstrap but not on the allow-list (weight 0 in the
+    // split): were the filter bypassed, a client's header must not reach it.
+    let mut p = plan(Affinity::StickyWasm {
+        wasm_path: "/x.wasm".into(),
+    });
+    p.clusters.push(ClusterPlan {
+        name: "admin".into(),
+        weight: 0,
+        eds_path: "/eds/admin.json".into(),
+    });
+    let b = bootstrap(&p);
+    let text = b.to_string();
+    assert!(!text.contains("present_match"), "{text}");
+    assert!(!text.contains("cluster_header"), "{text}");
+    assert!(!text.contains("safe_regex"), "{text}");
+    let routes = routes(&b);
+    let pinned: Vec<&str> = routes
+        .iter()
+        .filter_map(|r| r["route"]["cluster"].as_str())
+        .collect();
+    assert_eq!(pinned, ["v1", "v2"]);
+}
+
+#[test]
+fn shard_clusters_on_the_allow_list_get_their_exact_routes_too() {
+    let mut p = plan(Affinity::StickyNative {
+        module: "sticky".into(),
+        wiring: NativeWiring::Direct,
+    });
+    p.plugin_config = json!({"clusters": ["v1", "v2"], "sharding": {"clusters": ["shard-0"]}});
+    p.clusters.push(ClusterPlan {
+        name: "shard-0".into(),
+        weight: 0,
+        eds_path: "/eds/shard-0.json".into(),
+    });
+    let pinned: Vec<String> = routes(&bootstrap(&p))
+        .iter()
+        .filter_map(|r| r["match"]["headers"][0]["string_match"]["exact"].as_str())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pinned, ["v1", "v2", "shard-0"]);
+    assert_eq!(p.allowed_clusters(), ["v1", "v2", "shard-0"]);
 }
 
 #[test]
