@@ -187,6 +187,70 @@ fn policy_errors_name_file_line_and_field() {
     }
 }
 
+/// The plugin config of a `render istio` of `policy` (text) over route.yaml.
+fn rendered_plugin(policy: &str) -> serde_json::Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("policy.yaml");
+    std::fs::write(&p, policy).unwrap();
+    let out = ok(&[
+        "render",
+        "istio",
+        "-p",
+        p.to_str().unwrap(),
+        "-r",
+        "route.yaml",
+        "--keys",
+        "keys.json",
+        "--url",
+        "oci://r/sticky:1",
+    ]);
+    let docs = common::yaml_docs(&out);
+    let wp = docs.iter().find(|d| d["kind"] == "WasmPlugin").unwrap();
+    wp["spec"]["pluginConfig"].clone()
+}
+
+#[test]
+fn the_kubecon_lbpolicy_names_its_cookie_with_name() {
+    // testdata/policy-kubecon.yaml holds the talk's sessionAffinity line as is.
+    let text = std::fs::read_to_string(data("policy-kubecon.yaml")).unwrap();
+    assert!(text.contains(
+        "sessionAffinity: {type: GENERATED_STATEFUL_COOKIE, name: \"global-session-cookie\", cookieTtlSec: 600}"
+    ));
+    let out = ok(&[
+        "render",
+        "istio",
+        "-p",
+        "policy-kubecon.yaml",
+        "-r",
+        "route-helloworld-gamma.yaml",
+        "--keys",
+        "keys.json",
+        "--url",
+        "oci://r/sticky:1",
+    ]);
+    let docs = common::yaml_docs(&out);
+    let wp = docs.iter().find(|d| d["kind"] == "WasmPlugin").unwrap();
+    let cookie = &wp["spec"]["pluginConfig"]["cookie"];
+    assert_eq!(cookie["name"], "global-session-cookie");
+    assert_eq!(cookie["ttl_seconds"], 600);
+}
+
+#[test]
+fn cookie_name_stays_an_alias_of_name_but_not_beside_it() {
+    let plugin = rendered_plugin(&POLICY.replace("cookieName: sticky", "cookieName: cart"));
+    assert_eq!(plugin["cookie"]["name"], "cart");
+    let plugin = rendered_plugin(&POLICY.replace("cookieName: sticky", "name: cart"));
+    assert_eq!(plugin["cookie"]["name"], "cart");
+    expect_policy_error(
+        &POLICY.replace("cookieName: sticky", "cookieName: sticky\n      name: cart"),
+        "policy.yaml:14: field `spec.default.sessionAffinity.cookieName`: give the cookie name once: `name`, or its alias `cookieName`, not both",
+    );
+    expect_policy_error(
+        &POLICY.replace("cookieName: sticky", "name: my cookie"),
+        "policy.yaml:14: field `spec.default.sessionAffinity.name`: \"my cookie\" must be 1-64 characters",
+    );
+}
+
 #[test]
 fn session_persistence_errors_name_the_field() {
     let base = POLICY.replace(

@@ -7,7 +7,7 @@
 //! spec:
 //!   targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: reviews}
 //!   default:
-//!     sessionAffinity: {type: GENERATED_STATEFUL_COOKIE, cookieName: sticky, cookieTtlSec: 600}
+//!     sessionAffinity: {type: GENERATED_STATEFUL_COOKIE, name: sticky, cookieTtlSec: 600}
 //!     connectionDraining: {drainingTimeoutSec: 60}
 //!   sessionPersistence: {...}           # or GEP-1619, any of its three shapes
 //!   sticky: {idleTimeout: 30m, ...}     # our own extensions
@@ -36,7 +36,7 @@ pub const STATEFUL_COOKIE: &str = "GENERATED_STATEFUL_COOKIE";
 pub enum Affinity {
     /// GKE `sessionAffinity: {type: GENERATED_STATEFUL_COOKIE}`.
     StatefulCookie {
-        /// `cookieName`.
+        /// `name` (or its alias `cookieName`).
         cookie_name: Option<String>,
         /// `cookieTtlSec`.
         ttl_seconds: Option<u64>,
@@ -187,6 +187,10 @@ struct WireDefault {
 struct WireAffinity {
     #[serde(rename = "type")]
     kind: String,
+    /// The cookie name as the Traffic Director LBPolicy (and the KubeCon EU
+    /// 2023 talk) spell it.
+    name: Option<String>,
+    /// An alias of `name`.
     cookie_name: Option<String>,
     cookie_ttl_sec: Option<u64>,
 }
@@ -278,11 +282,25 @@ pub fn parse(doc: Document) -> Result<Policy> {
                     format!("must be at most {MAX_COOKIE_TTL} (24 hours), got {ttl}"),
                 ));
             }
-            if let Some(n) = &a.cookie_name {
-                token_name(&doc, "spec.default.sessionAffinity.cookieName", n)?;
-            }
+            let cookie_name = match (&a.name, &a.cookie_name) {
+                (Some(_), Some(_)) => {
+                    return Err(doc.error(
+                        "spec.default.sessionAffinity.cookieName",
+                        "give the cookie name once: `name`, or its alias `cookieName`, not both",
+                    ));
+                }
+                (Some(n), None) => {
+                    token_name(&doc, "spec.default.sessionAffinity.name", n)?;
+                    Some(n.clone())
+                }
+                (None, Some(n)) => {
+                    token_name(&doc, "spec.default.sessionAffinity.cookieName", n)?;
+                    Some(n.clone())
+                }
+                (None, None) => None,
+            };
             Affinity::StatefulCookie {
-                cookie_name: a.cookie_name.clone(),
+                cookie_name,
                 ttl_seconds: a.cookie_ttl_sec,
             }
         }
