@@ -8,8 +8,8 @@ use std::fmt;
 
 use crate::error::Place;
 use crate::input::workload::{PreStop, Service, Workload};
-use crate::render::istio;
-use crate::resolve::{DEFAULT_SUBSET_LABEL, Resolved};
+use crate::render::istio::{self, Attach, Backends};
+use crate::resolve::Resolved;
 
 /// A default for "a typical session": 30 minutes.
 pub const TYPICAL_SESSION: u64 = 1800;
@@ -46,6 +46,8 @@ pub struct Inputs<'a> {
     pub services: &'a [Service],
     /// How long a typical session lasts, seconds.
     pub typical_session: u64,
+    /// Which proxies run sticky (as `render istio` would attach it).
+    pub attach: &'a Attach,
 }
 
 fn selects(selector: &std::collections::BTreeMap<String, String>, w: &Workload) -> bool {
@@ -59,15 +61,23 @@ pub fn check(inputs: &Inputs<'_>) -> Vec<Warning> {
     let pdoc = &r.policy.doc;
     let rdoc = &r.route.doc;
 
+    // Parents of the route that sticky's Istio objects cannot reach: the
+    // VirtualService leaves them unbound.
+    for b in istio::bindings(r, inputs.attach) {
+        if let Some(message) = b.warning() {
+            out.push(Warning {
+                code: "parent-out-of-scope",
+                place: rdoc.place(&b.field),
+                message,
+            });
+        }
+    }
+
     // Which workloads serve the backends: through the backend Services'
-    // selectors, else through the Istio subset labels.
+    // selectors; else, for subsets, through the subset label, and for
+    // distinct Services, the workload of the same name.
     let mut serving: Vec<&Workload> = Vec::new();
-    let subset_label = r
-        .policy
-        .ext
-        .subset_label
-        .clone()
-        .unwrap_or_else(|| DEFAULT_SUBSET_LABEL.to_owned());
+    let shape = istio::backends(r).ok();
     for b in r.backends() {
         let svc = inputs
             .services
@@ -102,12 +112,18 @@ pub fn check(inputs: &Inputs<'_>) -> Vec<Warning> {
                 .collect(),
             None => Vec::new(),
         };
+        if matched.is_empty() && shape == Some(Backends::Services) {
+            matched = inputs
+                .workloads
+                .iter()
+                .filter(|w| w.name == b.name)
+                .collect();
+        }
         if matched.is_empty()
+            && let Some(Backends::Subsets { label, .. }) = &shape
             && let Ok(subset) = istio::subset(r, b)
         {
-            let sel = [(subset_label.clone(), subset.clone())]
-                .into_iter()
-                .collect();
+            let sel = [(label.clone(), subset.clone())].into_iter().collect();
             matched = inputs
                 .workloads
                 .iter()
@@ -118,7 +134,7 @@ pub fn check(inputs: &Inputs<'_>) -> Vec<Warning> {
                     code: "unknown-backend",
                     place: rdoc.place(&format!("{}.name", b.path)),
                     message: format!(
-                        "no Deployment given carries the label {subset_label}: {subset} that subset {subset} selects: the subset would have no endpoints"
+                        "no Deployment given carries the label {label}: {subset} that subset {subset} selects: the subset would have no endpoints"
                     ),
                 });
             }

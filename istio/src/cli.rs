@@ -302,34 +302,50 @@ struct RenderIstio {
     /// Priority within the phase.
     #[arg(long, value_name = "N")]
     priority: Option<i32>,
+    #[command(flatten)]
+    attach: AttachArgs,
+    /// Render a TrafficExtension (Istio 1.30+) instead of a WasmPlugin.
+    #[arg(long)]
+    traffic_extension: bool,
+    /// FAIL_CLOSE (Istio's default) or FAIL_RELOAD; FAIL_OPEN only with
+    /// --allow-fail-open (a failed plugin would let client-sent internal
+    /// headers choose the pod).
+    #[arg(long, value_name = "STRATEGY")]
+    fail_strategy: Option<String>,
+    /// Accept --fail-strategy FAIL_OPEN despite the risk (a warning is printed).
+    #[arg(long)]
+    allow_fail_open: bool,
+    /// IfNotPresent or Always.
+    #[arg(long, value_name = "POLICY")]
+    image_pull_policy: Option<String>,
+    /// A Service to label istio.io/persistent-session (repeatable): each
+    /// backend Service, or the Service whose subsets the backends are. It is
+    /// rendered with the label; for a Service not given, a kubectl command is
+    /// printed.
+    #[arg(long, value_name = "FILE")]
+    service: Vec<PathBuf>,
+    /// Write one YAML file per object, and plugin.json, into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// Which proxies run sticky (`render istio`, and `check` for the same scope).
+#[derive(Debug, Args)]
+struct AttachArgs {
     /// Pod label KEY=VALUE selecting the proxies (repeatable).
     #[arg(long, value_name = "KEY=VALUE", conflicts_with = "target_ref")]
     selector: Vec<String>,
     /// KIND/NAME of a Gateway or Service to attach to (repeatable).
     #[arg(long, value_name = "KIND/NAME")]
     target_ref: Vec<String>,
-    /// Render a TrafficExtension (Istio 1.30+) instead of a WasmPlugin.
-    #[arg(long)]
-    traffic_extension: bool,
-    /// FAIL_CLOSE, FAIL_OPEN or FAIL_RELOAD.
-    #[arg(long, value_name = "STRATEGY")]
-    fail_strategy: Option<String>,
-    /// IfNotPresent or Always.
-    #[arg(long, value_name = "POLICY")]
-    image_pull_policy: Option<String>,
-    /// The Service the subsets belong to: rendered with the label
-    /// istio.io/persistent-session (else a kubectl command is printed).
-    #[arg(long, value_name = "FILE")]
-    service: Option<PathBuf>,
-    /// Write one YAML file per object, and plugin.json, into DIR.
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 struct CheckArgs {
     #[command(flatten)]
     inputs: Inputs,
+    #[command(flatten)]
+    attach: AttachArgs,
     /// Deployments, StatefulSets and Services (YAML, repeatable).
     #[arg(short, long, value_name = "FILE")]
     workloads: Vec<PathBuf>,
@@ -435,6 +451,45 @@ pub fn main() -> ExitCode {
 
 fn note(msg: &str) {
     eprintln!("stickyctl: note: {msg}");
+}
+
+fn warning(msg: &str) {
+    eprintln!("stickyctl: WARNING: {msg}");
+}
+
+/// `--selector` / `--target-ref` as the proxies sticky attaches to.
+fn parse_attach(a: &AttachArgs) -> Result<istio::Attach> {
+    if !a.selector.is_empty() {
+        let mut labels = BTreeMap::new();
+        for s in &a.selector {
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| Error::Usage(format!("--selector {s:?}: want KEY=VALUE")))?;
+            labels.insert(k.to_owned(), v.to_owned());
+        }
+        return Ok(istio::Attach::Selector(labels));
+    }
+    if a.target_ref.is_empty() {
+        return Ok(istio::Attach::Namespace);
+    }
+    let mut refs = Vec::new();
+    for t in &a.target_ref {
+        let (k, n) = t
+            .split_once('/')
+            .filter(|(k, n)| !k.is_empty() && !n.is_empty())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--target-ref {t:?}: want KIND/NAME, like Gateway/ingress"
+                ))
+            })?;
+        if k != "Gateway" && k != "Service" {
+            return Err(Error::Usage(format!(
+                "--target-ref {t:?}: KIND must be Gateway or Service"
+            )));
+        }
+        refs.push((k.to_owned(), n.to_owned()));
+    }
+    Ok(istio::Attach::TargetRefs(refs))
 }
 
 fn load_resolved(inputs: &Inputs) -> Result<Resolved> {
@@ -597,45 +652,15 @@ fn render_istio(a: RenderIstio) -> Result<u8> {
         }
         (None, None, None) => None,
     };
-    let attach = if !a.selector.is_empty() {
-        let mut labels = BTreeMap::new();
-        for s in &a.selector {
-            let (k, v) = s
-                .split_once('=')
-                .ok_or_else(|| Error::Usage(format!("--selector {s:?}: want KEY=VALUE")))?;
-            labels.insert(k.to_owned(), v.to_owned());
-        }
-        istio::Attach::Selector(labels)
-    } else if !a.target_ref.is_empty() {
-        let mut refs = Vec::new();
-        for t in &a.target_ref {
-            let (k, n) = t
-                .split_once('/')
-                .filter(|(k, n)| !k.is_empty() && !n.is_empty())
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--target-ref {t:?}: want KIND/NAME, like Gateway/ingress"
-                    ))
-                })?;
-            if k != "Gateway" && k != "Service" {
-                return Err(Error::Usage(format!(
-                    "--target-ref {t:?}: KIND must be Gateway or Service"
-                )));
-            }
-            refs.push((k.to_owned(), n.to_owned()));
-        }
-        istio::Attach::TargetRefs(refs)
-    } else {
+    let attach = parse_attach(&a.attach)?;
+    if attach == istio::Attach::Namespace {
         note("no --selector or --target-ref: sticky runs in every proxy of the namespace");
-        istio::Attach::Namespace
-    };
-    let service = match &a.service {
-        Some(path) => {
-            let doc = input::one_of_kind(path, &["Service"])?;
-            workload::service(&doc)
-        }
-        None => None,
-    };
+    }
+    let mut services = Vec::new();
+    for path in &a.service {
+        let doc = input::one_of_kind(path, &["Service"])?;
+        services.extend(workload::service(&doc));
+    }
     let opts = istio::Options {
         url,
         sha256,
@@ -649,14 +674,18 @@ fn render_istio(a: RenderIstio) -> Result<u8> {
         attach,
         traffic_extension: a.traffic_extension,
         fail_strategy: a.fail_strategy.clone(),
+        allow_fail_open: a.allow_fail_open,
         image_pull_policy: a.image_pull_policy.clone(),
-        service,
+        services,
     };
     let rendered = istio::render(&resolved, &keys, &opts)?;
     for n in &rendered.notes {
         note(n);
     }
-    if let Some(cmd) = &rendered.label_command {
+    for w in &rendered.warnings {
+        warning(w);
+    }
+    for cmd in &rendered.label_commands {
         note(&format!(
             "label the Service so istiod sends terminating pods as DRAINING: {cmd} (or pass --service FILE)"
         ));
@@ -680,7 +709,7 @@ fn render_istio(a: RenderIstio) -> Result<u8> {
         }
         None => {
             let mut text = String::new();
-            if let Some(cmd) = &rendered.label_command {
+            for cmd in &rendered.label_commands {
                 text.push_str(&format!("# Also run: {cmd}\n"));
             }
             text.push_str(&yaml::stream(&rendered.objects)?);
@@ -698,6 +727,12 @@ fn run_check(a: CheckArgs) -> Result<u8> {
         ))
     })?;
     let resolved = load_resolved(&a.inputs)?;
+    let attach = parse_attach(&a.attach)?;
+    match istio::backends(&resolved) {
+        Ok(shape) => note(&shape.describe()),
+        // `render istio` refuses it; the drain timeline is still worth checking.
+        Err(e) => note(&format!("backends: {e}")),
+    }
     let mut workloads = Vec::new();
     let mut services = Vec::new();
     for path in &a.workloads {
@@ -724,6 +759,7 @@ fn run_check(a: CheckArgs) -> Result<u8> {
         workloads: &workloads,
         services: &services,
         typical_session: typical,
+        attach: &attach,
     });
     let mut text = String::new();
     for w in &warnings {

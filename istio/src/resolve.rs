@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::input::persistence::{Carrier, Lifetime, Persistence};
 use crate::input::policy::{Affinity, Policy};
 use crate::input::route::{BackendRef, Route};
+use crate::plugin::{CLUSTER_HEADER, HOST_HEADER};
 
 /// The filter's default cookie name.
 pub const DEFAULT_COOKIE: &str = "sticky";
@@ -94,6 +95,23 @@ pub fn resolve(policy: Policy, route: Route) -> Result<Resolved> {
                 t.name, route.doc.file, route.namespace, route.name
             ),
         ));
+    }
+    // sticky sets its internal headers; a route matching on them (by
+    // presence, regex or value) would route on whatever a client sent.
+    for (ri, rule) in route.rules.iter().enumerate() {
+        for (mi, m) in rule.matches.iter().enumerate() {
+            for (hi, h) in m.headers.iter().enumerate() {
+                if [CLUSTER_HEADER, HOST_HEADER].contains(&h.name.to_ascii_lowercase().as_str()) {
+                    return Err(route.doc.error(
+                        &format!("spec.rules[{ri}].matches[{mi}].headers[{hi}].name"),
+                        format!(
+                            "{:?} is sticky's internal header: sticky sets it and the rendered routes match its exact values; a route cannot match on it",
+                            h.name
+                        ),
+                    ));
+                }
+            }
+        }
     }
     let mut notes = Vec::new();
     for f in &route.ignored {

@@ -306,27 +306,65 @@ fn route_errors_name_file_line_and_field() {
         (ROUTE.replace("      port: 9080\n      weight: 10", "      weight: 10"), "route.yaml:16: field `spec.rules[0].backendRefs[1].port`: a Service backendRef needs a port"),
         (ROUTE.replace("    - name: reviews-v2", "    - kind: ServiceImport\n      name: reviews-v2"), "route.yaml:16: field `spec.rules[0].backendRefs[1].kind`: sticky routes to Services only"),
         (ROUTE.replace("reviews-v2", "reviews-v1"), "field `spec.rules[0].backendRefs[1].name`: backend reviews-v1:9080 is listed twice"),
+        (ROUTE.replace("  rules:\n  - backendRefs:", "  rules:\n  - matches:\n    - headers: [{type: RegularExpression, name: X-Sticky-Cluster, value: \".*\"}]\n    backendRefs:"), "route.yaml:13: field `spec.rules[0].matches[0].headers[0].name`: \"X-Sticky-Cluster\" is sticky's internal header"),
         (ROUTE.replace("    kind: Service\n", "    kind: Mesh\n"), "route.yaml:9: field `spec.parentRefs[0].kind`"),
         (ROUTE.replace("  rules:\n  - backendRefs:", "  rules:\n  - matches:\n    - path: {type: Glob, value: /x}\n    backendRefs:"), "route.yaml:13: field `spec.rules[0].matches[0].path.type`"),
         (ROUTE.replace("  rules:\n  - backendRefs:", "  rules:\n  - matches:\n    - headers: [{type: Prefix, name: a, value: b}]\n    backendRefs:"), "field `spec.rules[0].matches[0].headers[0].type`"),
         (ROUTE.split("  rules:").next().unwrap().to_owned() + "  rules: []\n", "route.yaml:11: field `spec.rules`: the route has no rules"),
-        (ROUTE.replace("name: reviews-v1", "name: reviews"), "field `spec.rules[0].backendRefs[0].name`: names the Service reviews itself"),
-        (ROUTE.replace("name: reviews-v1", "name: reviews-V1"), "field `spec.rules[0].backendRefs[0].name`: subset \"V1\" is not a DNS label"),
+        (ROUTE.replace("name: reviews-v1", "name: reviews-V1"), "route.yaml:13: field `spec.rules[0].backendRefs[0].name`: \"reviews-V1\" is not a Service name"),
     ];
     for (route, want) in cases {
         expect_route_error(&route, want);
     }
+    // Backends as subsets of one Service (the policy asks for it).
+    let subsets = format!("{POLICY}  sticky:\n    service: reviews\n");
+    for (route, want) in [
+        (
+            ROUTE.replace("name: reviews-v1", "name: reviews"),
+            "field `spec.rules[0].backendRefs[0].name`: names the Service reviews itself",
+        ),
+        (
+            ROUTE.replace("name: reviews-v1", "name: reviews-V1"),
+            "field `spec.rules[0].backendRefs[0].name`: subset \"V1\" is not a DNS label",
+        ),
+    ] {
+        let (code, err) = render_istio(&subsets, &route, &[]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(want), "want {want:?} in:\n{err}");
+    }
 }
 
 #[test]
-fn istio_needs_to_know_the_service() {
+fn subsets_need_to_know_their_service() {
     let route = ROUTE.replace(
         "  - group: \"\"\n    kind: Service\n    name: reviews\n",
         "  - name: public\n",
     );
-    expect_route_error(
+    let (code, err) = render_istio(
+        &format!("{POLICY}  sticky:\n    subsetLabel: version\n"),
         &route,
-        "policy.yaml:6: field `spec.sticky.service`: Istio subsets belong to one Service",
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "policy.yaml:18: field `spec.sticky.service`: Istio subsets belong to one Service"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_gateway_parent_needs_no_sticky_service_for_distinct_services() {
+    let route = ROUTE.replace(
+        "  - group: \"\"\n    kind: Service\n    name: reviews\n",
+        "  - name: public\n",
+    );
+    let (code, err) = render_istio(POLICY, &route, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("backends: distinct Services (canary across Services)"),
+        "{err}"
     );
 }
 
@@ -918,7 +956,15 @@ fn shard_subsets_on_a_headless_service_warn_for_sidecars_only() {
         err.contains("policy.yaml:22: field `spec.sharding.headlessService`: the shard subsets sit on the headless Service reviews-pods; istiod gives sidecars ORIGINAL_DST"),
         "{err}"
     );
-    let (code, err) = render_istio(&sharded(&block), ROUTE, &["--target-ref", "Gateway/public"]);
+    let gateway_route = ROUTE.replace(
+        "  - group: \"\"\n    kind: Service\n    name: reviews\n",
+        "  - name: public\n",
+    );
+    let (code, err) = render_istio(
+        &sharded(&block),
+        &gateway_route,
+        &["--target-ref", "Gateway/public"],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("ORIGINAL_DST"), "{err}");
 }
@@ -944,6 +990,201 @@ fn dns_shard_clusters_take_no_endpoint_flag() {
     );
     assert!(
         err.contains("--endpoint names \"accounts-0\", which is no backendRef of HTTPRoute accounts (DNS shard clusters take no --endpoint)"),
+        "{err}"
+    );
+}
+
+/// `render istio` of POLICY over `route` (text) with `extra`: (exit status, stdout, stderr).
+fn render_istio_full(route: &str, extra: &[&str]) -> (i32, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("policy.yaml");
+    let r = tmp.path().join("route.yaml");
+    std::fs::write(&p, POLICY).unwrap();
+    std::fs::write(&r, route).unwrap();
+    let keys = data("keys.json");
+    let mut args = vec![
+        "render",
+        "istio",
+        "-p",
+        p.to_str().unwrap(),
+        "-r",
+        r.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--url",
+        "oci://r/sticky:1",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `check` of POLICY over `route` (text) with `extra`: (exit status, stdout, stderr).
+fn check_full(route: &str, extra: &[&str]) -> (i32, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("policy.yaml");
+    let r = tmp.path().join("route.yaml");
+    std::fs::write(&p, POLICY).unwrap();
+    std::fs::write(&r, route).unwrap();
+    let mut args = vec![
+        "check",
+        "-p",
+        p.to_str().unwrap(),
+        "-r",
+        r.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn virtual_service(stdout: &str) -> serde_json::Value {
+    common::yaml_docs(stdout)
+        .into_iter()
+        .find(|d| d["kind"] == "VirtualService")
+        .unwrap()
+}
+
+#[test]
+fn fail_open_is_refused_with_the_reason_and_what_to_use_instead() {
+    let (code, out, err) = render_istio_full(ROUTE, &["--fail-strategy", "FAIL_OPEN"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    for want in [
+        "stickyctl: error: --fail-strategy FAIL_OPEN refused",
+        "clients choose their cluster and pod",
+        "Use FAIL_CLOSE",
+        "FAIL_RELOAD",
+        "--allow-fail-open",
+    ] {
+        assert!(err.contains(want), "want {want:?} in:\n{err}");
+    }
+    for ok_strategy in ["FAIL_CLOSE", "FAIL_RELOAD"] {
+        let (code, _, err) = render_istio_full(ROUTE, &["--fail-strategy", ok_strategy]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains("WARNING"), "{err}");
+    }
+}
+
+#[test]
+fn allow_fail_open_renders_it_with_a_loud_warning() {
+    let (code, out, err) = render_istio_full(
+        ROUTE,
+        &["--fail-strategy", "FAIL_OPEN", "--allow-fail-open"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("stickyctl: WARNING: --allow-fail-open: rendering failStrategy FAIL_OPEN")
+            && err.contains("clients choose their cluster and pod"),
+        "{err}"
+    );
+    let wp = common::yaml_docs(&out)
+        .into_iter()
+        .find(|d| d["kind"] == "WasmPlugin")
+        .unwrap();
+    assert_eq!(wp["spec"]["failStrategy"], "FAIL_OPEN");
+}
+
+#[test]
+fn the_virtual_service_is_exported_only_where_sticky_runs() {
+    let (code, out, err) = render_istio_full(ROUTE, &[]);
+    assert_eq!(code, 0, "{err}");
+    let vs = virtual_service(&out);
+    assert_eq!(vs["spec"]["exportTo"], serde_json::json!(["."]));
+    assert_eq!(vs["spec"]["gateways"], serde_json::json!(["mesh"]));
+    // With a selector, only the selected proxies follow the cluster header.
+    let (code, out, err) = render_istio_full(ROUTE, &["--selector", "app=productpage"]);
+    assert_eq!(code, 0, "{err}");
+    for r in virtual_service(&out)["spec"]["http"].as_array().unwrap() {
+        let m = &r["match"][0];
+        if m["headers"].get("x-sticky-cluster").is_some() {
+            assert_eq!(m["sourceLabels"], serde_json::json!({"app": "productpage"}));
+        } else {
+            assert!(m.get("sourceLabels").is_none(), "{r}");
+        }
+    }
+}
+
+/// ROUTE with these parentRefs instead of the Service reviews.
+fn with_parents(parents: &str) -> String {
+    ROUTE.replace(
+        "  - group: \"\"\n    kind: Service\n    name: reviews\n",
+        parents,
+    )
+}
+
+#[test]
+fn a_gateway_in_another_namespace_is_left_unbound_with_a_warning() {
+    let route = with_parents("  - name: public\n  - name: edge\n    namespace: ingress\n");
+    let (code, out, err) = render_istio_full(&route, &[]);
+    assert_eq!(code, 0, "{err}");
+    let vs = virtual_service(&out);
+    assert_eq!(vs["spec"]["gateways"], serde_json::json!(["public"]));
+    assert!(
+        err.contains("stickyctl: WARNING: ")
+            && err.contains("route.yaml:9: field `spec.parentRefs[1]`: Gateway ingress/edge is outside sticky's scope: the WasmPlugin and EnvoyFilter live in namespace default and reach no proxy of namespace ingress"),
+        "{err}"
+    );
+    let (code, out, _) = check_full(&route, &[]);
+    assert_eq!(code, 3);
+    assert!(
+        out.contains("warning[parent-out-of-scope]: ")
+            && out.contains("route.yaml:9: field `spec.parentRefs[1]`: Gateway ingress/edge is outside sticky's scope"),
+        "{out}"
+    );
+    assert!(!out.contains("Gateway default/public"), "{out}");
+}
+
+#[test]
+fn mesh_is_left_unbound_when_sticky_attaches_to_a_gateway_only() {
+    let route =
+        with_parents("  - group: \"\"\n    kind: Service\n    name: reviews\n  - name: public\n");
+    let attach = ["--target-ref", "Gateway/public"];
+    let (code, out, err) = render_istio_full(&route, &attach);
+    assert_eq!(code, 0, "{err}");
+    let vs = virtual_service(&out);
+    assert_eq!(vs["spec"]["gateways"], serde_json::json!(["public"]));
+    assert_eq!(vs["spec"]["hosts"], serde_json::json!(["*"]));
+    let want = "mesh (the route's Service parent default/reviews) is outside sticky's scope: sticky attaches to --target-ref Gateway/public only, so sidecars do not run it";
+    assert!(err.contains(want), "{err}");
+    let (code, out, _) = check_full(&route, &attach);
+    assert_eq!(code, 3);
+    assert!(
+        out.contains("warning[parent-out-of-scope]: ") && out.contains(want),
+        "{out}"
+    );
+    // Attached to sidecars and the Gateway alike: both bound, no warning.
+    let (code, out, err) = render_istio_full(&route, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        virtual_service(&out)["spec"]["gateways"],
+        serde_json::json!(["public", "mesh"])
+    );
+    assert!(!err.contains("WARNING"), "{err}");
+    let (code, out, _) = check_full(&route, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_route_with_no_parent_in_scope_is_refused() {
+    let route = with_parents("  - name: edge\n    namespace: ingress\n");
+    let (code, out, err) = render_istio_full(&route, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains(
+            "route.yaml:8: field `spec.parentRefs[0]`: no parent of the route is in sticky's scope"
+        ) && err.contains(
+            "Gateway ingress/edge: the WasmPlugin and EnvoyFilter live in namespace default"
+        ),
         "{err}"
     );
 }

@@ -221,12 +221,17 @@ fn apply_envoy_filter(bootstrap: &mut Value, ef: &Value, context: &str) -> usize
             "CLUSTER" => {
                 assert_eq!(p["patch"]["operation"], "MERGE");
                 let m = &p["match"]["cluster"];
-                let name = format!(
-                    "outbound|{}|{}|{}",
-                    m["portNumber"],
-                    m["subset"].as_str().unwrap(),
-                    m["service"].as_str().unwrap()
-                );
+                // By exact name (a Service's default cluster), or by
+                // service, subset and port (a subset cluster).
+                let name = match m["name"].as_str() {
+                    Some(name) => name.to_owned(),
+                    None => format!(
+                        "outbound|{}|{}|{}",
+                        m["portNumber"],
+                        m["subset"].as_str().unwrap(),
+                        m["service"].as_str().unwrap()
+                    ),
+                };
                 let clusters = bootstrap["static_resources"]["clusters"]
                     .as_array_mut()
                     .unwrap();
@@ -248,6 +253,7 @@ fn envoy_filter_patches_validate_inside_a_bootstrap() {
         ("policy-bare.yaml", "route-gateway.yaml"),
         ("policy-sharded.yaml", "route-sharded.yaml"),
         ("policy-sharded-gateway.yaml", "route-gateway.yaml"),
+        ("policy-kubecon.yaml", "route-helloworld-gamma.yaml"),
     ] {
         let stream = ok(&[
             "render",

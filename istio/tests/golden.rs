@@ -167,6 +167,148 @@ fn render_istio_gke_policy_with_selector_and_service() {
         "istio-gke.yaml",
     );
     assert!(stderr.contains("GKE GENERATED_STATEFUL_COOKIE"), "{stderr}");
+    // reviews-v1 was given (rendered, labelled); reviews-v2 was not.
+    assert!(
+        stderr.contains("kubectl label service reviews-v2 -n default")
+            && !stderr.contains("kubectl label service reviews-v1 "),
+        "{stderr}"
+    );
+}
+
+fn docs_of(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["render", "istio", "--keys", KEYS];
+    all.extend_from_slice(args);
+    common::yaml_docs(&ok(&all))
+}
+
+fn kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    docs.iter().find(|d| d["kind"] == kind).unwrap()
+}
+
+/// What both canary shapes share: backendRefs rendered as the Services they
+/// are (host = the backend's FQDN, no subset, no DestinationRule), Istio's
+/// default cluster names on the allow-list, a CLUSTER MERGE per cluster.
+fn assert_canary_across_services(docs: &[serde_json::Value]) {
+    let v1 = "outbound|5000||v1--helloworld.sample.svc.cluster.local";
+    let v2 = "outbound|5000||v2--helloworld.sample.svc.cluster.local";
+    assert!(docs.iter().all(|d| d["kind"] != "DestinationRule"));
+    let wp = kind(docs, "WasmPlugin");
+    assert_eq!(
+        wp["spec"]["pluginConfig"]["clusters"],
+        serde_json::json!([v1, v2])
+    );
+    let vs = kind(docs, "VirtualService");
+    let http = vs["spec"]["http"].as_array().unwrap();
+    let split = http.iter().find(|r| r["name"] == "r0-split").unwrap();
+    assert_eq!(
+        split["route"],
+        serde_json::json!([
+            {"destination": {"host": "v1--helloworld.sample.svc.cluster.local", "port": {"number": 5000}}, "weight": 90},
+            {"destination": {"host": "v2--helloworld.sample.svc.cluster.local", "port": {"number": 5000}}, "weight": 10},
+        ])
+    );
+    for (cluster, host) in [(v1, "v1--helloworld"), (v2, "v2--helloworld")] {
+        let pinned = http
+            .iter()
+            .find(|r| r["match"][0]["headers"]["x-sticky-cluster"]["exact"] == cluster)
+            .unwrap();
+        assert_eq!(
+            pinned["route"][0]["destination"]["host"],
+            format!("{host}.sample.svc.cluster.local")
+        );
+    }
+    let ef = kind(docs, "EnvoyFilter");
+    let patched: Vec<&str> = ef["spec"]["configPatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["applyTo"] == "CLUSTER" && p["match"]["context"] == "SIDECAR_OUTBOUND")
+        .map(|p| p["match"]["cluster"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(patched, [v1, v2]);
+}
+
+#[test]
+fn render_istio_canary_across_services_on_the_mesh() {
+    let args = [
+        "-p",
+        "policy-kubecon.yaml",
+        "-r",
+        "route-helloworld-gamma.yaml",
+        "--url",
+        "oci://ghcr.io/acme/sticky:0.1.0",
+        "--selector",
+        "app=sleep",
+    ];
+    let stderr = istio(&args, "istio-helloworld-gamma.yaml");
+    assert!(
+        stderr.contains("backends: distinct Services (canary across Services)"),
+        "{stderr}"
+    );
+    for backend in ["v1--helloworld", "v2--helloworld"] {
+        assert!(
+            stderr.contains(&format!(
+                "kubectl label service {backend} -n sample istio.io/persistent-session=sticky-drain"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("service helloworld "), "{stderr}");
+    let docs = docs_of(&args);
+    assert_canary_across_services(&docs);
+    // GAMMA: the sidecars' route for the parent Service, bound to mesh only.
+    let vs = &kind(&docs, "VirtualService")["spec"];
+    assert_eq!(
+        vs["hosts"],
+        serde_json::json!(["helloworld.sample.svc.cluster.local"])
+    );
+    assert_eq!(vs["gateways"], serde_json::json!(["mesh"]));
+    assert_eq!(vs["exportTo"], serde_json::json!(["."]));
+}
+
+#[test]
+fn render_istio_canary_across_services_at_a_gateway() {
+    let args = [
+        "-p",
+        "policy-kubecon.yaml",
+        "-r",
+        "route-helloworld-gateway.yaml",
+        "--url",
+        "oci://ghcr.io/acme/sticky:0.1.0",
+        "--target-ref",
+        "Gateway/helloworld-gateway",
+    ];
+    let stderr = istio(&args, "istio-helloworld-gateway.yaml");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+    let docs = docs_of(&args);
+    assert_canary_across_services(&docs);
+    let vs = &kind(&docs, "VirtualService")["spec"];
+    assert_eq!(vs["hosts"], serde_json::json!(["helloworld.example.com"]));
+    assert_eq!(vs["gateways"], serde_json::json!(["helloworld-gateway"]));
+    assert_eq!(vs["exportTo"], serde_json::json!(["."]));
+}
+
+#[test]
+fn check_says_which_backend_shape_it_read() {
+    for (policy, route, shape) in [
+        (
+            "policy-kubecon.yaml",
+            "route-helloworld-gamma.yaml",
+            "backends: distinct Services (canary across Services)",
+        ),
+        (
+            "policy-bare.yaml",
+            "route-gateway.yaml",
+            "backends: subsets of shop by label track",
+        ),
+    ] {
+        let out = run(&["check", "-p", policy, "-r", route]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("stickyctl: note: {shape}\n")),
+            "{policy}: {stderr}"
+        );
+    }
 }
 
 #[test]
@@ -217,10 +359,17 @@ fn render_istio_reports_the_v1_5_shape() {
         stderr.contains("Gateway API v1.1-v1.5 (sessionName, cookieConfig, idleTimeout)"),
         "{stderr}"
     );
+    // Each backend Service is labelled, not the parent reviews.
+    for backend in ["reviews-v1", "reviews-v2"] {
+        assert!(
+            stderr.contains(&format!(
+                "kubectl label service {backend} -n default istio.io/persistent-session=sticky-drain"
+            )),
+            "{stderr}"
+        );
+    }
     assert!(
-        stderr.contains(
-            "kubectl label service reviews -n default istio.io/persistent-session=sticky-drain"
-        ),
+        !stderr.contains("kubectl label service reviews -n"),
         "{stderr}"
     );
 }
@@ -333,12 +482,12 @@ fn render_istio_orders_overlapping_rules_by_precedence() {
     assert_eq!(
         names,
         [
-            "api-m1-pinned-api-9080",
+            "api-m1-pinned-reviews-api-9080",
             "api-m1-split",
-            "api-m0-pinned-api-9080",
+            "api-m0-pinned-reviews-api-9080",
             "api-m0-split",
-            "site-pinned-v1-9080",
-            "site-pinned-v2-9080",
+            "site-pinned-reviews-v1-9080",
+            "site-pinned-reviews-v2-9080",
             "site-split",
         ]
     );
@@ -371,14 +520,13 @@ fn render_istio_out_writes_one_file_per_object() {
     assert_eq!(
         names,
         [
-            "destinationrule-reviews-sticky.yaml",
             "envoyfilter-reviews-sticky.yaml",
             "plugin.json",
             "virtualservice-reviews.yaml",
             "wasmplugin-reviews-sticky.yaml",
         ]
     );
-    assert_eq!(stdout.lines().count(), 5);
+    assert_eq!(stdout.lines().count(), 4);
     golden(
         "istio-gke-plugin.json",
         &std::fs::read_to_string(tmp.path().join("plugin.json")).unwrap(),
@@ -679,9 +827,12 @@ fn render_istio_sharded_adds_one_pod_subset_per_ordinal() {
         .iter()
         .filter(|d| d["kind"] == "DestinationRule")
         .collect();
+    // The backend accounts-v1 is a Service of its own: only the shards
+    // need subsets.
     assert_eq!(drs.len(), 1, "one DestinationRule per host");
+    assert_eq!(drs[0]["spec"]["host"], "accounts.bank.svc.cluster.local");
     assert_eq!(
-        drs[0]["spec"]["subsets"][4],
+        drs[0]["spec"]["subsets"][3],
         serde_json::json!({"name": "shard-3", "labels": {"statefulset.kubernetes.io/pod-name": "accounts-3"}})
     );
     let wp = docs.iter().find(|d| d["kind"] == "WasmPlugin").unwrap();

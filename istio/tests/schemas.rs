@@ -199,6 +199,7 @@ fn rendered_istio_objects_match_their_crd_schemas() {
             "app=web",
             "--fail-strategy",
             "FAIL_OPEN",
+            "--allow-fail-open",
         ],
         &[
             "-p",
@@ -222,6 +223,31 @@ fn rendered_istio_objects_match_their_crd_schemas() {
             "oci://r/sticky:1",
             "--target-ref",
             "Gateway/public",
+        ],
+    ];
+    let canary: [&[&str]; 2] = [
+        &[
+            "-p",
+            "policy-kubecon.yaml",
+            "-r",
+            "route-helloworld-gamma.yaml",
+            "--url",
+            "oci://r/sticky:1",
+            "--selector",
+            "app=sleep",
+            "--service",
+            "service-helloworld-v1.yaml",
+        ],
+        &[
+            "-p",
+            "policy-kubecon.yaml",
+            "-r",
+            "route-helloworld-gateway.yaml",
+            "--url",
+            "oci://r/sticky:1",
+            "--target-ref",
+            "Gateway/helloworld-gateway",
+            "--traffic-extension",
         ],
     ];
     let sharded: [&[&str]; 2] = [
@@ -248,7 +274,7 @@ fn rendered_istio_objects_match_their_crd_schemas() {
         ],
     ];
     let mut kinds = std::collections::BTreeSet::new();
-    for case in cases.into_iter().chain(sharded) {
+    for case in cases.into_iter().chain(canary).chain(sharded) {
         for obj in rendered(case) {
             let kind = obj["kind"].as_str().unwrap().to_owned();
             if kind == "Service" {
@@ -307,6 +333,8 @@ fn test_routes_match_the_gateway_api_schema() {
         "route-gateway.yaml",
         "route-odd-weights.yaml",
         "route-sharded.yaml",
+        "route-helloworld-gamma.yaml",
+        "route-helloworld-gateway.yaml",
     ] {
         let text = std::fs::read_to_string(common::data(f)).unwrap();
         for doc in yaml_docs(&text) {
