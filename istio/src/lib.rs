@@ -15,6 +15,7 @@ pub mod plugin;
 pub mod render;
 pub mod reshard;
 pub mod resolve;
+pub mod serve;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -1,0 +1,256 @@
+//! The typed xDS resources of each group, built from the model: for Envoy
+//! the rendered listener/routes/clusters (through [`super::envoy_pb`]); for
+//! proxyless gRPC an api_listener with Envoy's cookie session state and the
+//! same split; for both the same ClusterLoadAssignments with drain state.
+
+use envoy_types::pb::envoy::config::cluster::v3 as cluster;
+use envoy_types::pb::envoy::config::core::v3 as core;
+use envoy_types::pb::envoy::config::endpoint::v3 as endpoint;
+use envoy_types::pb::envoy::config::listener::v3 as listener;
+use envoy_types::pb::envoy::config::route::v3 as route;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::http::stateful_session::v3::StatefulSession;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
+use envoy_types::pb::envoy::extensions::http::stateful_session::cookie::v3::CookieBasedSessionState;
+use envoy_types::pb::envoy::r#type::http::v3::Cookie;
+use envoy_types::pb::google::protobuf::{self as pbuf, Duration, Struct};
+use envoy_types::util::pack_any;
+use serde_json::json;
+
+use crate::serve::envoy_pb;
+use crate::serve::model::Model;
+use crate::serve::snapshot::Resource;
+use crate::serve::source::files::State;
+
+/// The Envoy group's RouteConfiguration name (the rendered one's).
+pub const ENVOY_ROUTES: &str = "sticky_routes";
+
+/// Envoy's listener, its route table (typed, the proxyless routes derive
+/// from it) and clusters.
+pub fn envoy(
+    model: &Model,
+) -> Result<(Resource, route::RouteConfiguration, Vec<Resource>), String> {
+    let (l, routes) = envoy_pb::listener(&model.envoy_listener, ENVOY_ROUTES)?;
+    let name = l.name.clone();
+    let clusters = model
+        .envoy_clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            envoy_pb::eds_cluster(c, &format!("clusters[{i}]"))
+                .map(|c| Resource::encoded(&c.name.clone(), c))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((Resource::encoded(&name, l), routes, clusters))
+}
+
+/// The proxyless group's Listener, RouteConfiguration and Clusters.
+pub fn grpc(
+    model: &Model,
+    envoy_routes: &route::RouteConfiguration,
+) -> Result<(Resource, Resource, Vec<Resource>), String> {
+    let name = &model.grpc_listener;
+    let c = &model.grpc_cookie;
+    let session = StatefulSession {
+        session_state: Some(core::TypedExtensionConfig {
+            name: "envoy.http.stateful_session.cookie".into(),
+            typed_config: Some(pack_any(CookieBasedSessionState {
+                cookie: Some(Cookie {
+                    name: c.name.clone(),
+                    path: c.path.clone(),
+                    ttl: (c.ttl_seconds > 0).then(|| Duration {
+                        seconds: i64::try_from(c.ttl_seconds).unwrap_or(i64::MAX),
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                }),
+            })),
+        }),
+        ..Default::default()
+    };
+    let manager = hcm::HttpConnectionManager {
+        stat_prefix: name.clone(),
+        http_filters: vec![
+            hcm::HttpFilter {
+                name: "envoy.filters.http.stateful_session".into(),
+                config_type: Some(hcm::http_filter::ConfigType::TypedConfig(pack_any(session))),
+                ..Default::default()
+            },
+            hcm::HttpFilter {
+                name: "envoy.filters.http.router".into(),
+                config_type: Some(hcm::http_filter::ConfigType::TypedConfig(pack_any(
+                    Router::default(),
+                ))),
+                ..Default::default()
+            },
+        ],
+        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
+            hcm::Rds {
+                config_source: Some(envoy_pb::ads_source()),
+                route_config_name: name.clone(),
+            },
+        )),
+        ..Default::default()
+    };
+    let l = listener::Listener {
+        name: name.clone(),
+        api_listener: Some(listener::ApiListener {
+            api_listener: Some(pack_any(manager)),
+        }),
+        ..Default::default()
+    };
+    Ok((
+        Resource::encoded(name, l),
+        Resource::encoded(name, grpc_routes(name, envoy_routes)),
+        model
+            .clusters
+            .iter()
+            .map(|s| Resource::encoded(&s.cluster, grpc_cluster(&s.cluster)))
+            .collect(),
+    ))
+}
+
+/// The proxyless route table: Envoy's split routes (not the pinned ones:
+/// gRPC's cookie carries its cluster, gRFC A60), without Envoy-only retry
+/// conditions, on every domain (gRPC matches the target name).
+pub fn grpc_routes(
+    name: &str,
+    envoy_routes: &route::RouteConfiguration,
+) -> route::RouteConfiguration {
+    let routes = envoy_routes
+        .virtual_hosts
+        .iter()
+        .flat_map(|vh| vh.routes.iter())
+        .filter_map(|r| {
+            let Some(route::route::Action::Route(a)) = &r.action else {
+                return None;
+            };
+            let Some(spec @ route::route_action::ClusterSpecifier::WeightedClusters(_)) =
+                &a.cluster_specifier
+            else {
+                return None;
+            };
+            Some(route::Route {
+                name: r.name.clone(),
+                r#match: r.r#match.clone(),
+                action: Some(route::route::Action::Route(route::RouteAction {
+                    cluster_specifier: Some(spec.clone()),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            })
+        })
+        .collect();
+    route::RouteConfiguration {
+        name: name.to_owned(),
+        virtual_hosts: vec![route::VirtualHost {
+            name: name.to_owned(),
+            domains: vec!["*".into()],
+            routes,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn grpc_cluster(name: &str) -> cluster::Cluster {
+    use cluster::cluster::{ClusterDiscoveryType, DiscoveryType, LbPolicy};
+    cluster::Cluster {
+        name: name.to_owned(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds.into())),
+        connect_timeout: Some(Duration {
+            seconds: 1,
+            nanos: 0,
+        }),
+        lb_policy: LbPolicy::RoundRobin.into(),
+        eds_cluster_config: Some(cluster::cluster::EdsClusterConfig {
+            eds_config: Some(envoy_pb::ads_source()),
+            service_name: name.to_owned(),
+        }),
+        // gRPC honours only these three; unset would mean no DRAINING host
+        // keeps its sessions.
+        common_lb_config: Some(envoy_pb::override_host_status(&[
+            core::HealthStatus::Unknown,
+            core::HealthStatus::Healthy,
+            core::HealthStatus::Draining,
+        ])),
+        ..Default::default()
+    }
+}
+
+fn value(kind: pbuf::value::Kind) -> pbuf::Value {
+    pbuf::Value { kind: Some(kind) }
+}
+
+/// One ClusterLoadAssignment per cluster at `now`: terminating endpoints are
+/// DRAINING with `filter_metadata.<ns>.{draining, drain_deadline}`; those
+/// whose deadline passed are gone.
+pub fn load_assignments(model: &Model, now: u64) -> Vec<Resource> {
+    model
+        .clusters
+        .iter()
+        .map(|c| {
+            let eps = model.live_endpoints(c, now);
+            let lb_endpoints = eps
+                .iter()
+                .map(|e| {
+                    let draining = e.state == State::Terminating;
+                    let metadata = draining.then(|| {
+                        let mut fields = std::collections::HashMap::from([(
+                            "draining".to_owned(),
+                            value(pbuf::value::Kind::BoolValue(true)),
+                        )]);
+                        if let Some(d) = e.deadline {
+                            // A JSON number, as `stickyctl endpoints drain` writes it.
+                            #[allow(clippy::cast_precision_loss)]
+                            let secs = d as f64;
+                            fields.insert(
+                                "drain_deadline".into(),
+                                value(pbuf::value::Kind::NumberValue(secs)),
+                            );
+                        }
+                        core::Metadata {
+                            filter_metadata: std::collections::HashMap::from([(
+                                model.drain_namespace.clone(),
+                                Struct { fields },
+                            )]),
+                            ..Default::default()
+                        }
+                    });
+                    endpoint::LbEndpoint {
+                        health_status: if draining {
+                            core::HealthStatus::Draining
+                        } else {
+                            core::HealthStatus::Healthy
+                        }
+                        .into(),
+                        metadata,
+                        host_identifier: Some(endpoint::lb_endpoint::HostIdentifier::Endpoint(
+                            endpoint::Endpoint {
+                                address: Some(envoy_pb::socket(
+                                    &e.address.to_string(),
+                                    u32::from(e.port),
+                                )),
+                                ..Default::default()
+                            },
+                        )),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            let cla = endpoint::ClusterLoadAssignment {
+                cluster_name: c.cluster.clone(),
+                endpoints: vec![endpoint::LocalityLbEndpoints {
+                    lb_endpoints,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let canonical = json!({
+                "cluster": c.cluster, "ns": model.drain_namespace, "endpoints": eps,
+            })
+            .to_string();
+            Resource::with_canonical(&c.cluster, cla, canonical.as_bytes())
+        })
+        .collect()
+}

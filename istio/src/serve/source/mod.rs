@@ -1,0 +1,7 @@
+//! Where the control plane's inputs come from: the policy, route and keys
+//! files `render envoy` reads, and a watched directory of endpoint files.
+
+pub mod edit;
+pub mod files;
+pub mod policy;
+pub mod watch;
