@@ -363,6 +363,24 @@ impl Rig {
         let text = plugin_text(&mut listener)
             .unwrap_or_else(|| panic!("no sticky filter configuration in the listener"));
         *text = Value::String(edit(text.as_str().unwrap_or_default().to_owned()));
+        self.push_listener(&path, &listener)
+    }
+
+    /// Pushes the rendered listener after `edit` changed it (e.g. removed
+    /// the sticky filter, as if it were bypassed); `true` if Envoy applied it.
+    pub fn update_listener(&mut self, edit: impl FnOnce(&mut Value)) -> bool {
+        let path = self
+            .lds_path
+            .clone()
+            .unwrap_or_else(|| panic!("update_listener needs Spec::lds"));
+        let mut listener = bootstrap(&self.plan)["static_resources"]["listeners"][0].take();
+        listener["address"]["socket_address"]["port_value"] = json!(self.addr().port());
+        edit(&mut listener);
+        self.push_listener(&path, &listener)
+    }
+
+    /// Writes `listener` to the LDS file and waits for Envoy's verdict.
+    fn push_listener(&mut self, path: &std::path::Path, listener: &Value) -> bool {
         let (ok, bad) = (
             "listener_manager.lds.update_success",
             "listener_manager.lds.update_rejected",
@@ -372,7 +390,7 @@ impl Rig {
             self.envoy.stat(bad).unwrap_or(0),
         );
         self.version += 1;
-        write_lds(&path, &listener, self.version).unwrap_or_else(|e| panic!("lds write: {e}"));
+        write_lds(path, listener, self.version).unwrap_or_else(|e| panic!("lds write: {e}"));
         let mut accepted = None;
         self.envoy.wait_for(Duration::from_secs(10), |e| {
             if e.stat(ok).unwrap_or(0) > before.0 {

@@ -195,3 +195,71 @@ fn client_internal_headers_never_steer_when_the_request_hook_panics(build: Build
     // Envoy is up and no backend ever saw an internal header.
     build.assert_clean(&mut rig);
 }
+
+/// A filter that does not run at all (bypassed, e.g. a plugin loaded with
+/// fail-open that failed): the listener's early header mutation strips
+/// client-sent internal headers before routing and before `stateful_session`,
+/// so they still steer nothing.
+#[test]
+fn client_internal_headers_never_steer_when_the_filter_is_bypassed() {
+    let mut rig = Build::Wasm.start(Spec {
+        lds: true,
+        ..Spec::default()
+    });
+    let bypassed = rig.update_listener(|listener| {
+        let filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+            .as_array_mut()
+            .expect("http_filters");
+        let before = filters.len();
+        filters.retain(|f| f["name"] != "sticky");
+        assert_eq!(
+            filters.len() + 1,
+            before,
+            "the sticky filter was in the chain"
+        );
+    });
+    assert!(bypassed, "Envoy applied the listener without the filter");
+    let target = rig.backend("v2-1").host();
+    let steer_host = STANDARD.encode(&target);
+    let steered = |rig: &sticky_e2e::rig::Rig| {
+        let mut hits: BTreeMap<String, usize> = BTreeMap::new();
+        for _ in 0..60 {
+            let r = send(
+                rig.addr(),
+                "/",
+                &[
+                    (b"x-sticky-cluster", b"v2"),
+                    (b"x-sticky-host", steer_host.as_bytes()),
+                ],
+            )
+            .unwrap();
+            assert_eq!(r.status, 200, "{}", r.head());
+            assert!(r.header("set-cookie").is_none(), "the filter did not run");
+            *hits.entry(r.backend().unwrap()).or_default() += 1;
+        }
+        (hits.get("v2-1").copied().unwrap_or(0), hits)
+    };
+    let (on_target, hits) = steered(&rig);
+    assert!(
+        on_target < 20,
+        "the client's headers steered {on_target} of 60 requests to v2-1: {hits:?}"
+    );
+    // Control: the same bypassed chain without the early header mutation
+    // obeys the client, so the test above can fail.
+    assert!(rig.update_listener(|listener| {
+        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        hcm["http_filters"]
+            .as_array_mut()
+            .expect("http_filters")
+            .retain(|f| f["name"] != "sticky");
+        hcm.as_object_mut()
+            .expect("hcm")
+            .remove("early_header_mutation_extensions")
+            .expect("the bootstrap strips internal headers early");
+    }));
+    let (on_target, hits) = steered(&rig);
+    assert_eq!(
+        on_target, 60,
+        "without the mutation the client steers: {hits:?}"
+    );
+}

@@ -77,6 +77,11 @@ pub fn config(
         }
         config.insert("wrap".into(), w);
     }
+    if resolved.policy.ext.strict {
+        // The filter must know: Envoy's 503 for a gone pinned host then
+        // carries a cluster-only token, so the session recovers.
+        config.insert("strict".into(), json!(true));
+    }
     let value = Value::Object(config);
     check(&value)?;
     Ok(value)

@@ -237,22 +237,42 @@ fn socket(address: &str, port: u16) -> Value {
 }
 
 fn listener(plan: &Plan, routes: &[RoutePlan], domains: &[String]) -> Value {
+    let mut hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "sticky_ingress",
+        "codec_type": "AUTO",
+        "route_config": route_config(plan, routes, domains),
+        "http_filters": http_filters(plan),
+    });
+    if plan.uses_sticky() {
+        hcm["early_header_mutation_extensions"] = early_header_mutation(plan);
+    }
     json!({
         "name": "sticky_ingress",
         "address": socket(&plan.listen_address, plan.listen_port),
         "filter_chains": [{
             "filters": [{
                 "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "sticky_ingress",
-                    "codec_type": "AUTO",
-                    "route_config": route_config(plan, routes, domains),
-                    "http_filters": http_filters(plan),
-                },
+                "typed_config": hcm,
             }],
         }],
     })
+}
+
+/// Removes client-sent internal headers before route selection and before
+/// any filter runs: even a request the filter fails on (or a filter that is
+/// bypassed) cannot steer with them. The filter sets its own copies later.
+fn early_header_mutation(plan: &Plan) -> Value {
+    json!([{
+        "name": "envoy.http.early_header_mutation.header_mutation",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+            "mutations": [
+                {"remove": plan.host_header()},
+                {"remove": plan.cluster_header()},
+            ],
+        },
+    }])
 }
 
 /// The route table: per rule, the pinned routes first, then the weighted split.

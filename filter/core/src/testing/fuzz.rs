@@ -90,8 +90,10 @@ pub fn filter_flow(data: &[u8]) {
     host.response
         .push(("mcp-session-id".into(), minted.clone()));
     // A careless upstream reflects the internal headers.
-    host.response.push(("x-sticky-cluster".into(), b"v2".to_vec()));
-    host.response.push(("x-sticky-host".into(), b"eA==".to_vec()));
+    host.response
+        .push(("x-sticky-cluster".into(), b"v2".to_vec()));
+    host.response
+        .push(("x-sticky-host".into(), b"eA==".to_vec()));
     filter::on_response(&cfg, &mut worker, &stream, &mut host, 1_700_000_001);
     assert!(host.response_values("x-sticky-host").is_empty());
     assert!(host.response_values("x-sticky-cluster").is_empty());

@@ -159,3 +159,29 @@ fn no_affinity_has_only_the_router() {
         1
     );
 }
+
+#[test]
+fn client_sent_internal_headers_are_stripped_before_routing_and_every_filter() {
+    let hcm = |b: &Value| {
+        b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            .clone()
+    };
+    let b = bootstrap(&plan(Affinity::StickyWasm {
+        wasm_path: "/x.wasm".into(),
+    }));
+    let early = &hcm(&b)["early_header_mutation_extensions"];
+    assert_eq!(
+        early[0]["name"],
+        "envoy.http.early_header_mutation.header_mutation"
+    );
+    let removed: Vec<&str> = early[0]["typed_config"]["mutations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["remove"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed, ["x-sticky-host", "x-sticky-cluster"]);
+    // Baselines without sticky carry no mutation.
+    let b = bootstrap(&plan(Affinity::None));
+    assert!(hcm(&b).get("early_header_mutation_extensions").is_none());
+}
