@@ -78,6 +78,11 @@ enum Command {
     /// Package sticky.wasm as an OCI image for Istio's WasmPlugin (a reproducible image layout).
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Serve sticky's config live over xDS (ADS) to Envoys and proxyless gRPC clients.
+    #[command(
+        after_help = "Example:\n  stickyctl serve -p policy.yaml -r route.yaml --keys keys.json --endpoints ./endpoints \\\n      --listen 127.0.0.1:18000 --admin 127.0.0.1:18001\n  stickyctl render envoy -p policy.yaml -r route.yaml --xds 127.0.0.1:18000 --out ./envoy\n  envoy -c ./envoy/envoy.json\n  GRPC_XDS_BOOTSTRAP=./envoy/grpc-bootstrap.json my-client xds:///reviews\n\nThe first stdout line is JSON naming the bound addresses: {\"xds\":\"IP:PORT\",\"admin\":\"IP:PORT\"}.\nAn endpoint file (one per Service, in --endpoints):\n  {\"service\": \"reviews-v1\", \"endpoints\": [{\"address\": \"10.0.0.1\", \"port\": 9080, \"state\": \"serving\"},\n    {\"address\": \"10.0.0.2\", \"port\": 9080, \"state\": \"terminating\", \"deadline\": 1790000000}]}"
+    )]
+    Serve(crate::serve::ServeArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -261,6 +266,18 @@ struct RenderEnvoy {
     /// Write envoy.json, plugin.json and eds/*.json into DIR.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Instead, a bootstrap with only node, admin and ADS at HOST:PORT
+    /// (`stickyctl serve`); with --out also grpc-bootstrap.json for proxyless clients.
+    #[arg(long, value_name = "HOST:PORT")]
+    xds: Option<String>,
+    /// Node id of the --xds bootstrap.
+    #[arg(
+        long,
+        value_name = "ID",
+        default_value = "sticky-envoy",
+        requires = "xds"
+    )]
+    node_id: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -385,9 +402,13 @@ enum KeysCmd {
 #[derive(Debug, Args)]
 struct EndpointArgs {
     /// The EDS file.
-    #[arg(long, value_name = "FILE")]
-    eds: PathBuf,
-    /// Cluster name (Istio names with '|' are used whole).
+    #[arg(long, value_name = "FILE", required_unless_present = "server")]
+    eds: Option<PathBuf>,
+    /// A running `stickyctl serve`'s admin address: change it there (and in
+    /// its endpoint file) instead of in an EDS file.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["eds", "admin"])]
+    server: Option<String>,
+    /// Cluster name (Istio names with '|' are used whole); with --server, the Service.
     #[arg(long, value_name = "NAME")]
     cluster: String,
     /// The host.
@@ -539,6 +560,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Endpoints(e) => run_endpoints(e),
         Command::Reshard(a) => run_reshard(a),
         Command::Image(i) => run_image(i),
+        Command::Serve(a) => crate::serve::run(a),
     }
 }
 
@@ -561,6 +583,9 @@ fn parse_endpoints(specs: &[String]) -> Result<BTreeMap<String, Vec<(String, u16
 
 fn render_envoy(a: RenderEnvoy) -> Result<u8> {
     let resolved = load_resolved(&a.inputs)?;
+    if let Some(xds) = &a.xds {
+        return render_envoy_xds(&a, xds, &resolved);
+    }
     let keys = load_keys(&a.keys)?;
     let (address, port) = a
         .listen
@@ -613,6 +638,29 @@ fn render_envoy(a: RenderEnvoy) -> Result<u8> {
             stdout(&yaml::to_json(&rendered.bootstrap))?;
             note("EDS files and plugin.json are written with --out DIR");
         }
+    }
+    Ok(0)
+}
+
+/// `render envoy --xds`: everything but node, admin and ADS comes from `stickyctl serve`.
+fn render_envoy_xds(a: &RenderEnvoy, xds: &str, resolved: &Resolved) -> Result<u8> {
+    let envoy = crate::serve::bootstrap::envoy(&a.node_id, xds, a.admin_port);
+    match &a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let grpc = crate::serve::bootstrap::grpc(&format!("grpc-{}", a.node_id), xds);
+            for (name, value) in [("envoy.json", envoy), ("grpc-bootstrap.json", grpc)] {
+                let path = dir.join(name);
+                write_file(&path, &yaml::to_json(&value))?;
+                println!("wrote {}", path.display());
+            }
+            note(&format!(
+                "proxyless gRPC clients: GRPC_XDS_BOOTSTRAP={} and target xds:///{}",
+                dir.join("grpc-bootstrap.json").display(),
+                resolved.route.name
+            ));
+        }
+        None => stdout(&yaml::to_json(&envoy))?,
     }
     Ok(0)
 }
@@ -830,11 +878,19 @@ fn run_endpoints(e: EndpointsCmd) -> Result<u8> {
         EndpointsCmd::Add { args } => (args, endpoints::Op::Add, "added"),
     };
     let (ip, port) = endpoints::parse_host(&args.host)?;
+    if let Some(server) = &args.server {
+        return endpoints_via_server(server, &args, &ip, port, op, verb);
+    }
+    let Some(eds_path) = &args.eds else {
+        return Err(Error::Usage(
+            "--eds FILE or --server HOST:PORT is required".into(),
+        ));
+    };
     let now = args.now.unwrap_or_else(now_unix);
-    let mut doc = endpoints::read(&args.eds)?;
+    let mut doc = endpoints::read(eds_path)?;
     endpoints::apply(
         &mut doc,
-        &args.eds.display().to_string(),
+        &eds_path.display().to_string(),
         &args.cluster,
         (&ip, port),
         op,
@@ -843,7 +899,7 @@ fn run_endpoints(e: EndpointsCmd) -> Result<u8> {
     )?;
     let text = yaml::to_json(&doc);
     let began = Instant::now();
-    write_file(&args.eds, &text)?;
+    write_file(eds_path, &text)?;
     let mut line = format!("{verb} {} in cluster {}", args.host, args.cluster);
     if let endpoints::Op::Drain { timeout: Some(t) } = op {
         line.push_str(&format!(" (drain_deadline {})", now.saturating_add(t)));
@@ -863,6 +919,45 @@ fn run_endpoints(e: EndpointsCmd) -> Result<u8> {
             took.as_secs_f64() * 1000.0
         ));
     }
+    println!("{line}");
+    Ok(0)
+}
+
+/// `endpoints ... --server`: the change goes to a running `stickyctl serve`.
+fn endpoints_via_server(
+    server: &str,
+    args: &EndpointArgs,
+    ip: &str,
+    port: u16,
+    op: endpoints::Op,
+    verb: &str,
+) -> Result<u8> {
+    let (name, timeout) = match op {
+        endpoints::Op::Drain { timeout } => ("drain", timeout),
+        endpoints::Op::Undrain => ("undrain", None),
+        endpoints::Op::Remove => ("remove", None),
+        endpoints::Op::Add => ("add", None),
+    };
+    let change = crate::serve::source::edit::Change {
+        service: args.cluster.clone(),
+        address: ip
+            .parse()
+            .map_err(|_| Error::Usage(format!("--host {:?}: not an IP", args.host)))?,
+        port,
+        op: name.to_owned(),
+        timeout,
+    };
+    let began = Instant::now();
+    let answer = crate::serve::client::send(server, &change)?;
+    let mut line = format!("{verb} {} in {} via {server}", args.host, args.cluster);
+    if let Some(d) = answer["drain_deadline"].as_u64() {
+        line.push_str(&format!(" (drain_deadline {d})"));
+    }
+    line.push_str(&format!(
+        "; snapshot {} published in {:.1} ms",
+        answer["generation"],
+        began.elapsed().as_secs_f64() * 1000.0
+    ));
     println!("{line}");
     Ok(0)
 }

@@ -244,10 +244,16 @@ fn http_connection_manager(
         .iter()
         .map(http_filter)
         .collect::<Result<Vec<_>>>()?;
+    let early_header_mutation_extensions = t
+        .list("early_header_mutation_extensions")?
+        .iter()
+        .map(early_header_mutation)
+        .collect::<Result<Vec<_>>>()?;
     let manager = hcm::HttpConnectionManager {
         stat_prefix: t.str("stat_prefix")?,
         codec_type: codec.into(),
         http_filters,
+        early_header_mutation_extensions,
         route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
             hcm::Rds {
                 config_source: Some(ads_source()),
@@ -258,6 +264,31 @@ fn http_connection_manager(
     };
     t.done()?;
     Ok((manager, routes))
+}
+
+/// `envoy.http.early_header_mutation.header_mutation` with `remove` mutations.
+fn early_header_mutation(e: &Obj<'_>) -> Result<core::TypedExtensionConfig> {
+    use envoy_types::pb::envoy::config::common::mutation_rules::v3 as rules;
+    use envoy_types::pb::envoy::extensions::http::early_header_mutation::header_mutation::v3::HeaderMutation;
+    let t = e.obj("typed_config")?;
+    expect_type::<HeaderMutation>(&t)?;
+    let mutations = t
+        .list("mutations")?
+        .iter()
+        .map(|m| {
+            let out = rules::HeaderMutation {
+                action: Some(rules::header_mutation::Action::Remove(m.str("remove")?)),
+            };
+            m.done().map(|()| out)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    t.done()?;
+    let out = core::TypedExtensionConfig {
+        name: e.str("name")?,
+        typed_config: Some(pack_any(HeaderMutation { mutations })),
+    };
+    e.done()?;
+    Ok(out)
 }
 
 fn expect_type<M: prost::Name>(t: &Obj<'_>) -> Result<()> {

@@ -242,6 +242,11 @@ pub fn load_assignments(model: &Model, now: u64) -> Vec<Resource> {
                 cluster_name: c.cluster.clone(),
                 endpoints: vec![endpoint::LocalityLbEndpoints {
                     lb_endpoints,
+                    // gRPC requires a locality, and drops one without a weight.
+                    locality: Some(core::Locality::default()),
+                    load_balancing_weight: Some(envoy_types::pb::google::protobuf::UInt32Value {
+                        value: 1,
+                    }),
                     ..Default::default()
                 }],
                 ..Default::default()

@@ -205,4 +205,3 @@ impl StreamState {
         Some((response, event))
     }
 }
-
