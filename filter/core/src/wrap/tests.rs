@@ -440,3 +440,35 @@ fn an_echoed_id_past_its_hosts_deadline_is_re_wrapped_without_the_host() {
     assert_ne!(next.host.as_deref(), Some(host.as_str()));
     assert_eq!(next.request_header(H).as_deref(), Some("e1"));
 }
+
+#[test]
+fn a_wrapped_id_sealed_under_an_old_key_is_re_sealed_under_the_new_one() {
+    use crate::testing::{KEY_A, KEY_B};
+    let mut s = mcp();
+    let mut c = Echo::default();
+    let first = mint(&mut s, &mut c, "k-rot");
+    let rotated = config_json(r#""wrap": {"header": "Mcp-Session-Id"},"#).replace(
+        &format!(r#"[{{"id": "a", "secret": "{KEY_A}"}}]"#),
+        &format!(r#"[{{"id": "b", "secret": "{KEY_B}"}}, {{"id": "a", "secret": "{KEY_A}"}}]"#),
+    );
+    assert!(rotated.contains(r#""id": "b""#));
+    assert!(s.runner.configure(rotated.as_bytes()));
+    // The application does not echo its id: the re-sealed token still goes out.
+    let e = c.send(&mut s);
+    assert_eq!(e.host, first.host);
+    assert_eq!(e.request_header(H).as_deref(), Some("k-rot"));
+    let token = e.response_header(H).expect("re-sealed id");
+    assert_eq!(s.host.counter("sticky.tokens_resealed"), 1);
+    let only_b = crate::config::Config::from_json(
+        config_json("")
+            .replace(
+                &format!(r#""id": "a", "secret": "{KEY_A}""#),
+                &format!(r#""id": "b", "secret": "{KEY_B}""#),
+            )
+            .as_bytes(),
+    )
+    .unwrap();
+    let claims = token::open(token.as_bytes(), &only_b.keys).unwrap();
+    assert_eq!(claims.app_id, b"k-rot");
+    assert_eq!(Some(claims.host), first.host);
+}
