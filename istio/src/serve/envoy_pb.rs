@@ -381,7 +381,6 @@ fn wasm_filter(t: &Obj<'_>) -> Result<Wasm> {
     c.done()?;
     Ok(Wasm {
         config: Some(plugin),
-        ..Default::default()
     })
 }
 

@@ -146,3 +146,6 @@ async fn shutdown() {
         () = term => {}
     }
 }
+
+#[cfg(test)]
+mod tests;
