@@ -158,6 +158,15 @@ fn proxyless_grpc_sessions_stick_drain_and_move_at_the_deadline() {
 }
 
 fn envoy_start(inputs: &Inputs, cp: &ControlPlane, name: &str) -> Envoy {
+    envoy_start_env(inputs, cp, name, &[])
+}
+
+fn envoy_start_env(
+    inputs: &Inputs,
+    cp: &ControlPlane,
+    name: &str,
+    env: &[(&str, &std::path::Path)],
+) -> Envoy {
     let dir = inputs.path(name);
     std::fs::create_dir_all(&dir).unwrap();
     let boot = dir.join("envoy.json");
@@ -167,7 +176,7 @@ fn envoy_start(inputs: &Inputs, cp: &ControlPlane, name: &str) -> Envoy {
     )
     .unwrap();
     let bin = sticky_e2e::artifact("STICKY_ENVOY", ".venv/envoy");
-    Envoy::start(&bin, &boot, &dir, &[]).unwrap_or_else(|e| panic!("{e}\n{}", cp.log_text()))
+    Envoy::start(&bin, &boot, &dir, env).unwrap_or_else(|e| panic!("{e}\n{}", cp.log_text()))
 }
 
 /// Waits until Envoy shows `host` of `cluster` as `want`; the time it took.
@@ -383,4 +392,186 @@ fn envoy_over_ads_sessions_stick_drain_rotate_keys_and_shift_weights() {
         0.0
     );
     assert!(!envoy.log().contains("panicked at"), "{}", envoy.log());
+}
+
+fn stickyctl(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stickyctl"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Two Envoy replicas running the native module (direct wiring) from one
+/// control plane: a session opened on one is kept by the other, `stickyctl
+/// endpoints --server` drains through the admin API, and a control-plane
+/// restart leaves both serving, then resyncs them.
+#[test]
+fn two_native_envoys_follow_admin_changes_and_survive_a_control_plane_restart() {
+    let inputs = Inputs::new();
+    let b: Vec<Backend> = ["b1", "b2", "b3", "b4"]
+        .into_iter()
+        .map(|n| Backend::start(n).unwrap())
+        .collect();
+    let host = |n: &str| b.iter().find(|x| x.name == n).unwrap().host();
+    inputs.endpoints(
+        "reviews-v1",
+        &[
+            (&host("b1"), "serving", None),
+            (&host("b2"), "serving", None),
+            (&host("b3"), "serving", None),
+        ],
+    );
+    inputs.endpoints("reviews-v2", &[(&host("b4"), "serving", None)]);
+    let native = sticky_e2e::artifact("STICKY_NATIVE", "dist/libsticky.so");
+    let search = native.parent().unwrap().to_owned();
+    let flags = [
+        "--native",
+        "sticky",
+        "--wiring",
+        "direct",
+        "--envoy-listen",
+        "127.0.0.1:0",
+    ];
+    let cp = ControlPlane::start(&inputs, &flags);
+    let env = [("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", search.as_path())];
+    let a = envoy_start_env(&inputs, &cp, "envoy-a", &env);
+    let c = envoy_start_env(&inputs, &cp, "envoy-b", &env);
+    assert!(wait_until(Duration::from_secs(5), || cp
+        .metric("sticky_xds_clients_connected{group=\"envoy\"}")
+        == 2.0));
+
+    let mut sessions: Vec<(Session, String)> = (0..16)
+        .map(|i| {
+            let mut s = Session::new(format!("s{i}"));
+            let r = s.get(a.listener).unwrap();
+            assert_eq!(r.status, 200);
+            (s, r.backend().unwrap())
+        })
+        .collect();
+    let stay = |sessions: &mut Vec<(Session, String)>, why: &str| {
+        for (i, (s, want)) in sessions.iter_mut().enumerate() {
+            // Alternate replicas: a session is one cookie, whichever proxy reads it.
+            let addr = if i % 2 == 0 { a.listener } else { c.listener };
+            let r = s.get(addr).unwrap();
+            assert_eq!(r.status, 200, "{why}");
+            assert_eq!(
+                r.backend().as_deref(),
+                Some(want.as_str()),
+                "{} moved ({why})",
+                s.id
+            );
+        }
+    };
+    stay(&mut sessions, "two replicas");
+
+    let victim = ["b1", "b2", "b3"]
+        .into_iter()
+        .max_by_key(|n| sessions.iter().filter(|(_, b)| b == n).count())
+        .unwrap();
+    let t = Instant::now();
+    let out = stickyctl(&[
+        "endpoints",
+        "drain",
+        "--server",
+        &cp.admin,
+        "--cluster",
+        "reviews-v1",
+        "--host",
+        &host(victim),
+        "--timeout",
+        "600",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        line.contains("drained") && line.contains("drain_deadline"),
+        "{line}"
+    );
+    for e in [&a, &c] {
+        let took = envoy_applied(
+            e,
+            "reviews-v1",
+            &host(victim),
+            t,
+            &HostState::Present("DRAINING".into()),
+        );
+        eprintln!(
+            "admin drain applied by a replica in {:.1} ms",
+            took.as_secs_f64() * 1000.0
+        );
+    }
+    let file = std::fs::read_to_string(inputs.path("eps/reviews-v1.json")).unwrap();
+    assert!(
+        file.contains("terminating"),
+        "the endpoint file is the source of truth: {file}"
+    );
+    stay(&mut sessions, "drained via --server");
+    for i in 0..20 {
+        let mut s = Session::new(format!("new{i}"));
+        let r = s.get(c.listener).unwrap();
+        assert_ne!(
+            r.backend().as_deref(),
+            Some(victim),
+            "a new session got the draining host"
+        );
+    }
+    let refused = stickyctl(&[
+        "endpoints",
+        "add",
+        "--server",
+        &cp.admin,
+        "--cluster",
+        "reviews-v1",
+        "--host",
+        &host("b1"),
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already in"));
+
+    // Control plane down: both replicas keep serving on their last config.
+    let xds = cp.xds.clone();
+    drop(cp);
+    stay(&mut sessions, "control plane down");
+    let cp = ControlPlane::start_at(&inputs, &xds, &flags);
+    assert!(
+        wait_until(Duration::from_secs(20), || cp
+            .metric("sticky_xds_clients_connected{group=\"envoy\"}")
+            == 2.0),
+        "the replicas did not reconnect: {}",
+        cp.log_text()
+    );
+    let t = Instant::now();
+    let out = stickyctl(&[
+        "endpoints",
+        "undrain",
+        "--server",
+        &cp.admin,
+        "--cluster",
+        "reviews-v1",
+        "--host",
+        &host(victim),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for e in [&a, &c] {
+        envoy_applied(
+            e,
+            "reviews-v1",
+            &host(victim),
+            t,
+            &HostState::Present("HEALTHY".into()),
+        );
+    }
+    stay(&mut sessions, "after the restart");
+    assert_eq!(
+        cp.metric("sticky_xds_nacks_total{group=\"envoy\",type=\"lds\"}"),
+        0.0
+    );
 }

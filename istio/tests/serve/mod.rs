@@ -104,6 +104,11 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts it on ephemeral ports; `extra` adds flags.
     pub fn start(inputs: &Inputs, extra: &[&str]) -> Self {
+        Self::start_at(inputs, "127.0.0.1:0", extra)
+    }
+
+    /// Starts it with xDS on `listen` (a restart reuses the address).
+    pub fn start_at(inputs: &Inputs, listen: &str, extra: &[&str]) -> Self {
         let log = inputs.path("serve.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_stickyctl"))
             .arg("serve")
@@ -115,7 +120,7 @@ impl ControlPlane {
             .arg(inputs.path("keys.json"))
             .arg("--endpoints")
             .arg(inputs.path("eps"))
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--listen", listen, "--admin", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -158,7 +163,7 @@ impl ControlPlane {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Push latencies (ms) the log reports for `group` since line `from`.
+    /// Push latencies (ms) the log reports for `group` and type (`eds`, `lds`, ...).
     pub fn applied_ms(&self, group: &str, ty: &str) -> Vec<f64> {
         self.log_text()
             .lines()
