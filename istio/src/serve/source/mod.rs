@@ -3,5 +3,6 @@
 
 pub mod edit;
 pub mod files;
+pub mod kube;
 pub mod policy;
 pub mod watch;

@@ -1,0 +1,290 @@
+//! The Kubernetes endpoint source through kube's real client stack (hyper,
+//! list + watch, resourceVersion bookkeeping) against a loopback fake API
+//! server that answers list and watch requests with API object JSON from
+//! `testdata/kube/`, as the API server would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+use stickyctl::serve::source::files::{Endpoint, State as EpState};
+use stickyctl::serve::source::kube::{self as ks, Backend, Params, Update};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
+
+/// `2026-12-04T10:15:30Z`, the terminating Pod's deletionTimestamp (grace 60 s).
+const KILL_AT: u64 = 1_796_379_330;
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/testdata/kube/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// One resource collection: current objects, the event log (by
+/// resourceVersion, replayed to a watch that starts behind it) and the open watches.
+#[derive(Default)]
+struct Collection {
+    items: BTreeMap<String, Value>,
+    log: Vec<(u64, String)>,
+    watches: Vec<mpsc::UnboundedSender<String>>,
+}
+
+#[derive(Default)]
+struct FakeApi {
+    resource_version: u64,
+    collections: BTreeMap<String, Collection>,
+    requests: Vec<String>,
+}
+
+type Shared = Arc<Mutex<FakeApi>>;
+
+impl FakeApi {
+    /// Records a change as the API server would: new resourceVersion, then
+    /// an ADDED / MODIFIED / DELETED event to every open watch.
+    fn event(&mut self, resource: &str, kind: &str, mut object: Value) {
+        self.resource_version += 1;
+        let rv = self.resource_version;
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+        let c = self.collections.entry(resource.to_owned()).or_default();
+        if kind == "DELETED" {
+            c.items.remove(&name);
+        } else {
+            c.items.insert(name, object.clone());
+        }
+        let line = format!("{}\n", json!({"type": kind, "object": object}));
+        c.log.push((rv, line.clone()));
+        c.watches.retain(|w| w.send(line.clone()).is_ok());
+    }
+}
+
+fn list_kind(resource: &str) -> (&'static str, &'static str) {
+    match resource {
+        "endpointslices" => ("discovery.k8s.io/v1", "EndpointSliceList"),
+        "pods" => ("v1", "PodList"),
+        _ => ("v1", "ServiceList"),
+    }
+}
+
+async fn serve_collection(
+    State(api): State<Shared>,
+    Path((ns, resource)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let mut api = api.lock().unwrap();
+    api.requests.push(format!("{resource}?{query}"));
+    let param = |key: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .map(str::to_owned)
+    };
+    if ns != "shop" || !["endpointslices", "pods", "services"].contains(&resource.as_str()) {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Body::from(
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}).to_string(),
+            ))
+            .unwrap();
+    }
+    let rv = api.resource_version;
+    let c = api.collections.entry(resource.clone()).or_default();
+    if param("watch").as_deref() == Some("true") {
+        let from: u64 = param("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let (tx, rx) = mpsc::unbounded_channel();
+        for (_, line) in c.log.iter().filter(|(v, _)| *v > from) {
+            let _ = tx.send(line.clone());
+        }
+        c.watches.push(tx);
+        let body = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+            .map(Ok::<_, std::convert::Infallible>);
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(body))
+            .unwrap();
+    }
+    let (api_version, kind) = list_kind(&resource);
+    let list = json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": c.items.values().collect::<Vec<_>>(),
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(list.to_string()))
+        .unwrap()
+}
+
+async fn fake_api_server(api: Shared) -> (String, tokio::task::JoinHandle<()>) {
+    let router = axum::Router::new()
+        .route("/api/v1/namespaces/{ns}/{resource}", get(serve_collection))
+        .route(
+            "/apis/discovery.k8s.io/v1/namespaces/{ns}/{resource}",
+            get(serve_collection),
+        )
+        .with_state(api);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{addr}"), task)
+}
+
+fn ep(ip: &str, port: u16, state: EpState, deadline: Option<u64>) -> Endpoint {
+    Endpoint {
+        address: ip.parse::<IpAddr>().unwrap(),
+        port,
+        state,
+        deadline,
+    }
+}
+
+/// The next update satisfying `done` (earlier ones are intermediate states).
+async fn until(rx: &mut mpsc::UnboundedReceiver<Update>, done: impl Fn(&Update) -> bool) -> Update {
+    loop {
+        let u = rx.recv().await.expect("the source stopped");
+        if done(&u) {
+            return u;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_source_drains_a_terminating_pod_and_drops_a_deleted_slice() {
+    let api: Shared = Arc::default();
+    {
+        let mut a = api.lock().unwrap();
+        for s in ["service-reviews-v1", "service-reviews-v2"] {
+            a.event("services", "ADDED", fixture(s));
+        }
+        for p in [
+            "pod-reviews-v1-2xkqp",
+            "pod-reviews-v1-8mfzt",
+            "pod-reviews-v2-qw4rt",
+            "pod-reviews-v2-zz9km",
+        ] {
+            a.event("pods", "ADDED", fixture(p));
+        }
+        for s in ["endpointslice-reviews-v1", "endpointslice-reviews-v2"] {
+            a.event("endpointslices", "ADDED", fixture(s));
+        }
+    }
+    let (url, server) = fake_api_server(api.clone()).await;
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let backend = |service: &str, port| Backend {
+        service: service.into(),
+        namespace: "shop".into(),
+        port,
+    };
+    let params = Params {
+        backends: vec![backend("reviews-v1", 9080), backend("reviews-v2", 80)],
+        draining_timeout: Some(30),
+    };
+    let (source, mut rx) = ks::start(client, "shop", params);
+
+    let scenario = async {
+        // Initial list → the map.
+        let first = rx.recv().await.expect("no first update");
+        assert!(first.errors.is_empty(), "{:?}", first.errors);
+        assert_eq!(
+            first.endpoints["reviews-v1"],
+            vec![
+                ep("10.244.1.17", 9080, EpState::Serving, None),
+                ep("10.244.2.23", 9080, EpState::Serving, None),
+            ]
+        );
+        assert_eq!(
+            first.endpoints["reviews-v2"],
+            vec![ep("10.244.1.31", 8080, EpState::Serving, None)]
+        );
+
+        // `kubectl delete pod` (grace 60 s, drainingTimeoutSec 30): the Pod
+        // gets its deletionTimestamp, the slice serving+terminating.
+        {
+            let mut a = api.lock().unwrap();
+            a.event(
+                "pods",
+                "MODIFIED",
+                fixture("pod-reviews-v1-8mfzt-terminating"),
+            );
+            a.event(
+                "endpointslices",
+                "MODIFIED",
+                fixture("endpointslice-reviews-v1-terminating"),
+            );
+        }
+        let draining = until(&mut rx, |u| {
+            u.endpoints["reviews-v1"]
+                .iter()
+                .any(|e| e.deadline.is_some())
+        })
+        .await;
+        assert_eq!(
+            draining.endpoints["reviews-v1"],
+            vec![
+                ep("10.244.1.17", 9080, EpState::Serving, None),
+                ep(
+                    "10.244.2.23",
+                    9080,
+                    EpState::Terminating,
+                    Some(KILL_AT - 30)
+                ),
+            ]
+        );
+
+        // The slice goes away: reviews-v2 has no endpoints left.
+        {
+            let mut a = api.lock().unwrap();
+            a.event(
+                "endpointslices",
+                "DELETED",
+                fixture("endpointslice-reviews-v2"),
+            );
+        }
+        let gone = until(&mut rx, |u| u.endpoints["reviews-v2"].is_empty()).await;
+        assert_eq!(
+            gone.endpoints["reviews-v1"],
+            draining.endpoints["reviews-v1"]
+        );
+        assert!(gone.errors.is_empty(), "{:?}", gone.errors);
+    };
+    tokio::time::timeout(Duration::from_secs(30), scenario)
+        .await
+        .expect("the Kubernetes source did not converge within 30 s");
+
+    // Only labelled slices are listed, and every watch resumed from a list.
+    let requests = api.lock().unwrap().requests.clone();
+    let slices: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.starts_with("endpointslices?"))
+        .collect();
+    assert!(
+        !slices.is_empty()
+            && slices
+                .iter()
+                .all(|r| r.contains("labelSelector=kubernetes.io%2Fservice-name")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("watch=true") && r.contains("resourceVersion=")),
+        "{requests:?}"
+    );
+    drop(source);
+    server.abort();
+}
