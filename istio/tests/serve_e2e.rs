@@ -351,6 +351,29 @@ fn envoy_over_ads_sessions_stick_drain_rotate_keys_and_shift_weights() {
         check_all_stay(&mut sessions, step);
     }
 
+    distribution(
+        "envoy lds, key rotation (file event → ACK)",
+        cp.applied_ms("envoy", "lds"),
+    );
+
+    // A bad endpoint file is refused (file:line:field in the log); the last
+    // good endpoints keep serving.
+    inputs.write("eps/reviews-v2.json", r#"{"service": "reviews-v2", "endpoints": [{"address": "127.0.0.1", "port": 1, "state": "gone"}]}"#);
+    assert!(wait_until(Duration::from_secs(5), || cp
+        .metric("sticky_input_errors_current{source=\"endpoints\"}")
+        == 1.0));
+    assert!(
+        cp.log_text()
+            .contains("reviews-v2.json:1: field `endpoints[0].state`"),
+        "{}",
+        cp.log_text()
+    );
+    check_all_stay(&mut sessions, "bad endpoint file refused");
+    inputs.endpoints("reviews-v2", &[(&host("b4"), "serving", None)]);
+    assert!(wait_until(Duration::from_secs(5), || cp
+        .metric("sticky_input_errors_current{source=\"endpoints\"}")
+        == 0.0));
+
     // A bad policy is refused; traffic is unaffected.
     let good = std::fs::read_to_string(inputs.path("policy.yaml")).unwrap();
     inputs.write(

@@ -83,8 +83,10 @@ pub fn classify(node: &Node) -> Group {
     Group::Envoy
 }
 
-/// One resource, encoded, with a hash of its content.
-#[derive(Debug, Clone, PartialEq)]
+/// One resource, encoded, with a hash of its content. Two resources are
+/// equal when name and content hash are (the bytes of a message with map
+/// fields differ from one encoding to the next).
+#[derive(Debug, Clone)]
 pub struct Resource {
     /// Resource name.
     pub name: String,
@@ -92,6 +94,14 @@ pub struct Resource {
     pub any: Any,
     /// Hash of the content (not of the bytes: protobuf maps encode in any order).
     pub hash: [u8; 32],
+}
+
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.hash == other.hash
+            && self.any.type_url == other.any.type_url
+    }
 }
 
 impl Resource {

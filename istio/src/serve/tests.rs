@@ -35,6 +35,15 @@ fn endpoint(port: u16, state: State, deadline: Option<u64>) -> Endpoint {
 }
 
 fn model(endpoints: BTreeMap<String, Vec<Endpoint>>) -> Model {
+    model_with(
+        endpoints,
+        Affinity::StickyWasm {
+            wasm_path: "/x/sticky.wasm".into(),
+        },
+    )
+}
+
+fn model_with(endpoints: BTreeMap<String, Vec<Endpoint>>, affinity: Affinity) -> Model {
     let inputs = policy::load(&Paths {
         policy: testdata("policy.yaml"),
         route: testdata("route.yaml"),
@@ -44,9 +53,7 @@ fn model(endpoints: BTreeMap<String, Vec<Endpoint>>) -> Model {
     let opts = Options {
         envoy_listen_address: "127.0.0.1".into(),
         envoy_listen_port: 0,
-        affinity: Affinity::StickyWasm {
-            wasm_path: "/x/sticky.wasm".into(),
-        },
+        affinity,
         grpc_listener: None,
         retry: true,
     };
@@ -482,5 +489,50 @@ fn the_xds_listener_agrees_with_the_rendered_bootstrap() {
             .unwrap()
             .statuses;
         assert!(statuses.contains(&3), "DRAINING in {statuses:?}");
+    }
+}
+
+#[test]
+fn both_native_wirings_are_served() {
+    use crate::render::envoy::NativeWiring;
+    for (wiring, filters) in [
+        (NativeWiring::Direct, "sticky,envoy.filters.http.router"),
+        (
+            NativeWiring::DropIn,
+            "sticky,envoy.filters.http.stateful_session,envoy.filters.http.router",
+        ),
+    ] {
+        let m = model_with(
+            two_services(),
+            Affinity::StickyNative {
+                module: "sticky".into(),
+                wiring,
+            },
+        );
+        let s = snap(&m, 0);
+        let l = Listener::decode(
+            s.envoy.get(LISTENER).unwrap().resources["sticky_ingress"]
+                .any
+                .value
+                .as_slice(),
+        )
+        .unwrap();
+        use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType as L;
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+            HttpConnectionManager, http_filter::ConfigType,
+        };
+        let Some(L::TypedConfig(any)) = &l.filter_chains[0].filters[0].config_type else {
+            panic!("no HCM")
+        };
+        let hcm = HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+        let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names.join(","), filters, "{wiring:?}");
+        let Some(ConfigType::TypedConfig(first)) = &hcm.http_filters[0].config_type else {
+            panic!("no config")
+        };
+        assert!(
+            first.type_url.ends_with("DynamicModuleFilter"),
+            "{wiring:?}"
+        );
     }
 }
