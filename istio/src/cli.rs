@@ -382,7 +382,7 @@ enum KeysCmd {
     },
     /// Put a new key first (it seals; the old ones still open), or retire one.
     #[command(
-        after_help = "Example, a rotation that drops no live session:\n  stickyctl keys rotate keys.json --in-place     # new key seals, old keys still open\n  # ... wait until tokens sealed with the old key have expired (cookie TTL) ...\n  stickyctl keys rotate keys.json --retire k1 --in-place"
+        after_help = "Example, a rotation that drops no live session:\n  stickyctl keys rotate keys.json --in-place     # new key seals, old keys still open\n  # ... apply everywhere; each session's next request re-seals its token under the new key:\n  # wait until sticky.tokens_resealed stops growing ...\n  stickyctl keys rotate keys.json --retire k1 --in-place"
     )]
     Rotate {
         /// Keys file, plugin config (JSON) or rendered WasmPlugin / TrafficExtension (YAML).
@@ -846,7 +846,7 @@ fn run_keys(k: KeysCmd) -> Result<u8> {
                 None => {
                     let new = kf.rotate(id.as_deref())?.id.clone();
                     note(&format!(
-                        "{new} now seals; older keys still open live sessions. Retire them (--retire ID) once the cookie TTL has passed"
+                        "{new} now seals; older keys still open live sessions, and each session's next request re-seals its token under {new}. Retire them (--retire ID) once sticky.tokens_resealed stops growing on every proxy"
                     ));
                 }
             }
