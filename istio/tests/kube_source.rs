@@ -246,16 +246,33 @@ async fn kubernetes_source_drains_a_terminating_pod_and_drops_a_deleted_slice() 
             ]
         );
 
-        // The slice goes away: reviews-v2 has no endpoints left.
+        // A slice that does not decode is refused by object:field; the rest stays.
+        api.lock().unwrap().event(
+            "endpointslices",
+            "ADDED",
+            fixture("endpointslice-port-as-string"),
+        );
+        let refused = until(&mut rx, |u| !u.errors.is_empty()).await;
+        assert_eq!(refused.errors.len(), 1, "{:?}", refused.errors);
+        assert!(
+            refused.errors[0]
+                .starts_with("EndpointSlice shop/reviews-v2-badport: ports[0].port: invalid type"),
+            "{:?}",
+            refused.errors
+        );
+        assert_eq!(refused.endpoints, draining.endpoints);
+
+        // The slices go away: reviews-v2 has no endpoints left.
         {
             let mut a = api.lock().unwrap();
-            a.event(
-                "endpointslices",
-                "DELETED",
-                fixture("endpointslice-reviews-v2"),
-            );
+            for s in ["endpointslice-port-as-string", "endpointslice-reviews-v2"] {
+                a.event("endpointslices", "DELETED", fixture(s));
+            }
         }
-        let gone = until(&mut rx, |u| u.endpoints["reviews-v2"].is_empty()).await;
+        let gone = until(&mut rx, |u| {
+            u.endpoints["reviews-v2"].is_empty() && u.errors.is_empty()
+        })
+        .await;
         assert_eq!(
             gone.endpoints["reviews-v1"],
             draining.endpoints["reviews-v1"]
@@ -287,4 +304,12 @@ async fn kubernetes_source_drains_a_terminating_pod_and_drops_a_deleted_slice() 
     );
     drop(source);
     server.abort();
+}
+
+/// In a cluster the API server is HTTPS: the TLS stack (rustls + ring, no
+/// process-wide provider installed by us) must build.
+#[tokio::test]
+async fn an_https_client_builds() {
+    let config = kube::Config::new("https://10.96.0.1:443".parse().unwrap());
+    assert!(kube::Client::try_from(config).is_ok());
 }
