@@ -28,7 +28,7 @@ WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-gl
 CARGO_HOME    ?= $(HOME)/.cargo
 WASM_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/sticky --remap-path-prefix=$(CARGO_HOME)=/cargo \
 	--remap-path-prefix=$(HOME)/.rustup=/rustup
-APT_TOOLS     := wrk:wrk h2load:nghttp2-client wasm-opt:binaryen curl:curl chromium:chromium
+APT_TOOLS     := wrk:wrk h2load:nghttp2-client wasm-opt:binaryen curl:curl chromium:chromium skopeo:skopeo
 
 export STICKY_ENVOY := $(ENVOY)
 export STICKY_WASM  := $(CURDIR)/$(WASM)

@@ -115,7 +115,7 @@ fn the_native_module_bootstraps_pass_envoy_validate() {
         .map(PathBuf::from)
         .unwrap_or_else(|| common::crate_dir().join("../dist/libsticky.so"));
     if !so.exists() {
-        eprintln!("SKIPPED: {} absent (make native)", so.display());
+        common::skip(&format!("{} absent (make native)", so.display()));
         return;
     }
     let dir = so.parent().unwrap();

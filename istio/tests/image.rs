@@ -149,7 +149,7 @@ print("ok", desc["digest"])
 #[test]
 fn the_layout_and_tarball_read_back_with_an_independent_reader() {
     let Ok(py) = Command::new("python3").arg("--version").output() else {
-        eprintln!("SKIPPED: no python3 for the independent check");
+        common::skip("no python3 for the independent check");
         return;
     };
     assert!(py.status.success());
@@ -180,7 +180,7 @@ fn the_layout_and_tarball_read_back_with_an_independent_reader() {
 #[test]
 fn skopeo_copies_the_image_with_its_digest() {
     if Command::new("skopeo").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: skopeo is not installed (apt-get install skopeo)");
+        common::skip("skopeo is not installed (make tools installs it)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -18,10 +18,10 @@ fn schema_dir() -> Option<PathBuf> {
     if dir.join("istio-crds.yaml").exists() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: {} is absent (the CRD schemas live beside the repository, in shared/schemas)",
+        common::skip(&format!(
+            "{} is absent (the CRD schemas live beside the repository, in shared/schemas)",
             dir.display()
-        );
+        ));
         None
     }
 }

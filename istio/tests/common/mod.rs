@@ -133,3 +133,21 @@ pub fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
         .map(|d| d.value)
         .collect()
 }
+
+/// Whether a missing test prerequisite must fail the test instead of
+/// skipping it: under `make` (MAKELEVEL) and in CI (CI) a skip would let the
+/// suite pass without checking anything.
+pub fn must_not_skip() -> bool {
+    ["MAKELEVEL", "CI", "STICKY_REQUIRE_ALL"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
+/// Skips a test outside `make`/CI with a visible line, fails it inside.
+pub fn skip(why: &str) {
+    assert!(
+        !must_not_skip(),
+        "required under make/CI, not skipped: {why}"
+    );
+    eprintln!("SKIPPED: {why}");
+}
