@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::input::{self, policy, route, workload};
 use crate::keys::{self, Key, KeyFile};
 use crate::render::envoy::{Affinity, NativeWiring};
-use crate::render::{istio, standalone};
+use crate::render::{control_plane, istio, standalone};
 use crate::resolve::{self, Resolved};
 use crate::{admin, check, eds, endpoints, image, reshard, yaml};
 
@@ -167,6 +167,45 @@ enum Render {
         after_help = "Example:\n  stickyctl render istio -p policy.yaml -r route.yaml --keys keys.json \\\n      --url oci://ghcr.io/acme/sticky:0.1.0 --sha256 <hex> --selector app=productpage \\\n      --service service.yaml | kubectl apply -f -"
     )]
     Istio(RenderIstio),
+    /// Kubernetes manifests that run `stickyctl serve --kubernetes` in a cluster.
+    #[command(
+        name = "control-plane",
+        after_help = "Example:\n  stickyctl render control-plane -p policy.yaml -r route.yaml --keys keys.json \\\n      --namespace sticky-system --watch-namespace shop --image ghcr.io/acme/stickyctl:0.1.0 | kubectl apply -f -\n\nServiceAccount, a list/watch-only Role and RoleBinding in the watched namespace (EndpointSlices, Pods,\nServices), the policy and route in a ConfigMap, the keys in a Secret, a hardened Deployment with\n/readyz and /healthz probes, and a Service exposing grpc-xds and http-admin. Extra serve arguments\ngo after `--`."
+    )]
+    ControlPlane(RenderControlPlane),
+}
+
+#[derive(Debug, Args)]
+struct RenderControlPlane {
+    #[command(flatten)]
+    inputs: Inputs,
+    /// Token keys (`stickyctl keys new`): they go into a Secret.
+    #[arg(long, value_name = "FILE")]
+    keys: PathBuf,
+    /// Name of every object.
+    #[arg(long, default_value = "sticky-control-plane")]
+    name: String,
+    /// Namespace the control plane runs in.
+    #[arg(long, default_value = "sticky-system")]
+    namespace: String,
+    /// Namespace whose EndpointSlices, Pods and Services it watches (default: --namespace).
+    #[arg(long, value_name = "NS")]
+    watch_namespace: Option<String>,
+    /// Container image whose entrypoint is stickyctl.
+    #[arg(long)]
+    image: String,
+    /// ADS (gRPC) port.
+    #[arg(long, default_value_t = 18000)]
+    xds_port: u16,
+    /// Admin HTTP port.
+    #[arg(long, default_value_t = 18001)]
+    admin_port: u16,
+    /// Replicas.
+    #[arg(long, default_value_t = 2)]
+    replicas: u32,
+    /// More `stickyctl serve` arguments (e.g. `-- --native sticky`).
+    #[arg(last = true)]
+    extra: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -555,6 +594,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Render(Render::Envoy(a)) => render_envoy(a),
         Command::Render(Render::Istio(a)) => render_istio(a),
+        Command::Render(Render::ControlPlane(a)) => render_control_plane(a),
         Command::Check(a) => run_check(a),
         Command::Keys(k) => run_keys(k),
         Command::Endpoints(e) => run_endpoints(e),
@@ -670,6 +710,38 @@ fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let digest = sha2::Sha256::digest(&bytes);
     Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn render_control_plane(a: RenderControlPlane) -> Result<u8> {
+    // The inputs must render before they are shipped into a cluster.
+    load_resolved(&a.inputs)?;
+    KeyFile::load(&a.keys)?;
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::io(p, e));
+    let (policy, route, keys) = (
+        read(&a.inputs.policy)?,
+        read(&a.inputs.route)?,
+        read(&a.keys)?,
+    );
+    let opts = control_plane::Options {
+        name: a.name,
+        namespace: a.namespace,
+        watch_namespace: a.watch_namespace,
+        image: a.image,
+        xds_port: a.xds_port,
+        admin_port: a.admin_port,
+        replicas: a.replicas,
+        extra_args: a.extra,
+    };
+    let objects = control_plane::render(
+        &opts,
+        control_plane::Inputs {
+            policy: &policy,
+            route: &route,
+            keys: &keys,
+        },
+    )?;
+    stdout(&yaml::stream(&objects)?)?;
+    Ok(0)
 }
 
 fn render_istio(a: RenderIstio) -> Result<u8> {

@@ -202,3 +202,80 @@ fn bad_names_and_ports_are_refused() {
         assert!(render(&o, inputs).is_err(), "{o:?}");
     }
 }
+
+/// `stickyctl render control-plane` (the CLI a user runs) prints the same
+/// manifests, and they pass the validator too.
+#[test]
+fn render_control_plane_on_the_command_line_prints_valid_manifests() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stickyctl"))
+        .args([
+            "render",
+            "control-plane",
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "--keys",
+            "keys.json",
+            "--namespace",
+            "sticky-system",
+            "--watch-namespace",
+            "shop",
+            "--image",
+            "ghcr.io/acme/stickyctl:0.1.0",
+            "--",
+            "--native",
+            "sticky",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata"))
+        .output()
+        .unwrap();
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+    ] {
+        assert!(yaml.contains(&format!("kind: {kind}\n")), "{kind}:\n{yaml}");
+    }
+    assert!(
+        yaml.contains("namespace: shop"),
+        "the Role sits where it watches"
+    );
+    assert!(
+        yaml.contains("--native"),
+        "extra serve arguments reach the Deployment"
+    );
+    if let Some(tool) = validator() {
+        let (ok, text) = validate(&tool, &yaml, "1.37.0");
+        assert!(ok, "{text}\n{yaml}");
+    }
+    // A policy that does not render is refused before anything is printed.
+    let bad = Command::new(env!("CARGO_BIN_EXE_stickyctl"))
+        .args([
+            "render",
+            "control-plane",
+            "-p",
+            "route.yaml",
+            "-r",
+            "route.yaml",
+            "--keys",
+            "keys.json",
+            "--image",
+            "x",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(bad.stdout.is_empty());
+}
