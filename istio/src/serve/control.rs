@@ -49,6 +49,12 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// How long an endpoint terminating without a deadline drains: the
+/// policy's `connectionDraining.drainingTimeoutSec`.
+fn drain_cap(policy: &PolicyInputs) -> Option<u64> {
+    policy.resolved.policy.draining_timeout
+}
+
 impl Control {
     /// Loads every input; a bad policy at start is fatal, a bad endpoint
     /// file is refused (logged, counted) like later.
@@ -59,12 +65,12 @@ impl Control {
         metrics: Arc<Metrics>,
     ) -> Result<(Self, watch::Receiver<Arc<Snapshot>>)> {
         let policy = policy::load(&paths)?;
-        let (dir, refused) = Directory::load(&endpoints_dir)?;
+        let (dir, refused) = Directory::load(&endpoints_dir, unix_now())?;
         for r in &refused {
             log("error", &format!("endpoint file refused: {r}"));
             metrics.add("sticky_input_errors_total", "source=\"endpoints\"", 1.0);
         }
-        let model = Model::build(&policy, &opts, dir.services())?;
+        let model = Model::build(&policy, &opts, dir.services(drain_cap(&policy)))?;
         let snap = snapshot::build(&model, unix_now(), Instant::now(), 1)
             .map_err(|e| Error::Usage(format!("cannot serve this policy: {e}")))?;
         let current = Arc::new(snap);
@@ -140,7 +146,7 @@ impl Control {
             if self.paths.contains(p) {
                 policy_changed = true;
             } else if self.in_endpoints_dir(p) && files::is_endpoint_file(p) {
-                match self.dir.reload(p) {
+                match self.dir.reload(p, unix_now()) {
                     Outcome::Changed => endpoints_changed = true,
                     Outcome::Unchanged => {}
                     Outcome::Refused(m) => {
@@ -188,7 +194,7 @@ impl Control {
     fn rebuild(&mut self, candidate: Option<PolicyInputs>, seen: Instant, why: &str) {
         let is_policy = candidate.is_some();
         let policy = candidate.as_ref().unwrap_or(&self.policy);
-        let built = Model::build(policy, &self.opts, self.dir.services())
+        let built = Model::build(policy, &self.opts, self.dir.services(drain_cap(policy)))
             .map_err(|e| e.to_string())
             .and_then(|m| {
                 let generation = self.current.generation.saturating_add(1);
@@ -306,7 +312,7 @@ impl Control {
         let now = unix_now();
         let updated = edit::apply(file.as_ref(), change, now)?;
         edit::write(&path, &updated).map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Outcome::Refused(m) = self.dir.reload(&path) {
+        if let Outcome::Refused(m) = self.dir.reload(&path, now) {
             return Err(m);
         }
         self.rebuild(None, seen, "admin change");

@@ -111,8 +111,8 @@ pub fn grpc(
 }
 
 /// The proxyless route table: Envoy's split routes (not the pinned ones:
-/// gRPC's cookie carries its cluster, gRFC A60), without Envoy-only retry
-/// conditions, on every domain (gRPC matches the target name).
+/// gRPC's cookie carries its cluster, gRFC A60), with gRPC's retry in place
+/// of Envoy's, on every domain (gRPC matches the target name).
 pub fn grpc_routes(
     name: &str,
     envoy_routes: &route::RouteConfiguration,
@@ -135,6 +135,7 @@ pub fn grpc_routes(
                 r#match: r.r#match.clone(),
                 action: Some(route::route::Action::Route(route::RouteAction {
                     cluster_specifier: Some(spec.clone()),
+                    retry_policy: a.retry_policy.as_ref().map(|_| grpc_retry()),
                     ..Default::default()
                 })),
                 ..Default::default()
@@ -149,6 +150,18 @@ pub fn grpc_routes(
             routes,
             ..Default::default()
         }],
+        ..Default::default()
+    }
+}
+
+/// Envoy's retry (a pinned host died mid-request) in gRPC's terms (gRFC
+/// A44): a call that failed UNAVAILABLE is retried, and the retry's pick
+/// falls back from the dead pinned host (gRFC A55), so the application sees
+/// no error. Same condition as Envoy's `reset`: the backend may have seen it.
+fn grpc_retry() -> route::RetryPolicy {
+    route::RetryPolicy {
+        retry_on: "unavailable".into(),
+        num_retries: Some(envoy_types::pb::google::protobuf::UInt32Value { value: 2 }),
         ..Default::default()
     }
 }

@@ -152,6 +152,29 @@ fn grpc_gets_its_own_listener_envoy_the_rendered_one() {
 }
 
 #[test]
+fn grpc_routes_retry_unavailable_so_a_dead_pinned_host_is_no_error() {
+    use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, route};
+    let s = snap(&model(two_services()), 0);
+    let rc = RouteConfiguration::decode(
+        s.grpc.get(ROUTE).unwrap().resources["reviews"]
+            .any
+            .value
+            .as_slice(),
+    )
+    .unwrap();
+    let routes = &rc.virtual_hosts[0].routes;
+    assert!(!routes.is_empty());
+    for r in routes {
+        let Some(route::Action::Route(a)) = &r.action else {
+            panic!("{r:?}")
+        };
+        let retry = a.retry_policy.as_ref().expect("a retry policy");
+        assert_eq!(retry.retry_on, "unavailable");
+        assert_eq!(retry.num_retries.as_ref().map(|n| n.value), Some(2));
+    }
+}
+
+#[test]
 fn nodes_are_grouped_by_metadata_id_or_agent() {
     let mut n = Node {
         id: "grpc-client-7".into(),

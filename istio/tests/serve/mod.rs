@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+pub mod fleet;
+
 /// Unix seconds now.
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -177,7 +179,7 @@ impl ControlPlane {
     }
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     assert!(
         venv.exists(),
@@ -187,7 +189,7 @@ fn python() -> PathBuf {
     venv
 }
 
-fn peer_script() -> PathBuf {
+pub fn peer_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/serve/grpc_peer.py")
 }
 

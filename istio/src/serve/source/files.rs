@@ -125,6 +125,10 @@ pub fn is_endpoint_file(path: &Path) -> bool {
 #[derive(Debug, Default)]
 pub struct Directory {
     files: BTreeMap<PathBuf, Slot>,
+    /// When each endpoint marked terminating without a deadline was first
+    /// seen so (unix seconds): its drain starts then, as a Pod's does at its
+    /// `deletionTimestamp`. In memory only: a restart starts it again.
+    terminating_since: BTreeMap<(String, IpAddr, u16), u64>,
 }
 
 #[derive(Debug, Default)]
@@ -145,8 +149,8 @@ pub enum Outcome {
 }
 
 impl Directory {
-    /// Reads every endpoint file in `dir`; the refusals, by message.
-    pub fn load(dir: &Path) -> Result<(Self, Vec<String>)> {
+    /// Reads every endpoint file in `dir` at `now`; the refusals, by message.
+    pub fn load(dir: &Path, now: u64) -> Result<(Self, Vec<String>)> {
         let mut this = Self::default();
         let mut refused = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -156,21 +160,26 @@ impl Directory {
             .collect();
         paths.sort();
         for p in paths {
-            if let Outcome::Refused(m) = this.reload(&p) {
+            if let Outcome::Refused(m) = this.reload(&p, now) {
                 refused.push(m);
             }
         }
         Ok((this, refused))
     }
 
-    /// Re-reads `path` after the watcher saw it change.
-    pub fn reload(&mut self, path: &Path) -> Outcome {
+    /// Re-reads `path` after the watcher saw it change (at `now`).
+    pub fn reload(&mut self, path: &Path, now: u64) -> Outcome {
         let name = path.display().to_string();
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return match self.files.remove(path) {
-                    Some(_) => Outcome::Changed,
+                    Some(slot) => {
+                        if let Some(gone) = slot.good {
+                            self.track_terminating(&gone.service, &[], now);
+                        }
+                        Outcome::Changed
+                    }
                     None => Outcome::Unchanged,
                 };
             }
@@ -191,6 +200,7 @@ impl Directory {
             );
             return self.refuse(path, message);
         }
+        self.track_terminating(&parsed.service, &parsed.endpoints, now);
         let slot = self.files.entry(path.to_owned()).or_default();
         slot.error = None;
         if slot.good.as_ref() == Some(&parsed) {
@@ -200,17 +210,51 @@ impl Directory {
         Outcome::Changed
     }
 
+    /// Notes when `service`'s endpoints turned terminating without a
+    /// deadline; forgets those serving again, given a deadline, or gone.
+    fn track_terminating(&mut self, service: &str, endpoints: &[Endpoint], now: u64) {
+        let open: Vec<(IpAddr, u16)> = endpoints
+            .iter()
+            .filter(|e| e.state == State::Terminating && e.deadline.is_none())
+            .map(|e| (e.address, e.port))
+            .collect();
+        self.terminating_since
+            .retain(|(s, a, p), _| s != service || open.contains(&(*a, *p)));
+        for (a, p) in open {
+            self.terminating_since
+                .entry((service.to_owned(), a, p))
+                .or_insert(now);
+        }
+    }
+
     fn refuse(&mut self, path: &Path, message: String) -> Outcome {
         self.files.entry(path.to_owned()).or_default().error = Some(message.clone());
         Outcome::Refused(message)
     }
 
-    /// Endpoints by Service, from every file's last good content.
-    pub fn services(&self) -> BTreeMap<String, Vec<Endpoint>> {
+    /// Endpoints by Service, from every file's last good content. An
+    /// endpoint terminating without a deadline gets one: when it turned
+    /// terminating + `draining_timeout` (the policy's drainingTimeoutSec),
+    /// so proxyless clients, which enforce no deadline, also move. Without
+    /// a drainingTimeoutSec it drains until its file removes it.
+    pub fn services(&self, draining_timeout: Option<u64>) -> BTreeMap<String, Vec<Endpoint>> {
         self.files
             .values()
             .filter_map(|s| s.good.as_ref())
-            .map(|f| (f.service.clone(), f.endpoints.clone()))
+            .map(|f| {
+                let mut endpoints = f.endpoints.clone();
+                for e in &mut endpoints {
+                    if e.state == State::Terminating && e.deadline.is_none() {
+                        let key = (f.service.clone(), e.address, e.port);
+                        e.deadline = draining_timeout.and_then(|t| {
+                            self.terminating_since
+                                .get(&key)
+                                .map(|since| since.saturating_add(t))
+                        });
+                    }
+                }
+                (f.service.clone(), endpoints)
+            })
             .collect()
     }
 
@@ -304,15 +348,15 @@ mod tests {
             r#"{"service":"v1","endpoints":[{"address":"10.0.0.1","port":80,"state":"serving"}]}"#,
         )
         .unwrap();
-        let (mut d, refused) = Directory::load(dir.path()).unwrap();
+        let (mut d, refused) = Directory::load(dir.path(), 0).unwrap();
         assert!(refused.is_empty());
         std::fs::write(&p, "{garbage").unwrap();
-        assert!(matches!(d.reload(&p), Outcome::Refused(_)));
-        assert_eq!(d.services()["v1"].len(), 1);
+        assert!(matches!(d.reload(&p, 0), Outcome::Refused(_)));
+        assert_eq!(d.services(None)["v1"].len(), 1);
         assert_eq!(d.errors().len(), 1);
         std::fs::remove_file(&p).unwrap();
-        assert_eq!(d.reload(&p), Outcome::Changed);
-        assert!(d.services().is_empty());
+        assert_eq!(d.reload(&p, 0), Outcome::Changed);
+        assert!(d.services(None).is_empty());
     }
 
     #[test]
@@ -322,8 +366,72 @@ mod tests {
         std::fs::write(dir.path().join("a.json"), body).unwrap();
         std::fs::write(dir.path().join("b.json"), body).unwrap();
         std::fs::write(dir.path().join(".b.json.tmp"), "junk").unwrap();
-        let (_, refused) = Directory::load(dir.path()).unwrap();
+        let (_, refused) = Directory::load(dir.path(), 0).unwrap();
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert!(refused[0].contains("b.json") && refused[0].contains("a.json"));
+    }
+
+    fn write_v1(path: &Path, state: &str, deadline: Option<u64>) {
+        let deadline = deadline
+            .map(|d| format!(",\"deadline\":{d}"))
+            .unwrap_or_default();
+        std::fs::write(
+            path,
+            format!(
+                r#"{{"service":"v1","endpoints":[{{"address":"10.0.0.1","port":80,"state":"serving"}},
+                   {{"address":"10.0.0.2","port":80,"state":"{state}"{deadline}}}]}}"#
+            ),
+        )
+        .unwrap();
+    }
+
+    fn deadline_of(d: &Directory, cap: Option<u64>) -> Option<u64> {
+        d.services(cap)["v1"][1].deadline
+    }
+
+    #[test]
+    fn terminating_without_a_deadline_drains_for_draining_timeout_from_when_it_turned() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v1.json");
+        write_v1(&p, "serving", None);
+        let (mut d, _) = Directory::load(dir.path(), 1_000).unwrap();
+        assert_eq!(deadline_of(&d, Some(60)), None);
+        write_v1(&p, "terminating", None);
+        assert_eq!(d.reload(&p, 1_010), Outcome::Changed);
+        assert_eq!(deadline_of(&d, Some(60)), Some(1_070));
+        // Re-reading later (another endpoint changed, a touch) keeps the start.
+        assert_eq!(d.reload(&p, 1_030), Outcome::Unchanged);
+        assert_eq!(deadline_of(&d, Some(60)), Some(1_070));
+        // The policy's timeout changes: the same start, the new length.
+        assert_eq!(deadline_of(&d, Some(30)), Some(1_040));
+        // The serving endpoint never gets one.
+        assert_eq!(d.services(Some(60))["v1"][0].deadline, None);
+        // No drainingTimeoutSec: it drains until its file removes it.
+        assert_eq!(deadline_of(&d, None), None);
+    }
+
+    #[test]
+    fn an_explicit_deadline_wins_and_undrain_restarts_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v1.json");
+        write_v1(&p, "terminating", Some(5_000));
+        let (mut d, _) = Directory::load(dir.path(), 1_000).unwrap();
+        assert_eq!(deadline_of(&d, Some(60)), Some(5_000));
+        write_v1(&p, "serving", None);
+        d.reload(&p, 1_100);
+        write_v1(&p, "terminating", None);
+        d.reload(&p, 1_200);
+        assert_eq!(deadline_of(&d, Some(60)), Some(1_260));
+        write_v1(&p, "serving", None);
+        d.reload(&p, 1_300);
+        write_v1(&p, "terminating", None);
+        d.reload(&p, 1_400);
+        assert_eq!(deadline_of(&d, Some(60)), Some(1_460));
+        // The file goes away and comes back: a new drain.
+        std::fs::remove_file(&p).unwrap();
+        d.reload(&p, 1_500);
+        write_v1(&p, "terminating", None);
+        d.reload(&p, 1_600);
+        assert_eq!(deadline_of(&d, Some(60)), Some(1_660));
     }
 }
