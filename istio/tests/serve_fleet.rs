@@ -23,8 +23,6 @@ use serve::{ControlPlane, Inputs, unix_now, wait_until};
 use sticky_e2e::envoy::Envoy;
 use stickyctl::admin::{HostState, host_state};
 
-const V1: [&str; 4] = ["p1", "p2", "p3", "p4"];
-const V2: [&str; 2] = ["p5", "p6"];
 const GRPC_NODES: [&str; 2] = ["grpc-fleet-a", "grpc-fleet-b"];
 
 fn keys(ids: &[(&str, u8)]) -> String {
@@ -222,13 +220,13 @@ struct Verdict {
     sessions: BTreeMap<Kind, usize>,
     moved_at_deadline: usize,
     moved_off_killed: usize,
-    /// Proxyless sessions that left a cluster whose weight went to 0.
-    grpc_left_zero_weight: usize,
     illegal_moves: Vec<String>,
     errors: Vec<String>,
     bad_new: Vec<String>,
     new_on_added: BTreeMap<Kind, usize>,
     stayed_while_draining: BTreeMap<Kind, usize>,
+    /// Requests of pinned sessions served by v1 once its weight was 0.
+    on_v1_at_zero_weight: BTreeMap<Kind, usize>,
     after_removal_on_victim: usize,
 }
 
@@ -266,6 +264,9 @@ fn judge(records: &[Rec], tl: &Timeline) -> Verdict {
             }
             continue;
         }
+        if r.t0 > tl.canary_written + 1.0 && ["p1", "p2", "p3", "p4"].contains(&b) {
+            *v.on_v1_at_zero_weight.entry(r.kind).or_default() += 1;
+        }
         if b == tl.victim && r.t0 > tl.drain_applied + 0.5 && r.t < tl.deadline {
             *v.stayed_while_draining.entry(r.kind).or_default() += 1;
         }
@@ -274,16 +275,6 @@ fn judge(records: &[Rec], tl: &Timeline) -> Verdict {
             Some(prev) if prev == b => {}
             Some(prev) if prev == tl.victim && r.t >= tl.deadline => v.moved_at_deadline += 1,
             Some(prev) if prev == tl.killed && r.t >= tl.kill_at => v.moved_off_killed += 1,
-            // gRPC honours the cookie's cluster only while the route lists it
-            // with a weight (gRFC A60): at 0/100 its v1 sessions go to v2.
-            Some(prev)
-                if r.kind == Kind::Grpc
-                    && V1.contains(&prev)
-                    && V2.contains(&b)
-                    && r.t >= tl.canary_written =>
-            {
-                v.grpc_left_zero_weight += 1
-            }
             Some(prev) => v.illegal_moves.push(format!(
                 "{:?} {} moved {prev} → {b} at {:.3}",
                 r.kind, r.session, r.t
@@ -623,6 +614,10 @@ fn a_fleet_under_steady_traffic_keeps_every_session_through_every_change() {
     );
     for k in [Kind::Envoy, Kind::Grpc] {
         assert_eq!(v.sessions.get(&k), Some(&24), "{k:?} sessions");
+        assert!(
+            v.on_v1_at_zero_weight.get(&k).copied().unwrap_or(0) > 0,
+            "{k:?}: no pinned session stayed on v1 at weight 0"
+        );
         assert!(
             v.new_on_added.get(&k).copied().unwrap_or(0) > 0,
             "{k:?}: no new session on the added pod"

@@ -48,6 +48,7 @@ pub fn envoy(
 pub fn grpc(
     model: &Model,
     envoy_routes: &route::RouteConfiguration,
+    now: u64,
 ) -> Result<(Resource, Resource, Vec<Resource>), String> {
     let name = &model.grpc_listener;
     let c = &model.grpc_cookie;
@@ -92,6 +93,14 @@ pub fn grpc(
         )),
         ..Default::default()
     };
+    // Clusters that still have endpoints: a session pinned to one of them
+    // keeps it even when its weight drops to 0.
+    let held: Vec<String> = model
+        .clusters
+        .iter()
+        .filter(|s| !model.live_endpoints(s, now).is_empty())
+        .map(|s| s.cluster.clone())
+        .collect();
     let l = listener::Listener {
         name: name.clone(),
         api_listener: Some(listener::ApiListener {
@@ -101,7 +110,7 @@ pub fn grpc(
     };
     Ok((
         Resource::encoded(name, l),
-        Resource::encoded(name, grpc_routes(name, envoy_routes)),
+        Resource::encoded(name, grpc_routes(name, envoy_routes, &held, &c.name)),
         model
             .clusters
             .iter()
@@ -113,35 +122,65 @@ pub fn grpc(
 /// The proxyless route table: Envoy's split routes (not the pinned ones:
 /// gRPC's cookie carries its cluster, gRFC A60), with gRPC's retry in place
 /// of Envoy's, on every domain (gRPC matches the target name).
+///
+/// gRPC honours the cookie's cluster only if the route lists it with a
+/// weight: at 90/10 → 0/100 its v1 sessions would all move to v2. So each
+/// cluster of `held` whose weight is 0 gets a route of its own before the
+/// split, taken by requests whose `cookie_name` cookie names that cluster
+/// (the cookie is `base64("ip:port;cluster")`): pinned sessions stay, new
+/// ones follow the weights. The route goes when the cluster's last
+/// endpoint does (it is then not in `held`).
 pub fn grpc_routes(
     name: &str,
     envoy_routes: &route::RouteConfiguration,
+    held: &[String],
+    cookie_name: &str,
 ) -> route::RouteConfiguration {
-    let routes = envoy_routes
+    let mut routes = Vec::new();
+    for r in envoy_routes
         .virtual_hosts
         .iter()
         .flat_map(|vh| vh.routes.iter())
-        .filter_map(|r| {
-            let Some(route::route::Action::Route(a)) = &r.action else {
-                return None;
-            };
-            let Some(spec @ route::route_action::ClusterSpecifier::WeightedClusters(_)) =
-                &a.cluster_specifier
-            else {
-                return None;
-            };
-            Some(route::Route {
-                name: r.name.clone(),
-                r#match: r.r#match.clone(),
+    {
+        let Some(route::route::Action::Route(a)) = &r.action else {
+            continue;
+        };
+        let Some(spec @ route::route_action::ClusterSpecifier::WeightedClusters(w)) =
+            &a.cluster_specifier
+        else {
+            continue;
+        };
+        let retry_policy = a.retry_policy.as_ref().map(|_| grpc_retry());
+        for c in &w.clusters {
+            if c.weight.as_ref().is_some_and(|x| x.value > 0) || !held.contains(&c.name) {
+                continue;
+            }
+            let mut m = r.r#match.clone().unwrap_or_default();
+            m.headers.push(cookie_names_cluster(cookie_name, &c.name));
+            routes.push(route::Route {
+                name: format!("{}-held-{}", r.name, c.name),
+                r#match: Some(m),
                 action: Some(route::route::Action::Route(route::RouteAction {
-                    cluster_specifier: Some(spec.clone()),
-                    retry_policy: a.retry_policy.as_ref().map(|_| grpc_retry()),
+                    cluster_specifier: Some(route::route_action::ClusterSpecifier::Cluster(
+                        c.name.clone(),
+                    )),
+                    retry_policy: retry_policy.clone(),
                     ..Default::default()
                 })),
                 ..Default::default()
-            })
-        })
-        .collect();
+            });
+        }
+        routes.push(route::Route {
+            name: r.name.clone(),
+            r#match: r.r#match.clone(),
+            action: Some(route::route::Action::Route(route::RouteAction {
+                cluster_specifier: Some(spec.clone()),
+                retry_policy,
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+    }
     route::RouteConfiguration {
         name: name.to_owned(),
         virtual_hosts: vec![route::VirtualHost {
@@ -152,6 +191,60 @@ pub fn grpc_routes(
         }],
         ..Default::default()
     }
+}
+
+/// How gRPC's cookie `base64("ip:port;cluster")` ends for `cluster`: the
+/// encoding of `;cluster` depends on where it falls in the 3-byte groups,
+/// so the cookie ends, at a 4-character boundary, in base64(";cluster") or
+/// in base64 of it without its first one or two bytes.
+pub fn cookie_tails(cluster: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let suffix = format!(";{cluster}");
+    (0..3)
+        .filter_map(|skip| suffix.as_bytes().get(skip..))
+        .filter(|t| !t.is_empty())
+        .map(|t| base64::engine::general_purpose::STANDARD.encode(t))
+        .collect()
+}
+
+/// A `cookie` header whose `name` cookie names `cluster` (RE2, full match,
+/// as gRPC and Envoy apply it).
+fn cookie_names_cluster(name: &str, cluster: &str) -> route::HeaderMatcher {
+    use envoy_types::pb::envoy::r#type::matcher::v3::{
+        RegexMatcher, StringMatcher, string_matcher,
+    };
+    let tails: Vec<String> = cookie_tails(cluster)
+        .iter()
+        .map(|t| regex_escape(t))
+        .collect();
+    let regex = format!(
+        "(?:.*[;,] *)?{}=(?:[A-Za-z0-9+/]{{4}})*(?:{})(?: *[;,].*)?",
+        regex_escape(name),
+        tails.join("|")
+    );
+    route::HeaderMatcher {
+        name: "cookie".into(),
+        header_match_specifier: Some(route::header_matcher::HeaderMatchSpecifier::StringMatch(
+            StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                    regex,
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+/// `s` as an RE2 literal.
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let esc = !c.is_ascii_alphanumeric() && c != '_';
+            esc.then_some('\\').into_iter().chain(std::iter::once(c))
+        })
+        .collect()
 }
 
 /// Envoy's retry (a pinned host died mid-request) in gRPC's terms (gRFC

@@ -258,7 +258,7 @@ pub fn build(
             (ENDPOINT, TypeSet::new(endpoints.clone())),
         ]),
     };
-    let (glistener, groutes, gclusters) = resources::grpc(model, &routes_pb)?;
+    let (glistener, groutes, gclusters) = resources::grpc(model, &routes_pb, now)?;
     let grpc = GroupSnapshot {
         types: BTreeMap::from([
             (LISTENER, TypeSet::new(vec![glistener])),

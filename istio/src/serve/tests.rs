@@ -175,6 +175,81 @@ fn grpc_routes_retry_unavailable_so_a_dead_pinned_host_is_no_error() {
 }
 
 #[test]
+fn grpc_cookie_tails_match_every_address_length() {
+    use base64::Engine as _;
+    let tails = super::resources::cookie_tails("reviews-v1");
+    assert_eq!(tails.len(), 3);
+    for host in [
+        "1.2.3.4:5",
+        "10.0.0.1:80",
+        "127.0.0.1:50061",
+        "[::1]:9080",
+        "10.244.13.207:8080",
+    ] {
+        let cookie = base64::engine::general_purpose::STANDARD.encode(format!("{host};reviews-v1"));
+        let ends = (0..cookie.len())
+            .step_by(4)
+            .any(|k| tails.iter().any(|t| cookie.get(k..) == Some(t.as_str())));
+        assert!(ends, "{host}: {cookie} ends in none of {tails:?}");
+        let other = base64::engine::general_purpose::STANDARD.encode(format!("{host};reviews-v2"));
+        let ends = (0..other.len())
+            .step_by(4)
+            .any(|k| tails.iter().any(|t| other.get(k..) == Some(t.as_str())));
+        assert!(!ends, "{host}: v2's cookie matched v1");
+    }
+}
+
+#[test]
+fn a_zero_weight_cluster_with_endpoints_keeps_its_grpc_sessions() {
+    use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, route, route_action};
+    let s = snap(&model(two_services()), 0);
+    let mut envoy = RouteConfiguration::decode(
+        s.envoy
+            .get(ROUTE)
+            .unwrap()
+            .resources
+            .values()
+            .next()
+            .unwrap()
+            .any
+            .value
+            .as_slice(),
+    )
+    .unwrap();
+    for r in &mut envoy.virtual_hosts[0].routes {
+        if let Some(route::Action::Route(a)) = &mut r.action
+            && let Some(route_action::ClusterSpecifier::WeightedClusters(w)) =
+                &mut a.cluster_specifier
+        {
+            for c in &mut w.clusters {
+                c.weight = Some(envoy_types::pb::google::protobuf::UInt32Value {
+                    value: if c.name == "reviews-v1" { 0 } else { 100 },
+                });
+            }
+        }
+    }
+    let name = |rc: &RouteConfiguration| -> Vec<String> {
+        rc.virtual_hosts[0]
+            .routes
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    let held = super::resources::grpc_routes("reviews", &envoy, &["reviews-v1".into()], "sticky");
+    let names = name(&held);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].ends_with("-held-reviews-v1"), "{names:?}");
+    let text = format!("{:?}", held.virtual_hosts[0].routes[0]);
+    assert!(
+        text.contains("sticky=") && text.contains("Cluster(\"reviews-v1\")"),
+        "{text}"
+    );
+    // No endpoints left in v1: no held route, its sessions follow the weights.
+    let gone = super::resources::grpc_routes("reviews", &envoy, &[], "sticky");
+    assert_eq!(name(&gone).len(), 1);
+}
+
+#[test]
 fn nodes_are_grouped_by_metadata_id_or_agent() {
     let mut n = Node {
         id: "grpc-client-7".into(),
