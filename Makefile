@@ -121,9 +121,11 @@ test: setup kubernetes-validate wasm native native-fault lint
 	cargo test --locked --workspace --no-fail-fast -- --test-threads=2
 	$(MAKE) --no-print-directory bench-smoke
 
-## demo: Envoy + sticky in front of demo backends on loopback.
+## demo: Envoy + sticky in front of demo backends on loopback, then `stickyctl serve`
+## feeding two Envoys and a proxyless gRPC client (scratch files in a tempdir).
 demo: setup wasm
-	cargo run --locked --release -p sticky-e2e --bin sticky-demo
+	cargo build --locked --release -p stickyctl --bin stickyctl
+	STICKYCTL=$(TARGET_DIR)/release/stickyctl cargo run --locked --release -p sticky-e2e --bin sticky-demo
 	cargo build --locked --release -p sticky-examples --bins
 	$(TARGET_DIR)/release/sticky-story
 

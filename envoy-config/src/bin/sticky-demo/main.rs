@@ -1,8 +1,10 @@
 //! `make demo`: Envoy 1.40 + sticky in front of four stateful demo backends
 //! on loopback (cluster v1 weight 90, canary v2 weight 10). Shows sessions
 //! staying on their backend, the canary split, a drain, then wrap mode with
-//! an MCP server behind two Envoy replicas, and stops cleanly.
+//! an MCP server behind two Envoy replicas, then `stickyctl serve` feeding
+//! two Envoys and a proxyless gRPC client through a drain, and stops cleanly.
 
+mod control_plane;
 mod mcp;
 
 use std::time::Duration;
@@ -132,6 +134,7 @@ fn run() -> Result<(), String> {
     );
     rig.envoy.stop();
     mcp::run()?;
+    control_plane::run()?;
     println!("\n== stopped every Envoy and backend");
     Ok(())
 }
