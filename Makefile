@@ -39,7 +39,7 @@ export STICKY_NATIVE := $(CURDIR)/$(NATIVE)
 FAULT_DIR     := $(TARGET_DIR)/fault
 export STICKY_NATIVE_FAULT := $(FAULT_DIR)/debug/libsticky_native.so
 
-.PHONY: all setup toolchain envoy kubernetes-validate tools wasm native native-fault build test test-unit e2e lint fmt demo bench bench-smoke bench-empty-wasm fuzz fuzz-smoke soak clean
+.PHONY: all setup toolchain envoy kubernetes-validate tools wasm native native-fault build test test-unit e2e lint fmt demo bench bench-smoke bench-bins bench-empty-wasm fuzz fuzz-smoke soak clean
 
 all: wasm native
 
@@ -162,7 +162,11 @@ repro: toolchain tools
 
 ## bench: sticky against no affinity, Envoy's native cookie, an empty wasm filter and
 ## the native module in real Envoy 1.40 (one worker; wrk + h2load; interleaved rounds);
-## writes results/bench.md and results/bench.csv. Extra flags: make bench BENCH_ARGS="--rounds 9".
+## then unary gRPC proxyless vs through Envoy (+sticky, +nothing) fed by `stickyctl serve`,
+## and the control plane's cost (snapshot, memory, ADS fan-out at 100-10,000 endpoints);
+## writes results/bench.md, results/bench.csv and results/bench-xds.csv.
+## Extra flags: make bench BENCH_ARGS="--rounds 9"; BENCH_ARGS="--xds-only" re-runs only the
+## control-plane part and replaces only its section of results/bench.md.
 BENCH_EMPTY_RAW := $(TARGET_DIR)/$(WASM_TARGET)/release/sticky_bench_empty_filter.wasm
 BENCH_EMPTY     := $(TARGET_DIR)/bench/empty-filter.wasm
 BENCH_EMPTY_NATIVE := $(TARGET_DIR)/native/libsticky_bench_empty_module.so
@@ -177,15 +181,20 @@ bench-empty-wasm: toolchain tools
 	wasm-opt $(WASM_OPT_FLAGS) $(BENCH_EMPTY_RAW) -o $(BENCH_EMPTY)
 	cargo build --locked --profile native -p sticky-bench-empty-module
 
+# The control-plane part runs the release stickyctl and the tonic demo counter (examples/).
+bench-bins:
+	cargo build --locked --release -p stickyctl --bin stickyctl
+	cargo build --locked --release -p sticky-examples --bin sticky-counter
+
 # sticky-native is measured when `make native` succeeds, reported "not available" otherwise.
-bench: setup wasm bench-empty-wasm
+bench: setup wasm bench-empty-wasm bench-bins
 	@if $(MAKE) --no-print-directory native; then native="$(CURDIR)/$(NATIVE)"; \
 	  else native=none; echo "make native failed: sticky-native is reported as not available"; fi; \
 	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_EMPTY_NATIVE="$(BENCH_EMPTY_NATIVE)" STICKY_NATIVE="$$native" \
 	  cargo run --locked --release -p sticky-bench -- $(BENCH_ARGS)
 
 ## bench-smoke: every benchmark path for ~1 s each; asserts numbers came out (part of `make test`).
-bench-smoke: setup wasm bench-empty-wasm
+bench-smoke: setup wasm bench-empty-wasm bench-bins
 	@if $(MAKE) --no-print-directory native >/dev/null 2>&1; then native="$(CURDIR)/$(NATIVE)"; else native=none; fi; \
 	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_EMPTY_NATIVE="$(BENCH_EMPTY_NATIVE)" STICKY_NATIVE="$$native" \
 	  cargo run --locked --release -p sticky-bench -- --smoke

@@ -14,6 +14,7 @@ mod load;
 mod report;
 mod setup;
 mod upstream;
+mod xds;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -77,6 +78,34 @@ struct Args {
     /// write `perf-<configuration>.data` into this directory.
     #[arg(long)]
     perf: Option<PathBuf>,
+    /// Only the control-plane part (gRPC proxyless vs Envoy, control-plane
+    /// cost): replaces that section of bench.md, leaves the rest as it is.
+    #[arg(long, conflicts_with = "no_xds")]
+    xds_only: bool,
+    /// Skip the control-plane part.
+    #[arg(long)]
+    no_xds: bool,
+    /// gRPC comparison: seconds per measured load.
+    #[arg(long, default_value_t = 5.0)]
+    grpc_seconds: f64,
+    /// gRPC comparison: rounds (the three paths interleaved in each).
+    #[arg(long, default_value_t = 3)]
+    grpc_rounds: usize,
+    /// gRPC comparison: load-generator processes (one channel each).
+    #[arg(long, default_value_t = 2)]
+    grpc_procs: u32,
+    /// gRPC comparison: concurrent sessions per process.
+    #[arg(long, default_value_t = 8)]
+    grpc_sessions: u32,
+    /// Control-plane cost: endpoint counts.
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 1000, 10000])]
+    cp_endpoints: Vec<usize>,
+    /// Control-plane cost: open ADS streams (cumulative).
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 500])]
+    cp_streams: Vec<usize>,
+    /// Control-plane cost: endpoint changes timed per stream count.
+    #[arg(long, default_value_t = 5)]
+    cp_changes: usize,
 }
 
 fn main() -> ExitCode {
@@ -94,6 +123,9 @@ fn run(args: &Args) -> Result<(), String> {
     let root = sticky_e2e::root();
     let mut art = artifacts(&root);
     art.compare_wasm = args.compare_wasm.clone();
+    if args.xds_only {
+        return run_xds_only(args, &root, &art);
+    }
     let (rounds, secs) = if args.smoke {
         (1, 1)
     } else {
@@ -244,13 +276,19 @@ fn run(args: &Args) -> Result<(), String> {
         (None, false) => root.join("results"),
     };
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    let md = results.markdown();
+    let mut md = results.markdown();
+    let mut missing = results.missing_numbers();
+    if !args.no_xds {
+        let x = xds::run(&root, &art.envoy, &art.sticky_wasm, &xds_plan(args))?;
+        md = xds::splice(&md, &x.markdown(&commit()));
+        std::fs::write(out.join("bench-xds.csv"), x.csv()).map_err(|e| e.to_string())?;
+        missing.extend(x.problems());
+    }
     std::fs::write(out.join("bench.md"), &md).map_err(|e| e.to_string())?;
     std::fs::write(out.join("bench.csv"), results.csv()).map_err(|e| e.to_string())?;
     println!("{md}");
     println!("written: {}", out.join("bench.md").display());
 
-    let missing = results.missing_numbers();
     if !missing.is_empty() {
         return Err(format!("no numbers for:\n{}", missing.join("\n")));
     }
@@ -262,6 +300,83 @@ fn run(args: &Args) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The control-plane part's plan: `--smoke` runs each path about a second.
+fn xds_plan(args: &Args) -> xds::Plan {
+    if args.smoke {
+        return xds::Plan {
+            grpc: xds::grpc::GrpcLoad {
+                rounds: 1,
+                seconds: 1.0,
+                warmup: 0.3,
+                procs: 1,
+                sessions: 4,
+            },
+            cost: xds::fanout::CostPlan {
+                endpoints: vec![100],
+                streams: vec![10],
+                changes: 2,
+            },
+        };
+    }
+    xds::Plan {
+        grpc: xds::grpc::GrpcLoad {
+            rounds: args.grpc_rounds.max(1),
+            seconds: args.grpc_seconds.max(0.5),
+            warmup: 1.0,
+            procs: args.grpc_procs.max(1),
+            sessions: args.grpc_sessions.max(1),
+        },
+        cost: xds::fanout::CostPlan {
+            endpoints: args.cp_endpoints.clone(),
+            streams: args.cp_streams.clone(),
+            changes: args.cp_changes.max(1),
+        },
+    }
+}
+
+/// `--xds-only`: the control-plane part alone, spliced into the existing
+/// bench.md (its other sections are left as the last full run wrote them).
+fn run_xds_only(args: &Args, root: &Path, art: &Artifacts) -> Result<(), String> {
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let out = match (&args.out, args.smoke) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => scratch.path().to_path_buf(),
+        (None, false) => root.join("results"),
+    };
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let x = xds::run(root, &art.envoy, &art.sticky_wasm, &xds_plan(args))?;
+    let section = x.markdown(&commit());
+    let old = std::fs::read_to_string(out.join("bench.md")).unwrap_or_default();
+    let md = if old.is_empty() {
+        section.clone()
+    } else {
+        xds::splice(&old, &section)
+    };
+    std::fs::write(out.join("bench.md"), &md).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("bench-xds.csv"), x.csv()).map_err(|e| e.to_string())?;
+    println!("{section}");
+    println!("written: {}", out.join("bench.md").display());
+    let problems = x.problems();
+    if !problems.is_empty() {
+        return Err(format!("control-plane part:\n{}", problems.join("\n")));
+    }
+    if args.smoke {
+        println!(
+            "bench-smoke: gRPC proxyless / Envoy+sticky / Envoy and the control-plane cost produced numbers"
+        );
+    }
+    Ok(())
+}
+
+fn commit() -> String {
+    Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(sticky_e2e::root())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// `--perf`: `perf record` of Envoy under the session load, per configuration.
@@ -462,12 +577,7 @@ fn notes(
     cpus: usize,
     before: &str,
 ) -> Vec<String> {
-    let commit = Command::new("git")
-        .args(["describe", "--always", "--dirty"])
-        .current_dir(sticky_e2e::root())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let commit = commit();
     let mut n = vec![
         format!("commit `{commit}`; Envoy 1.40.0, one worker (`--concurrency 1`)"),
         format!(

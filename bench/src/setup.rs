@@ -351,7 +351,7 @@ pub fn plugin_config(clusters: &[&str]) -> Value {
 /// need); the benchmark measures one. This wrapper rewrites the
 /// `--concurrency` argument and `exec`s Envoy (pinned with taskset when asked),
 /// so the harness's PID is Envoy's own and stopping it stops Envoy.
-fn write_wrapper(dir: &Path, envoy: &Path, cpu: Option<u32>) -> Result<PathBuf, String> {
+pub fn write_wrapper(dir: &Path, envoy: &Path, cpu: Option<u32>) -> Result<PathBuf, String> {
     let pin = match cpu {
         Some(c) => format!("taskset -c {c} "),
         None => String::new(),
