@@ -5,21 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
-use axum::response::Response;
-use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::Value;
 use stickyctl::serve::source::files::{Endpoint, State as EpState};
 use stickyctl::serve::source::kube::{self as ks, Backend, Params, Update};
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt as _;
+
+mod fake_kube;
+use fake_kube::{Shared, fake_api_server};
 
 /// `2026-12-04T10:15:30Z`, the terminating Pod's deletionTimestamp (grace 60 s).
 const KILL_AT: u64 = 1_796_379_330;
@@ -27,121 +23,6 @@ const KILL_AT: u64 = 1_796_379_330;
 fn fixture(name: &str) -> Value {
     let path = format!("{}/testdata/kube/{name}.json", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-/// One resource collection: current objects, the event log (by
-/// resourceVersion, replayed to a watch that starts behind it) and the open watches.
-#[derive(Default)]
-struct Collection {
-    items: BTreeMap<String, Value>,
-    log: Vec<(u64, String)>,
-    watches: Vec<mpsc::UnboundedSender<String>>,
-}
-
-#[derive(Default)]
-struct FakeApi {
-    resource_version: u64,
-    collections: BTreeMap<String, Collection>,
-    requests: Vec<String>,
-}
-
-type Shared = Arc<Mutex<FakeApi>>;
-
-impl FakeApi {
-    /// Records a change as the API server would: new resourceVersion, then
-    /// an ADDED / MODIFIED / DELETED event to every open watch.
-    fn event(&mut self, resource: &str, kind: &str, mut object: Value) {
-        self.resource_version += 1;
-        let rv = self.resource_version;
-        object["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let name = object["metadata"]["name"].as_str().unwrap().to_owned();
-        let c = self.collections.entry(resource.to_owned()).or_default();
-        if kind == "DELETED" {
-            c.items.remove(&name);
-        } else {
-            c.items.insert(name, object.clone());
-        }
-        let line = format!("{}\n", json!({"type": kind, "object": object}));
-        c.log.push((rv, line.clone()));
-        c.watches.retain(|w| w.send(line.clone()).is_ok());
-    }
-}
-
-fn list_kind(resource: &str) -> (&'static str, &'static str) {
-    match resource {
-        "endpointslices" => ("discovery.k8s.io/v1", "EndpointSliceList"),
-        "pods" => ("v1", "PodList"),
-        _ => ("v1", "ServiceList"),
-    }
-}
-
-async fn serve_collection(
-    State(api): State<Shared>,
-    Path((ns, resource)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let query = query.unwrap_or_default();
-    let mut api = api.lock().unwrap();
-    api.requests.push(format!("{resource}?{query}"));
-    let param = |key: &str| {
-        query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .map(str::to_owned)
-    };
-    if ns != "shop" || !["endpointslices", "pods", "services"].contains(&resource.as_str()) {
-        return Response::builder()
-            .status(StatusCode::NOT_FOUND)
-            .body(Body::from(
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}).to_string(),
-            ))
-            .unwrap();
-    }
-    let rv = api.resource_version;
-    let c = api.collections.entry(resource.clone()).or_default();
-    if param("watch").as_deref() == Some("true") {
-        let from: u64 = param("resourceVersion")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let (tx, rx) = mpsc::unbounded_channel();
-        for (_, line) in c.log.iter().filter(|(v, _)| *v > from) {
-            let _ = tx.send(line.clone());
-        }
-        c.watches.push(tx);
-        let body = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
-            .map(Ok::<_, std::convert::Infallible>);
-        return Response::builder()
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from_stream(body))
-            .unwrap();
-    }
-    let (api_version, kind) = list_kind(&resource);
-    let list = json!({
-        "apiVersion": api_version,
-        "kind": kind,
-        "metadata": {"resourceVersion": rv.to_string()},
-        "items": c.items.values().collect::<Vec<_>>(),
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(list.to_string()))
-        .unwrap()
-}
-
-async fn fake_api_server(api: Shared) -> (String, tokio::task::JoinHandle<()>) {
-    let router = axum::Router::new()
-        .route("/api/v1/namespaces/{ns}/{resource}", get(serve_collection))
-        .route(
-            "/apis/discovery.k8s.io/v1/namespaces/{ns}/{resource}",
-            get(serve_collection),
-        )
-        .with_state(api);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (format!("http://{addr}"), task)
 }
 
 fn ep(ip: &str, port: u16, state: EpState, deadline: Option<u64>) -> Endpoint {

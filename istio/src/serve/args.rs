@@ -27,8 +27,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub keys: PathBuf,
     /// Directory of endpoint files, one per Service; watched.
-    #[arg(long, value_name = "DIR")]
-    pub endpoints: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "kubernetes",
+        conflicts_with = "kubernetes"
+    )]
+    pub endpoints: Option<PathBuf>,
+    /// Endpoints from Kubernetes instead of files: EndpointSlices, Pods and
+    /// Services of --namespace, watched (in a Pod: its ServiceAccount;
+    /// elsewhere KUBECONFIG or ~/.kube/config).
+    #[arg(long, requires = "namespace")]
+    pub kubernetes: bool,
+    /// The namespace the route's Services live in (with --kubernetes).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
     /// The xDS (ADS gRPC) address; port 0 picks one.
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:18000")]
     pub listen: SocketAddr,

@@ -3,6 +3,7 @@
 //! deadline passes, and publishes a snapshot only when its content changed.
 //! A refused input is logged and counted; the last good snapshot keeps serving.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::serve::model::{Model, Options};
 use crate::serve::snapshot::{self, Snapshot, TYPES, type_label};
 use crate::serve::source::edit::{self, Change};
-use crate::serve::source::files::{self, Directory, Outcome, State};
+use crate::serve::source::files::{self, Directory, Endpoint, Outcome, State};
+use crate::serve::source::kube::{self as kube_source, KubeWatch};
 use crate::serve::source::policy::{self, Paths, PolicyInputs};
 use crate::serve::telemetry::{Metrics, log};
 
@@ -27,12 +29,29 @@ pub enum Command {
     Status(oneshot::Sender<Value>),
 }
 
+/// Where endpoints come from.
+pub enum EndpointSource {
+    /// A watched directory of endpoint files.
+    Files(PathBuf),
+    /// Kubernetes (`serve --kubernetes`): the running watchers.
+    Kubernetes(KubeWatch),
+}
+
+/// The Kubernetes source's state in the controller.
+struct KubeState {
+    /// The watchers; dropping them stops the source.
+    watch: KubeWatch,
+    /// The last update (none before the first full list).
+    latest: Option<kube_source::Update>,
+}
+
 /// The controller.
 pub struct Control {
     opts: Options,
     paths: Paths,
     endpoints_dir: PathBuf,
     dir: Directory,
+    kube: Option<KubeState>,
     policy: PolicyInputs,
     policy_error: Option<String>,
     model: Model,
@@ -61,17 +80,37 @@ impl Control {
     pub fn start(
         opts: Options,
         paths: Paths,
-        endpoints_dir: PathBuf,
+        source: EndpointSource,
         metrics: Arc<Metrics>,
     ) -> Result<(Self, watch::Receiver<Arc<Snapshot>>)> {
         let policy = policy::load(&paths)?;
-        let (dir, refused) = Directory::load(&endpoints_dir, unix_now())?;
-        for r in &refused {
-            log("error", &format!("endpoint file refused: {r}"));
-            metrics.add("sticky_input_errors_total", "source=\"endpoints\"", 1.0);
-        }
-        let model = Model::build(&policy, &opts, dir.services(drain_cap(&policy)))?;
-        let snap = snapshot::build(&model, unix_now(), Instant::now(), 1)
+        let (endpoints_dir, dir, kube) = match source {
+            EndpointSource::Files(endpoints_dir) => {
+                let (dir, refused) = Directory::load(&endpoints_dir, unix_now())?;
+                for r in &refused {
+                    log("error", &format!("endpoint file refused: {r}"));
+                    metrics.add("sticky_input_errors_total", "source=\"endpoints\"", 1.0);
+                }
+                (endpoints_dir, dir, None)
+            }
+            EndpointSource::Kubernetes(watch) => {
+                watch.set_params(kube_source::Params::from_resolved(&policy.resolved));
+                let state = KubeState {
+                    watch,
+                    latest: None,
+                };
+                (PathBuf::new(), Directory::default(), Some(state))
+            }
+        };
+        let services = match &kube {
+            Some(_) => BTreeMap::new(),
+            None => dir.services(drain_cap(&policy)),
+        };
+        let model = Model::build(&policy, &opts, services)?;
+        // From Kubernetes, readiness (generation > 0) waits for the first
+        // full list of the watched objects.
+        let generation = if kube.is_some() { 0 } else { 1 };
+        let snap = snapshot::build(&model, unix_now(), Instant::now(), generation)
             .map_err(|e| Error::Usage(format!("cannot serve this policy: {e}")))?;
         let current = Arc::new(snap);
         let (publish, rx) = watch::channel(current.clone());
@@ -80,6 +119,7 @@ impl Control {
             paths,
             endpoints_dir,
             dir,
+            kube,
             policy,
             policy_error: None,
             model,
@@ -92,15 +132,21 @@ impl Control {
         Ok((this, rx))
     }
 
-    /// Runs until both channels close.
+    /// Runs until both channels close. `kube` carries the Kubernetes
+    /// source's updates (`None` with endpoint files).
     pub async fn run(
         mut self,
         mut fs: mpsc::UnboundedReceiver<PathBuf>,
         mut commands: mpsc::Receiver<Command>,
+        mut kube: Option<mpsc::UnboundedReceiver<kube_source::Update>>,
     ) {
         loop {
             let wake = self.next_wake();
             tokio::select! {
+                u = next_update(&mut kube) => {
+                    let Some(u) = u else { break };
+                    self.on_kube_update(u, Instant::now());
+                }
                 p = fs.recv() => {
                     let Some(p) = p else { break };
                     let seen = Instant::now();
@@ -118,6 +164,44 @@ impl Control {
                     self.rebuild(None, Instant::now(), "drain deadline");
                 }
             }
+        }
+    }
+
+    /// A Kubernetes update: the endpoints of the route's Services, and the
+    /// objects refused (each logged once, counted).
+    fn on_kube_update(&mut self, update: kube_source::Update, seen: Instant) {
+        let Some(state) = &mut self.kube else { return };
+        let known = state
+            .latest
+            .as_ref()
+            .map(|u| u.errors.clone())
+            .unwrap_or_default();
+        for e in update.errors.iter().filter(|e| !known.contains(e)) {
+            log(
+                "error",
+                &format!("Kubernetes object refused, the rest keeps serving: {e}"),
+            );
+            self.metrics
+                .add("sticky_input_errors_total", "source=\"kubernetes\"", 1.0);
+        }
+        self.metrics.set(
+            "sticky_input_errors_current",
+            "source=\"kubernetes\"",
+            update.errors.len() as f64,
+        );
+        state.latest = Some(update);
+        self.rebuild(None, seen, "kubernetes change");
+    }
+
+    /// The endpoints per Service, from whichever source is active.
+    fn services(&self, policy: &PolicyInputs) -> BTreeMap<String, Vec<Endpoint>> {
+        match &self.kube {
+            Some(state) => state
+                .latest
+                .as_ref()
+                .map(|u| u.endpoints.clone())
+                .unwrap_or_default(),
+            None => self.dir.services(drain_cap(policy)),
         }
     }
 
@@ -143,7 +227,7 @@ impl Control {
         let mut endpoints_changed = false;
         let mut policy_changed = false;
         for p in changed {
-            if self.paths.contains(p) {
+            if self.paths.contains(p) || self.paths.is_configmap_swap(p) {
                 policy_changed = true;
             } else if self.in_endpoints_dir(p) && files::is_endpoint_file(p) {
                 match self.dir.reload(p, unix_now()) {
@@ -194,7 +278,7 @@ impl Control {
     fn rebuild(&mut self, candidate: Option<PolicyInputs>, seen: Instant, why: &str) {
         let is_policy = candidate.is_some();
         let policy = candidate.as_ref().unwrap_or(&self.policy);
-        let built = Model::build(policy, &self.opts, self.dir.services(drain_cap(policy)))
+        let built = Model::build(policy, &self.opts, self.services(policy))
             .map_err(|e| e.to_string())
             .and_then(|m| {
                 let generation = self.current.generation.saturating_add(1);
@@ -217,6 +301,12 @@ impl Control {
         };
         if let Some(p) = candidate {
             self.policy = p;
+            if let Some(state) = &self.kube {
+                // The route's backends (or the drain cap) may have changed.
+                state
+                    .watch
+                    .set_params(kube_source::Params::from_resolved(&self.policy.resolved));
+            }
             if self.policy_error.take().is_some() {
                 self.metrics
                     .set("sticky_input_errors_current", "source=\"policy\"", 0.0);
@@ -300,6 +390,12 @@ impl Control {
     }
 
     fn change(&mut self, change: &Change) -> std::result::Result<Value, String> {
+        if self.kube.is_some() {
+            return Err(
+                "endpoints come from Kubernetes (serve --kubernetes): change the Pods, not the control plane"
+                    .into(),
+            );
+        }
         let seen = Instant::now();
         let (path, file) = match self.dir.file_of(&change.service) {
             Some((p, f)) => (p.to_owned(), Some(f.clone())),
@@ -351,8 +447,21 @@ impl Control {
             "endpoints": self.model.endpoints,
             "errors": {
                 "policy": self.policy_error,
-                "endpoints": self.dir.errors(),
+                "endpoints": match &self.kube {
+                    Some(state) => json!(state.latest.as_ref().map(|u| u.errors.clone()).unwrap_or_default()),
+                    None => json!(self.dir.errors()),
+                },
             },
         })
+    }
+}
+
+/// The next Kubernetes update, or never (endpoint files).
+async fn next_update(
+    rx: &mut Option<mpsc::UnboundedReceiver<kube_source::Update>>,
+) -> Option<kube_source::Update> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -73,9 +73,29 @@ async fn serve(a: ServeArgs) -> Result<u8> {
         route: std::path::absolute(&a.route).map_err(|e| Error::io(&a.route, e))?,
         keys: std::path::absolute(&a.keys).map_err(|e| Error::io(&a.keys, e))?,
     };
-    let endpoints_dir =
-        std::path::absolute(&a.endpoints).map_err(|e| Error::io(&a.endpoints, e))?;
-    let mut watched = vec![endpoints_dir.clone()];
+    let mut watched = Vec::new();
+    let (source, kube_updates) = match (&a.endpoints, &a.namespace) {
+        (Some(dir), _) => {
+            let dir = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+            watched.push(dir.clone());
+            (control::EndpointSource::Files(dir), None)
+        }
+        (None, Some(ns)) => {
+            let client = source::kube::client().await?;
+            // Real parameters arrive from the policy as the controller starts.
+            let params = source::kube::Params::default();
+            let (kube_watch, updates) = source::kube::start(client, ns, params);
+            (
+                control::EndpointSource::Kubernetes(kube_watch),
+                Some(updates),
+            )
+        }
+        (None, None) => {
+            return Err(Error::Usage(
+                "serve needs --endpoints DIR or --kubernetes --namespace NS".into(),
+            ));
+        }
+    };
     for p in [&paths.policy, &paths.route, &paths.keys] {
         if let Some(d) = p.parent() {
             watched.push(d.to_owned());
@@ -84,7 +104,7 @@ async fn serve(a: ServeArgs) -> Result<u8> {
     // Watch before the first load: no change can fall between the two.
     let (_watch, fs_events) = source::watch::start(&watched)?;
     let (control, snapshots) =
-        control::Control::start(options(&a), paths, endpoints_dir, metrics.clone())?;
+        control::Control::start(options(&a), paths, source, metrics.clone())?;
     let xds_listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .map_err(|e| Error::io(a.listen.to_string(), e))?;
@@ -115,7 +135,7 @@ async fn serve(a: ServeArgs) -> Result<u8> {
         snapshots: snapshots.clone(),
     };
     let ads = xds::Ads::new(snapshots, metrics);
-    let controller = tokio::spawn(control.run(fs_events, inbox));
+    let controller = tokio::spawn(control.run(fs_events, inbox, kube_updates));
     let grpc = tonic::transport::Server::builder()
         .add_service(AggregatedDiscoveryServiceServer::new(ads))
         .serve_with_incoming_shutdown(

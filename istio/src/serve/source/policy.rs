@@ -27,6 +27,19 @@ impl Paths {
             .iter()
             .any(|p| same_file(p, path))
     }
+
+    /// Whether `path` is a Kubernetes ConfigMap/Secret volume's atomic swap
+    /// (`..data`, `..2026_12_04…`) beside an input: the kubelet replaces
+    /// the files through a symlink, so no event names the input itself.
+    pub fn is_configmap_swap(&self, path: &Path) -> bool {
+        let swap = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(".."));
+        swap && [&self.policy, &self.route, &self.keys]
+            .iter()
+            .any(|p| p.parent().is_some_and(|d| Some(d) == path.parent()))
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
