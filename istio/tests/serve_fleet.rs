@@ -574,8 +574,8 @@ fn a_fleet_under_steady_traffic_keeps_every_session_through_every_change() {
          | Envoy (admin shows it) | {} | {:.1} | {:.1} | {:.1} | {:.1} |\n\
          | proxyless gRPC (ACK) | {} | {:.1} | {:.1} | {:.1} | {:.1} |\n\n\
          Traffic during the run: {} requests through Envoy, {} proxyless RPCs, {} sessions; \
-         0 client-visible errors; {} session moves at the drain deadline, {} off the killed pod, \
-         0 others. Run time {:.0} s.\n",
+         {} client-visible errors; {} session moves at the drain deadline, {} off the killed pod, \
+         {} others. Run time {:.0} s.\n",
         "1.85.3",
         envoy_ms.len(),
         e[0],
@@ -590,8 +590,10 @@ fn a_fleet_under_steady_traffic_keeps_every_session_through_every_change() {
         v.requests.get(&Kind::Envoy).copied().unwrap_or(0),
         v.requests.get(&Kind::Grpc).copied().unwrap_or(0),
         v.sessions.values().sum::<usize>(),
+        v.errors.len(),
         v.moved_at_deadline,
         v.moved_off_killed,
+        v.illegal_moves.len(),
         began.elapsed().as_secs_f64(),
     );
     eprintln!("{table}");

@@ -2,7 +2,10 @@
 
   grpc_peer.py server NAME   a backend on 127.0.0.1:<ephemeral>; prints
                              "listening on 127.0.0.1:PORT"; every RPC answers
-                             NAME (body and `x-backend` metadata).
+                             NAME (body and `x-backend` trailing
+                             metadata: headers, message and status leave
+                             in one write, so a killed backend never leaves
+                             a half-answered, unretriable call).
   grpc_peer.py client TARGET a proxyless client (GRPC_XDS_BOOTSTRAP set by the
                              caller) reading one command per stdin line:
                              "call SESSION" -> one unary RPC carrying SESSION's
@@ -33,7 +36,7 @@ def server(name):
     class Handler(grpc.GenericRpcHandler):
         def service(self, details):
             def unary(request, context):
-                context.send_initial_metadata((("x-backend", name),))
+                context.set_trailing_metadata((("x-backend", name),))
                 return name.encode()
 
             return grpc.unary_unary_rpc_method_handler(unary)
