@@ -412,10 +412,16 @@ impl Control {
             return Err(m);
         }
         self.rebuild(None, seen, "admin change");
-        let deadline = updated
+        // The deadline served: the file's, or the one a drain without a
+        // timeout gets from the policy's drainingTimeoutSec.
+        let deadline = self
+            .model
             .endpoints
-            .iter()
-            .find(|e| e.address == change.address && e.port == change.port)
+            .get(&change.service)
+            .and_then(|eps| {
+                eps.iter()
+                    .find(|e| e.address == change.address && e.port == change.port)
+            })
             .and_then(|e| e.deadline);
         Ok(json!({
             "file": path.display().to_string(),
