@@ -139,7 +139,10 @@ async fn serve(a: ServeArgs) -> Result<u8> {
     let grpc = tonic::transport::Server::builder()
         .add_service(AggregatedDiscoveryServiceServer::new(ads))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(xds_listener),
+            // TCP_NODELAY: a push is a few small frames per stream; Nagle
+            // would hold them back by tens of ms (tonic sets it only on
+            // listeners it binds itself).
+            tonic::transport::server::TcpIncoming::from(xds_listener).with_nodelay(Some(true)),
             shutdown(),
         );
     let admin =

@@ -69,14 +69,15 @@ impl ServiceFile {
         if self.service.is_empty() {
             return Err(at("service".into(), "must not be empty".into()));
         }
+        // One pass with an index: a 10,000-endpoint file must not cost a
+        // quadratic scan on every change (measured by make bench).
+        let mut seen: std::collections::HashMap<(IpAddr, u16), usize> =
+            std::collections::HashMap::with_capacity(self.endpoints.len());
         for (i, e) in self.endpoints.iter().enumerate() {
             if e.port == 0 {
                 return Err(at(format!("endpoints[{i}].port"), "must not be 0".into()));
             }
-            if let Some(j) = self.endpoints[..i]
-                .iter()
-                .position(|o| o.address == e.address && o.port == e.port)
-            {
+            if let Some(j) = seen.insert((e.address, e.port), i) {
                 return Err(at(
                     format!("endpoints[{i}]"),
                     format!("{}:{} is also endpoints[{j}]", e.address, e.port),
