@@ -112,21 +112,9 @@ pub fn affinity(mode: Mode, wasm: PathBuf) -> Affinity {
 }
 
 /// gRPC needs HTTP/2 to the upstream: the renderer's clusters speak
-/// HTTP/1.1 by default, so gRPC stages add Envoy's explicit HTTP/2 option.
+/// HTTP/1.1 by default (`stickyctl render envoy --upstream-protocol http2`).
 pub fn upstream_http2(bootstrap: &mut Value) {
-    if let Some(clusters) = bootstrap
-        .pointer_mut("/static_resources/clusters")
-        .and_then(Value::as_array_mut)
-    {
-        for c in clusters {
-            c["typed_extension_protocol_options"] = json!({
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                    "explicit_http_config": {"http2_protocol_options": {}},
-                },
-            });
-        }
-    }
+    stickyctl::render::envoy::bootstrap_upstream_http2(bootstrap);
 }
 
 /// How many retries Envoy lets run at once per cluster in the demo (Envoy's

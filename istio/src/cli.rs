@@ -235,6 +235,15 @@ enum ClusterNames {
     Istio,
 }
 
+/// The protocol Envoy speaks to the backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum UpstreamProtocol {
+    /// HTTP/1.1 (Envoy's default).
+    Http1,
+    /// HTTP/2 (cleartext): gRPC backends.
+    Http2,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum WiringArg {
     /// No stateful_session filter: the module pins the host with Envoy's
@@ -305,6 +314,9 @@ struct RenderEnvoy {
     /// Write envoy.json, plugin.json and eds/*.json into DIR.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The protocol Envoy speaks to the backends: http2 for gRPC backends.
+    #[arg(long, value_enum, default_value = "http1")]
+    upstream_protocol: UpstreamProtocol,
     /// Instead, a bootstrap with only node, admin and ADS at HOST:PORT
     /// (`stickyctl serve`); with --out also grpc-bootstrap.json for proxyless clients.
     #[arg(long, value_name = "HOST:PORT")]
@@ -667,7 +679,10 @@ fn render_envoy(a: RenderEnvoy) -> Result<u8> {
         retry: !a.no_retry,
         runtime_key_prefix: Some(a.runtime_prefix.clone()),
     };
-    let rendered = standalone::render(&resolved, &keys, &opts)?;
+    let mut rendered = standalone::render(&resolved, &keys, &opts)?;
+    if a.upstream_protocol == UpstreamProtocol::Http2 {
+        crate::render::envoy::bootstrap_upstream_http2(&mut rendered.bootstrap);
+    }
     match &a.out {
         Some(dir) => {
             for path in standalone::write(&rendered, dir)? {

@@ -48,7 +48,7 @@ fn render_envoy(dir: &Path, extra: &[&str]) -> PathBuf {
 #[test]
 fn rendered_bootstraps_pass_envoy_validate() {
     let envoy = envoy();
-    let cases: [&[&str]; 8] = [
+    let cases: [&[&str]; 9] = [
         &[
             "-p",
             "policy.yaml",
@@ -56,6 +56,14 @@ fn rendered_bootstraps_pass_envoy_validate() {
             "route.yaml",
             "--endpoint",
             "reviews-v1=10.0.0.1:9080",
+        ],
+        &[
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "--upstream-protocol",
+            "http2",
         ],
         &["-p", "policy-v1.6.yaml", "-r", "route.yaml", "--no-retry"],
         &[
@@ -348,4 +356,36 @@ fn envoy_filter_patches_validate_inside_a_bootstrap() {
         sorted.sort();
         assert_eq!(pinned, sorted);
     }
+}
+
+#[test]
+fn upstream_http2_gives_every_cluster_http2_for_grpc_backends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = render_envoy(
+        tmp.path(),
+        &[
+            "-p",
+            "policy.yaml",
+            "-r",
+            "route.yaml",
+            "--upstream-protocol",
+            "http2",
+        ],
+    );
+    let boot: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let clusters = boot["static_resources"]["clusters"].as_array().unwrap();
+    assert!(!clusters.is_empty());
+    for c in clusters {
+        let opts = &c["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        assert!(
+            opts["explicit_http_config"]["http2_protocol_options"].is_object(),
+            "{c}"
+        );
+    }
+    let default = render_envoy(tmp.path(), &["-p", "policy.yaml", "-r", "route.yaml"]);
+    let text = std::fs::read_to_string(&default).unwrap();
+    assert!(
+        !text.contains("http2_protocol_options"),
+        "HTTP/1.1 unless asked"
+    );
 }

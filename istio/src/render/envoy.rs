@@ -517,3 +517,24 @@ fn cluster(plan: &Plan, c: &ClusterPlan) -> Value {
 
 #[cfg(test)]
 mod tests;
+
+/// HTTP/2 to the upstream (gRPC backends): Envoy's clusters speak HTTP/1.1
+/// unless told otherwise, and gRPC needs HTTP/2 end to end.
+pub fn upstream_http2(cluster: &mut Value) {
+    cluster["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        },
+    });
+}
+
+/// [`upstream_http2`] on every static cluster of a bootstrap.
+pub fn bootstrap_upstream_http2(bootstrap: &mut Value) {
+    if let Some(clusters) = bootstrap
+        .pointer_mut("/static_resources/clusters")
+        .and_then(Value::as_array_mut)
+    {
+        clusters.iter_mut().for_each(upstream_http2);
+    }
+}
