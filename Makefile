@@ -194,10 +194,15 @@ bench: setup wasm bench-empty-wasm bench-bins
 	  cargo run --locked --release -p sticky-bench -- $(BENCH_ARGS)
 
 ## bench-smoke: every benchmark path for ~1 s each; asserts numbers came out (part of `make test`).
-bench-smoke: setup wasm bench-empty-wasm bench-bins
+## The smoke runs the debug builds `make test` already compiled (it only checks
+## that every path yields numbers): a release build of the bench, stickyctl and
+## their dependencies would add minutes to CI for nothing it checks.
+bench-smoke: setup wasm bench-empty-wasm
+	cargo build --locked -p stickyctl -p sticky-examples -p sticky-bench --bins
 	@if $(MAKE) --no-print-directory native >/dev/null 2>&1; then native="$(CURDIR)/$(NATIVE)"; else native=none; fi; \
 	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_EMPTY_NATIVE="$(BENCH_EMPTY_NATIVE)" STICKY_NATIVE="$$native" \
-	  cargo run --locked --release -p sticky-bench -- --smoke
+	  STICKYCTL_BIN="$(TARGET_DIR)/debug/stickyctl" STICKY_COUNTER_BIN="$(TARGET_DIR)/debug/sticky-counter" \
+	  $(TARGET_DIR)/debug/sticky-bench --smoke
 
 clean:
 	cargo clean
