@@ -102,11 +102,10 @@ pub struct GrpcLoad {
 /// Samples by path, one per round.
 pub type GrpcResults = BTreeMap<GrpcPath, Vec<GrpcSample>>;
 
-/// The proxyless cluster's upstream needs HTTP/2 for gRPC; the clusters
-/// `stickyctl serve` sends Envoy over CDS carry no protocol options, so
-/// Envoy would speak HTTP/1.1 to the backends. Static clusters of the same
-/// names (CDS cannot replace a static cluster; Envoy skips the update) with
-/// HTTP/2 upstreams, endpoints still by EDS over ADS from the same server.
+/// The no-affinity Envoy's clusters: static (it takes no CDS), HTTP/2 to the
+/// gRPC backends like the clusters `stickyctl serve --upstream-protocol
+/// http2` sends the sticky Envoy, endpoints by EDS over ADS from the same
+/// server.
 fn h2_cluster(name: &str) -> Value {
     json!({
         "name": name,
@@ -173,7 +172,14 @@ pub fn run(tools: &Tools, load: GrpcLoad) -> Result<GrpcResults, String> {
     let cp = ControlPlane::start(
         tools,
         &inputs,
-        &["--wasm", &wasm, "--envoy-listen", "127.0.0.1:0"],
+        &[
+            "--wasm",
+            &wasm,
+            "--envoy-listen",
+            "127.0.0.1:0",
+            "--upstream-protocol",
+            "http2",
+        ],
     )?;
 
     // `stickyctl render envoy --xds`: Envoy's bootstrap and grpcio's.
@@ -210,8 +216,8 @@ pub fn run(tools: &Tools, load: GrpcLoad) -> Result<GrpcResults, String> {
     let grpc_bootstrap = out.join("grpc-bootstrap.json");
 
     let clusters = json!([h2_cluster("reviews-v1"), h2_cluster("reviews-v2")]);
-    let mut sticky_boot = rendered.clone();
-    sticky_boot["static_resources"] = json!({"clusters": clusters});
+    // The sticky Envoy gets everything, HTTP/2 clusters included, from serve.
+    let sticky_boot = rendered.clone();
     let mut plain_boot = rendered;
     plain_boot["node"]["id"] = json!("bench-envoy-none");
     if let Some(d) = plain_boot["dynamic_resources"].as_object_mut() {

@@ -150,7 +150,7 @@ impl XdsResults {
             g.procs, g.sessions
         );
         md.push_str("- backends: three `sticky-counter` (examples/, tonic h2c) — reviews-v1 ×2, reviews-v2 ×1, route 90/10 (istio/testdata); Envoy 1.40 with one worker; nothing pinned (the client processes need both CPUs)\n");
-        md.push_str("- Envoy's clusters: `stickyctl serve` sends them without HTTP/2 upstream options, which gRPC backends need; the bench adds static clusters of the same names with `http2_protocol_options` (CDS then skips them), endpoints still by EDS from the same server\n");
+        md.push_str("- Envoy's clusters: HTTP/2 to the gRPC backends — sent by `stickyctl serve --upstream-protocol http2` to the sticky Envoy, static with the same options in the no-affinity Envoy (it takes no CDS); endpoints by EDS from the same server for both\n");
         let _ = writeln!(
             md,
             "- load average {} before, {} after (2 CPUs shared with other builds: compare ratios, not absolute numbers)\n",

@@ -14,6 +14,15 @@ pub enum Wiring {
     DropIn,
 }
 
+/// The protocol the Envoys speak to the backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (Envoy's default).
+    Http1,
+    /// HTTP/2 (cleartext): gRPC backends.
+    Http2,
+}
+
 /// Serve sticky's config over xDS (ADS) to Envoys and proxyless gRPC clients.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -71,4 +80,8 @@ pub struct ServeArgs {
     /// No retry policy on Envoy routes.
     #[arg(long)]
     pub no_retry: bool,
+    /// The protocol the Envoys speak to the backends: http2 for gRPC backends
+    /// (proxyless clients speak HTTP/2 themselves).
+    #[arg(long, value_enum, default_value = "http1")]
+    pub upstream_protocol: UpstreamProtocol,
 }

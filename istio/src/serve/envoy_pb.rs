@@ -717,8 +717,13 @@ pub fn eds_cluster(v: &Value, at: &str) -> Result<cluster::Cluster> {
             out
         }
     };
+    let typed_extension_protocol_options = match c.opt_obj("typed_extension_protocol_options")? {
+        None => std::collections::HashMap::new(),
+        Some(t) => protocol_options(&t)?,
+    };
     let out = cluster::Cluster {
         name,
+        typed_extension_protocol_options,
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds.into())),
         connect_timeout: Some(duration(
             &c.str("connect_timeout")?,
@@ -738,6 +743,38 @@ pub fn eds_cluster(v: &Value, at: &str) -> Result<cluster::Cluster> {
     };
     c.done()?;
     Ok(out)
+}
+
+/// `typed_extension_protocol_options` as `render envoy --upstream-protocol
+/// http2` writes it: HttpProtocolOptions with an explicit HTTP/2 config.
+fn protocol_options(t: &Obj<'_>) -> Result<std::collections::HashMap<String, Any>> {
+    use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+    use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
+        ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
+    };
+    const KEY: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    let h = t.obj(KEY)?;
+    expect_type::<HttpProtocolOptions>(&h)?;
+    let explicit = h.obj("explicit_http_config")?;
+    let h2 = explicit.obj("http2_protocol_options")?;
+    h2.done()?;
+    explicit.done()?;
+    h.done()?;
+    t.done()?;
+    let options = HttpProtocolOptions {
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            ExplicitHttpConfig {
+                protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(
+                    core::Http2ProtocolOptions::default(),
+                )),
+            },
+        )),
+        ..Default::default()
+    };
+    Ok(std::collections::HashMap::from([(
+        KEY.to_owned(),
+        pack_any(options),
+    )]))
 }
 
 #[cfg(test)]

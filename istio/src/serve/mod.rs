@@ -53,6 +53,7 @@ fn options(a: &ServeArgs) -> model::Options {
         },
         grpc_listener: a.grpc_listener.clone(),
         retry: !a.no_retry,
+        upstream_http2: a.upstream_protocol == args::UpstreamProtocol::Http2,
     }
 }
 

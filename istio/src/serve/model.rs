@@ -27,6 +27,8 @@ pub struct Options {
     pub grpc_listener: Option<String>,
     /// Retry policy on Envoy routes.
     pub retry: bool,
+    /// HTTP/2 from Envoy to the backends (gRPC backends).
+    pub upstream_http2: bool,
 }
 
 /// The proxyless clients' session cookie (gRPC writes and reads it itself).
@@ -96,7 +98,12 @@ impl Model {
             .and_then(|l| l.first())
             .cloned()
             .ok_or_else(|| Error::Usage("render envoy produced no listener".into()))?;
-        let envoy_clusters = statics["clusters"].as_array().cloned().unwrap_or_default();
+        let mut envoy_clusters = statics["clusters"].as_array().cloned().unwrap_or_default();
+        if opts.upstream_http2 {
+            envoy_clusters
+                .iter_mut()
+                .for_each(crate::render::envoy::upstream_http2);
+        }
         let mut clusters = Vec::new();
         for b in resolved.backends() {
             let cluster = standalone::cluster_name(resolved, b, Naming::Backend)?;

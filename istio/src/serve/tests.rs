@@ -56,6 +56,7 @@ fn model_with(endpoints: BTreeMap<String, Vec<Endpoint>>, affinity: Affinity) ->
         affinity,
         grpc_listener: None,
         retry: true,
+        upstream_http2: false,
     };
     Model::build(&inputs, &opts, endpoints).unwrap()
 }
@@ -631,6 +632,43 @@ fn both_native_wirings_are_served() {
         assert!(
             first.type_url.ends_with("DynamicModuleFilter"),
             "{wiring:?}"
+        );
+    }
+}
+
+#[test]
+fn upstream_http2_reaches_the_envoy_clusters_for_grpc_backends() {
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    const KEY: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    let mut m = model(two_services());
+    let clusters = |m: &Model| -> Vec<Cluster> {
+        snap(m, 0)
+            .envoy
+            .get(CLUSTER)
+            .unwrap()
+            .resources
+            .values()
+            .map(|r| Cluster::decode(r.any.value.as_slice()).unwrap())
+            .collect()
+    };
+    assert!(
+        clusters(&m)
+            .iter()
+            .all(|c| c.typed_extension_protocol_options.is_empty()),
+        "HTTP/1.1 unless asked"
+    );
+    for c in &mut m.envoy_clusters {
+        crate::render::envoy::upstream_http2(c);
+    }
+    let h2 = clusters(&m);
+    assert_eq!(h2.len(), 2);
+    for c in h2 {
+        let any = &c.typed_extension_protocol_options[KEY];
+        assert_eq!(
+            any.type_url,
+            format!("type.googleapis.com/{KEY}"),
+            "{}",
+            c.name
         );
     }
 }
