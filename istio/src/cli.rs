@@ -203,6 +203,15 @@ struct RenderControlPlane {
     /// Replicas.
     #[arg(long, default_value_t = 2)]
     replicas: u32,
+    /// Watch the LBPolicy named NAME in the API (with --route-name) instead
+    /// of shipping the policy file in a ConfigMap; the Role gains list/watch
+    /// on lbpolicies.sticky.dev. The -p file is still checked.
+    #[arg(long, value_name = "NAME", requires = "route_name")]
+    policy_name: Option<String>,
+    /// Watch the HTTPRoute named NAME in the API (with --policy-name); the
+    /// Role gains list/watch on httproutes.gateway.networking.k8s.io. The -r file is still checked.
+    #[arg(long, value_name = "NAME", requires = "policy_name")]
+    route_name: Option<String>,
     /// More `stickyctl serve` arguments (e.g. `-- --native sticky`).
     #[arg(last = true)]
     extra: Vec<String>,
@@ -746,6 +755,8 @@ fn render_control_plane(a: RenderControlPlane) -> Result<u8> {
         admin_port: a.admin_port,
         replicas: a.replicas,
         extra_args: a.extra,
+        policy_name: a.policy_name,
+        route_name: a.route_name,
     };
     let objects = control_plane::render(
         &opts,

@@ -140,6 +140,79 @@ fn role_allows_only_listing_and_watching_slices_pods_and_services_of_the_watched
     assert_eq!(args[..4], ["serve", "--kubernetes", "--namespace", "shop"]);
 }
 
+/// `--policy-name/--route-name`: the LBPolicy and HTTPRoute are watched in
+/// the API, so the Role gains list/watch on exactly those two resources,
+/// serve gets the names instead of files, and no ConfigMap is shipped.
+#[test]
+fn watching_the_policy_in_the_api_adds_httproutes_and_lbpolicies_to_the_role_and_drops_the_configmap()
+ {
+    let o = Options {
+        watch_namespace: Some("shop".into()),
+        policy_name: Some("reviews".into()),
+        route_name: Some("reviews".into()),
+        ..Options::default()
+    };
+    let objects = manifests(&o);
+    let role = find(&objects, "Role");
+    assert_eq!(role["metadata"]["namespace"], "shop");
+    assert_eq!(
+        role["rules"],
+        json!([
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+            {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["sticky.dev"], "resources": ["lbpolicies"], "verbs": ["list", "watch"]},
+        ])
+    );
+    assert!(objects.iter().all(|o| o["kind"] != "ConfigMap"));
+    let pod = &find(&objects, "Deployment")["spec"]["template"]["spec"];
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        args[..10],
+        [
+            "serve",
+            "--kubernetes",
+            "--namespace",
+            "shop",
+            "--policy-name",
+            "reviews",
+            "--route-name",
+            "reviews",
+            "--keys",
+            "/etc/sticky/keys/keys.json"
+        ]
+    );
+    assert_eq!(pod["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(pod["volumes"][0]["name"], "keys");
+    // One name without the other is refused.
+    let half = Options {
+        policy_name: Some("reviews".into()),
+        ..Options::default()
+    };
+    assert!(
+        render(
+            &half,
+            Inputs {
+                policy: "",
+                route: "",
+                keys: ""
+            }
+        )
+        .is_err()
+    );
+    if let Some(tool) = validator() {
+        let yaml = stickyctl::yaml::stream(&objects).unwrap();
+        let (ok, out) = validate(&tool, &yaml, "1.37.0");
+        assert!(ok, "{out}\n{yaml}");
+        assert_eq!(out.matches("passed for resource").count(), 6, "{out}");
+    }
+}
+
 #[test]
 fn keys_go_in_a_secret_and_the_pod_runs_unprivileged() {
     let objects = manifests(&Options::default());

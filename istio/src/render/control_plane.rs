@@ -8,10 +8,15 @@
 //! kubelet reads them with its own credentials. A change to the ConfigMap or
 //! Secret lands in the mounted directory (an atomic `..data` symlink swap),
 //! where `serve` watches its input files.
+//!
+//! With `policy_name` and `route_name`, the LBPolicy and HTTPRoute are
+//! watched in the API instead (`serve --policy-name/--route-name`): the Role
+//! gains list/watch on those two resources, and no ConfigMap is rendered.
 
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use crate::serve::source::kube::policy::{POLICY_GROUP, POLICY_PLURAL, ROUTE_PLURAL};
 
 /// Where the mounted inputs appear in the container.
 pub const CONFIG_DIR: &str = "/etc/sticky/config";
@@ -37,6 +42,17 @@ pub struct Options {
     pub replicas: u32,
     /// More `stickyctl serve` arguments (e.g. `--native sticky`).
     pub extra_args: Vec<String>,
+    /// The LBPolicy watched in the API (with `route_name`); `None`: the ConfigMap's file.
+    pub policy_name: Option<String>,
+    /// The HTTPRoute watched in the API (with `policy_name`); `None`: the ConfigMap's file.
+    pub route_name: Option<String>,
+}
+
+impl Options {
+    /// The LBPolicy and HTTPRoute names, when both are watched in the API.
+    fn api_names(&self) -> Option<(&str, &str)> {
+        Some((self.policy_name.as_deref()?, self.route_name.as_deref()?))
+    }
 }
 
 impl Default for Options {
@@ -50,6 +66,8 @@ impl Default for Options {
             admin_port: 18001,
             replicas: 1,
             extra_args: Vec::new(),
+            policy_name: None,
+            route_name: None,
         }
     }
 }
@@ -86,6 +104,18 @@ fn check(o: &Options) -> Result<()> {
             return Err(Error::Usage(format!(
                 "{flag} {v:?}: not a DNS-1123 label (lowercase letters, digits, '-', at most 63)"
             )));
+        }
+    }
+    if o.policy_name.is_some() != o.route_name.is_some() {
+        return Err(Error::Usage(
+            "--policy-name and --route-name go together (both objects come from the API, or neither)".into(),
+        ));
+    }
+    if let Some((p, r)) = o.api_names() {
+        for (flag, v) in [("--policy-name", p), ("--route-name", r)] {
+            if v.is_empty() || v.len() > 253 || v.contains('/') {
+                return Err(Error::Usage(format!("{flag} {v:?}: not an object name")));
+            }
         }
     }
     if o.image.trim().is_empty() {
@@ -133,14 +163,21 @@ pub fn render(o: &Options, inputs: Inputs<'_>) -> Result<Vec<Value>> {
     // Least privilege: kube-runtime's watcher only lists and watches (it
     // never GETs one object), and only these three kinds, in one namespace.
     // No ConfigMap/Secret rights: the inputs are mounted by the kubelet.
+    let mut rules = vec![
+        json!({"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]}),
+        json!({"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["list", "watch"]}),
+    ];
+    if o.api_names().is_some() {
+        // The watch names one object each (a field selector), but RBAC
+        // cannot restrict list/watch by name: the namespace's collection.
+        rules.push(json!({"apiGroups": [crate::input::route::GROUP], "resources": [ROUTE_PLURAL], "verbs": ["list", "watch"]}));
+        rules.push(json!({"apiGroups": [POLICY_GROUP], "resources": [POLICY_PLURAL], "verbs": ["list", "watch"]}));
+    }
     let role = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": meta(o, watch_ns),
-        "rules": [
-            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
-            {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["list", "watch"]},
-        ],
+        "rules": rules,
     });
     let role_binding = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -179,27 +216,33 @@ pub fn render(o: &Options, inputs: Inputs<'_>) -> Result<Vec<Value>> {
             ],
         },
     });
-    Ok(vec![
-        service_account,
-        role,
-        role_binding,
-        config_map,
-        secret,
-        deployment,
-        service,
-    ])
+    let mut objects = vec![service_account, role, role_binding];
+    if o.api_names().is_none() {
+        objects.push(config_map);
+    }
+    objects.extend([secret, deployment, service]);
+    Ok(objects)
 }
 
 fn deployment(o: &Options, watch_ns: &str) -> Value {
+    let (policy_flag, policy, route_flag, route) = match o.api_names() {
+        Some((p, r)) => ("--policy-name", p.to_owned(), "--route-name", r.to_owned()),
+        None => (
+            "--policy",
+            format!("{CONFIG_DIR}/policy.yaml"),
+            "--route",
+            format!("{CONFIG_DIR}/route.yaml"),
+        ),
+    };
     let mut args: Vec<String> = [
         "serve",
         "--kubernetes",
         "--namespace",
         watch_ns,
-        "--policy",
-        &format!("{CONFIG_DIR}/policy.yaml"),
-        "--route",
-        &format!("{CONFIG_DIR}/route.yaml"),
+        policy_flag,
+        &policy,
+        route_flag,
+        &route,
         "--keys",
         &format!("{KEYS_DIR}/keys.json"),
         "--listen",
@@ -219,6 +262,17 @@ fn deployment(o: &Options, watch_ns: &str) -> Value {
             "failureThreshold": 3,
         })
     };
+    let mut mounts = vec![json!({"name": "keys", "mountPath": KEYS_DIR, "readOnly": true})];
+    let mut volumes = vec![
+        json!({"name": "keys", "secret": {"secretName": format!("{}-keys", o.name), "defaultMode": 0o440}}),
+    ];
+    if o.api_names().is_none() {
+        mounts.insert(
+            0,
+            json!({"name": "config", "mountPath": CONFIG_DIR, "readOnly": true}),
+        );
+        volumes.insert(0, json!({"name": "config", "configMap": {"name": o.name}}));
+    }
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -263,15 +317,9 @@ fn deployment(o: &Options, watch_ns: &str) -> Value {
                             "readOnlyRootFilesystem": true,
                             "capabilities": {"drop": ["ALL"]},
                         },
-                        "volumeMounts": [
-                            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": true},
-                            {"name": "keys", "mountPath": KEYS_DIR, "readOnly": true},
-                        ],
+                        "volumeMounts": mounts,
                     }],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": o.name}},
-                        {"name": "keys", "secret": {"secretName": format!("{}-keys", o.name), "defaultMode": 0o440}},
-                    ],
+                    "volumes": volumes,
                 },
             },
         },

@@ -27,11 +27,41 @@ pub enum UpstreamProtocol {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The policy (kind LBPolicy); watched.
-    #[arg(short, long, value_name = "FILE")]
-    pub policy: PathBuf,
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        required_unless_present = "policy_name",
+        conflicts_with = "policy_name"
+    )]
+    pub policy: Option<PathBuf>,
     /// The HTTPRoute it targets; watched (weights change live).
-    #[arg(short, long, value_name = "FILE")]
-    pub route: PathBuf,
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        required_unless_present = "route_name",
+        conflicts_with = "route_name"
+    )]
+    pub route: Option<PathBuf>,
+    /// The LBPolicy from the API instead of a file (sticky.dev/v1alpha1
+    /// lbpolicies, in --namespace); watched.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "kubernetes",
+        requires = "route_name"
+    )]
+    pub policy_name: Option<String>,
+    /// The HTTPRoute from the API instead of a file
+    /// (gateway.networking.k8s.io/v1 httproutes, in --namespace); watched.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "kubernetes",
+        requires = "policy_name"
+    )]
+    pub route_name: Option<String>,
     /// Token keys (`stickyctl keys new`); watched: rotation is pushed as a new listener.
     #[arg(long, value_name = "FILE")]
     pub keys: PathBuf,

@@ -17,7 +17,7 @@ use crate::serve::snapshot::{self, Snapshot, TYPES, type_label};
 use crate::serve::source::edit::{self, Change};
 use crate::serve::source::files::{self, Directory, Endpoint, Outcome, State};
 use crate::serve::source::kube::{self as kube_source, KubeWatch};
-use crate::serve::source::policy::{self, Paths, PolicyInputs};
+use crate::serve::source::policy::{ApiObjects, Inputs, PolicyInputs};
 use crate::serve::telemetry::{Metrics, log};
 
 /// A request from the admin API.
@@ -48,7 +48,7 @@ struct KubeState {
 /// The controller.
 pub struct Control {
     opts: Options,
-    paths: Paths,
+    inputs: Inputs,
     endpoints_dir: PathBuf,
     dir: Directory,
     kube: Option<KubeState>,
@@ -79,11 +79,11 @@ impl Control {
     /// file is refused (logged, counted) like later.
     pub fn start(
         opts: Options,
-        paths: Paths,
+        inputs: Inputs,
         source: EndpointSource,
         metrics: Arc<Metrics>,
     ) -> Result<(Self, watch::Receiver<Arc<Snapshot>>)> {
-        let policy = policy::load(&paths)?;
+        let policy = inputs.load()?;
         let (endpoints_dir, dir, kube) = match source {
             EndpointSource::Files(endpoints_dir) => {
                 let (dir, refused) = Directory::load(&endpoints_dir, unix_now())?;
@@ -116,7 +116,7 @@ impl Control {
         let (publish, rx) = watch::channel(current.clone());
         let mut this = Self {
             opts,
-            paths,
+            inputs,
             endpoints_dir,
             dir,
             kube,
@@ -133,12 +133,14 @@ impl Control {
     }
 
     /// Runs until both channels close. `kube` carries the Kubernetes
-    /// source's updates (`None` with endpoint files).
+    /// source's updates (`None` with endpoint files), `api_policy` the
+    /// LBPolicy and HTTPRoute from the API (`None` with policy files).
     pub async fn run(
         mut self,
         mut fs: mpsc::UnboundedReceiver<PathBuf>,
         mut commands: mpsc::Receiver<Command>,
         mut kube: Option<mpsc::UnboundedReceiver<kube_source::Update>>,
+        mut api_policy: Option<mpsc::UnboundedReceiver<ApiObjects>>,
     ) {
         loop {
             let wake = self.next_wake();
@@ -146,6 +148,10 @@ impl Control {
                 u = next_update(&mut kube) => {
                     let Some(u) = u else { break };
                     self.on_kube_update(u, Instant::now());
+                }
+                o = next_update(&mut api_policy) => {
+                    let Some(o) = o else { break };
+                    self.on_api_policy(o, Instant::now());
                 }
                 p = fs.recv() => {
                     let Some(p) = p else { break };
@@ -193,6 +199,22 @@ impl Control {
         self.rebuild(None, seen, "kubernetes change");
     }
 
+    /// The LBPolicy or HTTPRoute changed in the API: applied like a file
+    /// change (refused: logged, counted, the last good snapshot keeps serving).
+    fn on_api_policy(&mut self, objects: ApiObjects, seen: Instant) {
+        let Inputs::Api { objects: held, .. } = &mut self.inputs else {
+            return;
+        };
+        if *held == objects {
+            return;
+        }
+        *held = objects;
+        match self.inputs.load() {
+            Ok(p) => self.rebuild(Some(p), seen, "policy change (kubernetes)"),
+            Err(e) => self.refuse_policy(e.to_string()),
+        }
+    }
+
     /// The endpoints per Service, from whichever source is active.
     fn services(&self, policy: &PolicyInputs) -> BTreeMap<String, Vec<Endpoint>> {
         match &self.kube {
@@ -227,7 +249,7 @@ impl Control {
         let mut endpoints_changed = false;
         let mut policy_changed = false;
         for p in changed {
-            if self.paths.contains(p) || self.paths.is_configmap_swap(p) {
+            if self.inputs.watches_file(p) {
                 policy_changed = true;
             } else if self.in_endpoints_dir(p) && files::is_endpoint_file(p) {
                 match self.dir.reload(p, unix_now()) {
@@ -252,7 +274,7 @@ impl Control {
             self.dir.errors().len() as f64,
         );
         if policy_changed {
-            match policy::load(&self.paths) {
+            match self.inputs.load() {
                 Ok(p) => self.rebuild(Some(p), seen, "policy change"),
                 Err(e) => self.refuse_policy(e.to_string()),
             }
@@ -462,10 +484,8 @@ impl Control {
     }
 }
 
-/// The next Kubernetes update, or never (endpoint files).
-async fn next_update(
-    rx: &mut Option<mpsc::UnboundedReceiver<kube_source::Update>>,
-) -> Option<kube_source::Update> {
+/// The next update of an optional source, or never (that source is files).
+async fn next_update<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

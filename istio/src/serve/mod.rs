@@ -69,35 +69,62 @@ pub fn run(a: ServeArgs) -> Result<u8> {
 
 async fn serve(a: ServeArgs) -> Result<u8> {
     let metrics = Arc::new(telemetry::Metrics::default());
-    let paths = source::policy::Paths {
-        policy: std::path::absolute(&a.policy).map_err(|e| Error::io(&a.policy, e))?,
-        route: std::path::absolute(&a.route).map_err(|e| Error::io(&a.route, e))?,
-        keys: std::path::absolute(&a.keys).map_err(|e| Error::io(&a.keys, e))?,
+    let absolute = |p: &std::path::Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
+    let keys = absolute(&a.keys)?;
+    let client = match &a.namespace {
+        Some(_) if a.kubernetes => Some(source::kube::client().await?),
+        _ => None,
     };
     let mut watched = Vec::new();
-    let (source, kube_updates) = match (&a.endpoints, &a.namespace) {
-        (Some(dir), _) => {
-            let dir = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+    let (source, kube_updates) = match (&a.endpoints, &a.namespace, &client) {
+        (Some(dir), _, _) => {
+            let dir = absolute(dir)?;
             watched.push(dir.clone());
             (control::EndpointSource::Files(dir), None)
         }
-        (None, Some(ns)) => {
-            let client = source::kube::client().await?;
+        (None, Some(ns), Some(client)) => {
             // Real parameters arrive from the policy as the controller starts.
             let params = source::kube::Params::default();
-            let (kube_watch, updates) = source::kube::start(client, ns, params);
+            let (kube_watch, updates) = source::kube::start(client.clone(), ns, params);
             (
                 control::EndpointSource::Kubernetes(kube_watch),
                 Some(updates),
             )
         }
-        (None, None) => {
+        _ => {
             return Err(Error::Usage(
                 "serve needs --endpoints DIR or --kubernetes --namespace NS".into(),
             ));
         }
     };
-    for p in [&paths.policy, &paths.route, &paths.keys] {
+    let (_policy_watch, inputs, api_policy) = match (&a.policy, &a.route) {
+        (Some(policy), Some(route)) => {
+            let paths = source::policy::Paths {
+                policy: absolute(policy)?,
+                route: absolute(route)?,
+                keys,
+            };
+            (None, source::policy::Inputs::Files(paths), None)
+        }
+        _ => {
+            let (Some(client), Some(namespace), Some(policy), Some(route)) =
+                (&client, &a.namespace, &a.policy_name, &a.route_name)
+            else {
+                return Err(Error::Usage(
+                    "serve needs --policy and --route files, or --kubernetes --namespace NS --policy-name NAME --route-name NAME".into(),
+                ));
+            };
+            let names = source::policy::Names {
+                namespace: namespace.clone(),
+                policy: policy.clone(),
+                route: route.clone(),
+            };
+            let (w, rx) = source::kube::policy::start(client.clone(), names.clone());
+            let (inputs, rx) = first_api_policy(names, keys, rx, &metrics).await?;
+            (Some(w), inputs, Some(rx))
+        }
+    };
+    for p in inputs.files() {
         if let Some(d) = p.parent() {
             watched.push(d.to_owned());
         }
@@ -105,7 +132,7 @@ async fn serve(a: ServeArgs) -> Result<u8> {
     // Watch before the first load: no change can fall between the two.
     let (_watch, fs_events) = source::watch::start(&watched)?;
     let (control, snapshots) =
-        control::Control::start(options(&a), paths, source, metrics.clone())?;
+        control::Control::start(options(&a), inputs, source, metrics.clone())?;
     let xds_listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .map_err(|e| Error::io(a.listen.to_string(), e))?;
@@ -136,7 +163,7 @@ async fn serve(a: ServeArgs) -> Result<u8> {
         snapshots: snapshots.clone(),
     };
     let ads = xds::Ads::new(snapshots, metrics);
-    let controller = tokio::spawn(control.run(fs_events, inbox, kube_updates));
+    let controller = tokio::spawn(control.run(fs_events, inbox, kube_updates, api_policy));
     let grpc = tonic::transport::Server::builder()
         .add_service(AggregatedDiscoveryServiceServer::new(ads))
         .serve_with_incoming_shutdown(
@@ -154,6 +181,49 @@ async fn serve(a: ServeArgs) -> Result<u8> {
     h.map_err(|e| Error::io(admin_addr.to_string(), e))?;
     telemetry::log("info", "stopped");
     Ok(0)
+}
+
+/// Waits until the API holds a valid LBPolicy and HTTPRoute (each refusal
+/// logged and counted): the controller starts from a good policy, as it does
+/// from files, and readiness follows.
+async fn first_api_policy(
+    names: source::policy::Names,
+    keys: std::path::PathBuf,
+    mut rx: mpsc::UnboundedReceiver<source::policy::ApiObjects>,
+    metrics: &telemetry::Metrics,
+) -> Result<(
+    source::policy::Inputs,
+    mpsc::UnboundedReceiver<source::policy::ApiObjects>,
+)> {
+    telemetry::log(
+        "info",
+        &format!(
+            "waiting for LBPolicy {ns}/{} and HTTPRoute {ns}/{} from the API",
+            names.policy,
+            names.route,
+            ns = names.namespace
+        ),
+    );
+    loop {
+        let Some(objects) = rx.recv().await else {
+            return Err(Error::Usage("the Kubernetes policy watch stopped".into()));
+        };
+        let inputs = source::policy::Inputs::Api {
+            names: names.clone(),
+            keys: keys.clone(),
+            objects,
+        };
+        match inputs.load() {
+            Ok(_) => return Ok((inputs, rx)),
+            Err(e) => {
+                telemetry::log(
+                    "error",
+                    &format!("policy refused, waiting for a valid one: {e}"),
+                );
+                metrics.add("sticky_input_errors_total", "source=\"policy\"", 1.0);
+            }
+        }
+    }
 }
 
 async fn shutdown() {

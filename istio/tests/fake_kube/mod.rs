@@ -1,7 +1,9 @@
 //! A loopback fake of the Kubernetes API server for kube's real client
 //! stack: list (with resourceVersion) and watch (newline-delimited events,
-//! replayed from the requested resourceVersion) of EndpointSlices, Pods and
-//! Services, as the API server answers them.
+//! replayed from the requested resourceVersion) of EndpointSlices, Pods,
+//! Services, HTTPRoutes (gateway.networking.k8s.io/v1) and sticky's
+//! LBPolicies (sticky.dev/v1alpha1), as the API server answers them. A
+//! `fieldSelector=metadata.name=NAME` is ignored (the client must check names).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -62,6 +64,8 @@ fn list_kind(resource: &str) -> (&'static str, &'static str) {
     match resource {
         "endpointslices" => ("discovery.k8s.io/v1", "EndpointSliceList"),
         "pods" => ("v1", "PodList"),
+        "httproutes" => ("gateway.networking.k8s.io/v1", "HTTPRouteList"),
+        "lbpolicies" => ("sticky.dev/v1alpha1", "LBPolicyList"),
         _ => ("v1", "ServiceList"),
     }
 }
@@ -85,7 +89,16 @@ async fn serve_collection(
     } else {
         api.namespaces.contains(&ns)
     };
-    if !known || !["endpointslices", "pods", "services"].contains(&resource.as_str()) {
+    if !known
+        || ![
+            "endpointslices",
+            "pods",
+            "services",
+            "httproutes",
+            "lbpolicies",
+        ]
+        .contains(&resource.as_str())
+    {
         return Response::builder()
             .status(StatusCode::NOT_FOUND)
             .body(Body::from(
@@ -130,6 +143,14 @@ pub async fn fake_api_server(api: Shared) -> (String, tokio::task::JoinHandle<()
         .route("/api/v1/namespaces/{ns}/{resource}", get(serve_collection))
         .route(
             "/apis/discovery.k8s.io/v1/namespaces/{ns}/{resource}",
+            get(serve_collection),
+        )
+        .route(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/{resource}",
+            get(serve_collection),
+        )
+        .route(
+            "/apis/sticky.dev/v1alpha1/namespaces/{ns}/{resource}",
             get(serve_collection),
         )
         .with_state(api);

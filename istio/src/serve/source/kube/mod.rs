@@ -5,10 +5,12 @@
 //! ```text
 //! watchers (slices, pods, services) ─► cache (decode, refusals) ─► convert ─► Update ─► channel
 //!                                                      Params (route backends, drain cap) ─┘
+//! watchers (LBPolicy, HTTPRoute by name) ─► ApiObjects ─► channel (parsed by the controller)
 //! ```
 
 pub mod cache;
 pub mod convert;
+pub mod policy;
 pub mod watch;
 
 pub use convert::{Backend, Converted, Objects, Params, convert};

@@ -261,3 +261,73 @@ fn a_pod_recreated_under_the_same_name_gives_no_deadline() {
     );
     assert_eq!(c.endpoints["reviews-v1"][1].deadline, None);
 }
+
+mod api_policy {
+    use serde_json::{Value, json};
+
+    use crate::serve::source::policy::{ApiObjects, Names, load_api};
+
+    fn testdata(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name)
+    }
+
+    /// A testdata file as the API server would return it.
+    fn object(file: &str, api_version: &str) -> Value {
+        let text = std::fs::read_to_string(testdata(file)).unwrap();
+        let mut v: Value = serde_saphyr::from_str(&text).unwrap();
+        v["apiVersion"] = json!(api_version);
+        v["metadata"]["resourceVersion"] = json!("42");
+        v["status"] = json!({"parents": []});
+        crate::serve::source::policy::reduce(&v)
+    }
+
+    fn names() -> Names {
+        Names {
+            namespace: "default".into(),
+            policy: "reviews".into(),
+            route: "reviews".into(),
+        }
+    }
+
+    #[test]
+    fn api_objects_load_through_the_file_parsers() {
+        let objects = ApiObjects {
+            policy: Some(object("policy.yaml", "sticky.dev/v1alpha1")),
+            route: Some(object("route.yaml", "gateway.networking.k8s.io/v1")),
+        };
+        let p = load_api(&names(), &objects, &testdata("keys.json")).unwrap();
+        assert_eq!(p.resolved.policy.draining_timeout, Some(60));
+    }
+
+    #[test]
+    fn a_bad_or_missing_object_is_refused_by_object_and_field() {
+        let mut route = object("route.yaml", "gateway.networking.k8s.io/v1");
+        route["spec"]["rules"][0]["backendRefs"][1]["weight"] = json!(-1);
+        let objects = ApiObjects {
+            policy: Some(object("policy.yaml", "sticky.dev/v1alpha1")),
+            route: Some(route),
+        };
+        let e = load_api(&names(), &objects, &testdata("keys.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "HTTPRoute default/reviews: field `spec.rules[0].backendRefs[1].weight`: "
+            ),
+            "{e}"
+        );
+        let missing = ApiObjects {
+            policy: None,
+            ..objects
+        };
+        let e = load_api(&names(), &missing, &testdata("keys.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("LBPolicy default/reviews: not found in the API"),
+            "{e}"
+        );
+    }
+}
