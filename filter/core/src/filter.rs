@@ -209,11 +209,7 @@ fn issue<H: Host>(
     if !cookie && wrap_out.is_none() {
         return false;
     }
-    let mut nonce = [0u8; NONCE_LEN];
-    if !host.random(&mut nonce) {
-        return false;
-    }
-    let Some(value) = token::seal(&claims, &cfg.keys, &nonce) else {
+    let Some(value) = seal(cfg, host, &claims) else {
         return false;
     };
     if cookie {
@@ -259,15 +255,21 @@ fn release_gone_host<H: Host>(cfg: &Config, claims: &Claims, host: &mut H, now: 
     let Some((released, event)) = session::release_host(cfg, claims, now) else {
         return;
     };
-    let mut nonce = [0u8; NONCE_LEN];
-    if !host.random(&mut nonce) {
-        return;
-    }
-    let Some(value) = token::seal(&released, &cfg.keys, &nonce) else {
+    let Some(value) = seal(cfg, host, &released) else {
         return;
     };
     write_token(cfg, host, &value);
     host.count(event.into());
+}
+
+/// Seals `claims` under the sealing key with a fresh random nonce; `None`
+/// when the host has no randomness (the response then carries no token).
+fn seal<H: Host>(cfg: &Config, host: &mut H, claims: &Claims) -> Option<String> {
+    let mut nonce = [0u8; NONCE_LEN];
+    if !host.random(&mut nonce) {
+        return None;
+    }
+    token::seal(claims, &cfg.keys, &nonce)
 }
 
 /// Envoy's response code details when no host could be picked (a strict

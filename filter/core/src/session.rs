@@ -351,14 +351,16 @@ pub fn release_host(cfg: &Config, old: &Claims, now: u64) -> Option<(Claims, Eve
 /// most one per refresh interval for the idle timeout, and one per half
 /// lifetime for the sliding expiry.
 fn refresh(cfg: &Config, old: &Claims, now: u64) -> Option<(Claims, Event)> {
-    let fresh = issue(cfg, &old.cluster, &old.host, Begun::of(old), now);
+    let fresh = || issue(cfg, &old.cluster, &old.host, Begun::of(old), now);
     if old.sealed_by_old_key {
-        return Some((fresh, Event::Resealed));
+        return Some((fresh(), Event::Resealed));
     }
+    // The pinned path ends here on most requests: build no claims before.
     let since = now.saturating_sub(old.last_seen);
     if since < cfg.session.refresh_interval_seconds {
         return None;
     }
+    let fresh = fresh();
     let idle_due = cfg.session.idle_timeout_seconds > 0;
     let lifetime = sliding_lifetime(cfg);
     let expiry_due = old.expires_at == 0
