@@ -13,7 +13,10 @@ mod serve;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serve::{ControlPlane, GrpcBackend, GrpcClient, Inputs, unix_now, wait_until};
+use serve::{
+    ControlPlane, GrpcBackend, GrpcClient, Inputs, assert_all_stay, envoy_over_ads, unix_now,
+    wait_until,
+};
 use sticky_e2e::backend::Backend;
 use sticky_e2e::client::Session;
 use sticky_e2e::envoy::Envoy;
@@ -158,25 +161,7 @@ fn proxyless_grpc_sessions_stick_drain_and_move_at_the_deadline() {
 }
 
 fn envoy_start(inputs: &Inputs, cp: &ControlPlane, name: &str) -> Envoy {
-    envoy_start_env(inputs, cp, name, &[])
-}
-
-fn envoy_start_env(
-    inputs: &Inputs,
-    cp: &ControlPlane,
-    name: &str,
-    env: &[(&str, &std::path::Path)],
-) -> Envoy {
-    let dir = inputs.path(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let boot = dir.join("envoy.json");
-    std::fs::write(
-        &boot,
-        stickyctl::serve::bootstrap::envoy(name, &cp.xds, 0).to_string(),
-    )
-    .unwrap();
-    let bin = sticky_e2e::artifact("STICKY_ENVOY", ".venv/envoy");
-    Envoy::start(&bin, &boot, &dir, env).unwrap_or_else(|e| panic!("{e}\n{}", cp.log_text()))
+    envoy_over_ads(inputs, cp, name, &[])
 }
 
 /// Waits until Envoy shows `host` of `cluster` as `want`; the time it took.
@@ -241,18 +226,8 @@ fn envoy_over_ads_sessions_stick_drain_rotate_keys_and_shift_weights() {
             (s, r.backend().unwrap())
         })
         .collect();
-    let check_all_stay = |sessions: &mut Vec<(Session, String)>, why: &str| {
-        for (s, want) in sessions.iter_mut() {
-            let r = s.get(addr).unwrap();
-            assert_eq!(r.status, 200, "{why}");
-            assert_eq!(
-                r.backend().as_deref(),
-                Some(want.as_str()),
-                "{} moved ({why})",
-                s.id
-            );
-        }
-    };
+    let check_all_stay =
+        |sessions: &mut Vec<(Session, String)>, why: &str| assert_all_stay(addr, sessions, why);
     check_all_stay(&mut sessions, "steady");
 
     // Drain with a deadline: pinned stay, new ones avoid it; gone at the deadline.
@@ -457,8 +432,8 @@ fn two_native_envoys_follow_admin_changes_and_survive_a_control_plane_restart() 
     ];
     let cp = ControlPlane::start(&inputs, &flags);
     let env = [("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", search.as_path())];
-    let a = envoy_start_env(&inputs, &cp, "envoy-a", &env);
-    let c = envoy_start_env(&inputs, &cp, "envoy-b", &env);
+    let a = envoy_over_ads(&inputs, &cp, "envoy-a", &env);
+    let c = envoy_over_ads(&inputs, &cp, "envoy-b", &env);
     assert!(wait_until(Duration::from_secs(5), || cp
         .metric("sticky_xds_clients_connected{group=\"envoy\"}")
         == 2.0));

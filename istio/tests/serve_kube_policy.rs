@@ -14,59 +14,18 @@
 mod fake_kube;
 mod serve;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fake_kube::{Shared, fake_api_server};
+use fake_kube::objects::{pod, service, slice};
+use fake_kube::{RunningApi, Shared};
 use serde_json::{Value, json};
-use serve::{ControlPlane, Proc, wait_until};
+use serve::{ControlPlane, assert_all_stay, envoy_over_ads, wait_until};
 use sticky_e2e::backend::Backend;
 use sticky_e2e::client::Session;
 use sticky_e2e::envoy::Envoy;
 
 const NS: &str = "default";
-
-fn service(name: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-svc-{name}")},
-        "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "selector": {"app": name},
-                 "ports": [{"name": "http", "port": 9080, "protocol": "TCP", "targetPort": "http"}]},
-        "status": {"loadBalancer": {}},
-    })
-}
-
-fn pod(name: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-pod-{name}"),
-                     "labels": {"app": name.rsplit_once('-').unwrap().0}},
-        "spec": {"terminationGracePeriodSeconds": 60,
-                 "containers": [{"name": "app", "image": "reviews:1",
-                                 "ports": [{"name": "http", "containerPort": 9080}]}]},
-        "status": {"phase": "Running", "podIP": "127.0.0.1"},
-    })
-}
-
-fn slice(service: &str, pod: &str, port: u16) -> Value {
-    json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "addressType": "IPv4",
-        "metadata": {"name": format!("{pod}-slice"), "namespace": NS,
-                     "labels": {"kubernetes.io/service-name": service}},
-        "endpoints": [{
-            "addresses": ["127.0.0.1"],
-            "conditions": {"ready": true, "serving": true, "terminating": false},
-            "targetRef": {"kind": "Pod", "name": pod, "namespace": NS, "uid": format!("uid-pod-{pod}")},
-        }],
-        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-    })
-}
 
 /// The LBPolicy as the API server returns it (bookkeeping included).
 fn policy(ttl: i64) -> Value {
@@ -108,32 +67,6 @@ fn route(v1: i64, v2: i64) -> Value {
     })
 }
 
-/// The fake API server on its own runtime thread; its URL.
-fn start_api(
-    api: Shared,
-) -> (
-    String,
-    std::thread::JoinHandle<()>,
-    tokio::sync::oneshot::Sender<()>,
-) {
-    let (url_tx, url_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let (url, task) = fake_api_server(api).await;
-            url_tx.send(url).unwrap();
-            let _ = stop_rx.await;
-            task.abort();
-        });
-    });
-    (url_rx.recv().unwrap(), thread, stop_tx)
-}
-
 #[test]
 fn serve_follows_the_httproute_and_lbpolicy_watched_in_kubernetes() {
     let inputs = serve::Inputs::new();
@@ -146,64 +79,43 @@ fn serve_follows_the_httproute_and_lbpolicy_watched_in_kubernetes() {
         let mut a = api.lock().unwrap();
         a.namespaces = vec![NS.into()];
         for s in ["reviews-v1", "reviews-v2"] {
-            a.event("services", "ADDED", service(s));
+            a.event("services", "ADDED", service(NS, s));
         }
         for b in &backends {
-            a.event("pods", "ADDED", pod(&b.name));
+            a.event("pods", "ADDED", pod(NS, &b.name, None));
             let svc = b.name.rsplit_once('-').unwrap().0;
             a.event(
                 "endpointslices",
                 "ADDED",
-                slice(svc, &b.name, b.addr.port()),
+                slice(NS, svc, &b.name, b.addr.port(), false),
             );
         }
         a.event("lbpolicies", "ADDED", policy(3600));
         a.event("httproutes", "ADDED", route(90, 10));
     }
-    let (url, api_thread, stop_api) = start_api(api.clone());
+    let running = RunningApi::start(api.clone());
     let kubeconfig = inputs.path("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
-             users:\n- name: test\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: test\n    namespace: {NS}\n\
-             current-context: fake\n"
-        ),
-    )
-    .unwrap();
+    running.write_kubeconfig(&kubeconfig, NS);
 
     // No --policy / --route files: only the keys (a Secret mounted as a file).
     let wasm = sticky_e2e::artifact("STICKY_WASM", "dist/sticky.wasm");
-    let log = inputs.path("serve.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stickyctl"))
-        .arg("serve")
-        .arg("--keys")
-        .arg(inputs.path("keys.json"))
-        .args(["--kubernetes", "--namespace", NS])
-        .args(["--policy-name", "reviews", "--route-name", "reviews"])
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .arg("--wasm")
-        .arg(&wasm)
-        .args(["--envoy-listen", "127.0.0.1:0"])
-        .env("KUBECONFIG", &kubeconfig)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
-    let addrs: Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("first line {line:?}: {e}\n{}", log_text()));
-    let cp = ControlPlane {
-        proc: Proc(child),
-        xds: addrs["xds"].as_str().unwrap().to_owned(),
-        admin: addrs["admin"].as_str().unwrap().to_owned(),
-        log: log.clone(),
-    };
+    let args: Vec<std::ffi::OsString> = vec![
+        "--kubernetes".into(),
+        "--namespace".into(),
+        NS.into(),
+        "--policy-name".into(),
+        "reviews".into(),
+        "--route-name".into(),
+        "reviews".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--wasm".into(),
+        wasm.into(),
+        "--envoy-listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    let cp = ControlPlane::spawn(&inputs, &args, &[("KUBECONFIG", &kubeconfig)]);
+    let log_text = || cp.log_text();
     assert!(
         wait_until(Duration::from_secs(10), || {
             stickyctl::admin::get(&cp.admin, "/readyz").is_ok()
@@ -212,17 +124,7 @@ fn serve_follows_the_httproute_and_lbpolicy_watched_in_kubernetes() {
         log_text()
     );
 
-    let dir = inputs.path("envoy");
-    std::fs::create_dir_all(&dir).unwrap();
-    let boot = dir.join("envoy.json");
-    std::fs::write(
-        &boot,
-        stickyctl::serve::bootstrap::envoy("envoy-k8s-policy", &cp.xds, 0).to_string(),
-    )
-    .unwrap();
-    let bin = sticky_e2e::artifact("STICKY_ENVOY", ".venv/envoy");
-    let envoy =
-        Envoy::start(&bin, &boot, &dir, &[]).unwrap_or_else(|e| panic!("{e}\n{}", log_text()));
+    let envoy = envoy_over_ads(&inputs, &cp, "envoy-k8s-policy", &[]);
     let addr = envoy.listener;
 
     // 90/10 from the API's HTTPRoute: sessions on v1 (and maybe v2).
@@ -241,18 +143,8 @@ fn serve_follows_the_httproute_and_lbpolicy_watched_in_kubernetes() {
         sessions.iter().any(|s| s.1.starts_with("reviews-v1-")),
         "no session on v1 at 90/10"
     );
-    let check = |sessions: &mut Vec<(Session, String)>, why: &str| {
-        for (s, want) in sessions.iter_mut() {
-            let r = s.get(addr).unwrap();
-            assert_eq!(r.status, 200, "{why}");
-            assert_eq!(
-                r.backend().as_deref(),
-                Some(want.as_str()),
-                "{} moved ({why})",
-                s.id
-            );
-        }
-    };
+    let check =
+        |sessions: &mut Vec<(Session, String)>, why: &str| assert_all_stay(addr, sessions, why);
     check(&mut sessions, "steady");
 
     // A bad HTTPRoute update (weight -1): refused by object and field, the
@@ -355,6 +247,5 @@ fn serve_follows_the_httproute_and_lbpolicy_watched_in_kubernetes() {
     assert!(!envoy.log().contains("panicked at"), "{}", envoy.log());
     drop(envoy);
     drop(cp);
-    let _ = stop_api.send(());
-    api_thread.join().unwrap();
+    drop(running);
 }

@@ -111,19 +111,31 @@ impl ControlPlane {
 
     /// Starts it with xDS on `listen` (a restart reuses the address).
     pub fn start_at(inputs: &Inputs, listen: &str, extra: &[&str]) -> Self {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "-p".into(),
+            inputs.path("policy.yaml").into(),
+            "-r".into(),
+            inputs.path("route.yaml").into(),
+            "--endpoints".into(),
+            inputs.path("eps").into(),
+            "--listen".into(),
+            listen.into(),
+        ];
+        args.extend(extra.iter().map(Into::into));
+        Self::spawn(inputs, &args, &[])
+    }
+
+    /// `stickyctl serve --keys KEYS --admin 127.0.0.1:0 ARGS` with `env`
+    /// added; waits for its first stdout line (the bound addresses).
+    pub fn spawn(inputs: &Inputs, args: &[std::ffi::OsString], env: &[(&str, &Path)]) -> Self {
         let log = inputs.path("serve.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_stickyctl"))
             .arg("serve")
-            .arg("-p")
-            .arg(inputs.path("policy.yaml"))
-            .arg("-r")
-            .arg(inputs.path("route.yaml"))
             .arg("--keys")
             .arg(inputs.path("keys.json"))
-            .arg("--endpoints")
-            .arg(inputs.path("eps"))
-            .args(["--listen", listen, "--admin", "127.0.0.1:0"])
-            .args(extra)
+            .args(["--admin", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -285,4 +297,43 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(2));
     }
     cond()
+}
+
+/// An Envoy bootstrapped with node, admin and the ADS address of `cp` only
+/// (what `render envoy --xds` writes), in `inputs`' directory `name`.
+pub fn envoy_over_ads(
+    inputs: &Inputs,
+    cp: &ControlPlane,
+    name: &str,
+    env: &[(&str, &Path)],
+) -> sticky_e2e::envoy::Envoy {
+    let dir = inputs.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let boot = dir.join("envoy.json");
+    std::fs::write(
+        &boot,
+        stickyctl::serve::bootstrap::envoy(name, &cp.xds, 0).to_string(),
+    )
+    .unwrap();
+    let bin = sticky_e2e::artifact("STICKY_ENVOY", ".venv/envoy");
+    sticky_e2e::envoy::Envoy::start(&bin, &boot, &dir, env)
+        .unwrap_or_else(|e| panic!("{e}\n{}", cp.log_text()))
+}
+
+/// Every session's next request reaches the backend it is pinned to.
+pub fn assert_all_stay(
+    addr: SocketAddr,
+    sessions: &mut [(sticky_e2e::client::Session, String)],
+    why: &str,
+) {
+    for (s, want) in sessions.iter_mut() {
+        let r = s.get(addr).unwrap();
+        assert_eq!(r.status, 200, "{why}");
+        assert_eq!(
+            r.backend().as_deref(),
+            Some(want.as_str()),
+            "{} moved ({why})",
+            s.id
+        );
+    }
 }
