@@ -6,7 +6,6 @@ use std::fmt;
 use crate::json::{self, Json};
 
 use crate::keys::{Key, KeyId, Keyring};
-use crate::shard::{KeySource, MissingKey};
 
 /// The longest cluster name accepted (Istio names are well under this).
 pub const MAX_CLUSTER_NAME: usize = 255;
@@ -65,6 +64,28 @@ impl SameSite {
             Self::None => "None",
         }
     }
+}
+
+/// Where the shard key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A request header (its first value).
+    Header(String),
+    /// A cookie.
+    Cookie(String),
+    /// The Nth segment of the path (1-based, before any `?`).
+    PathSegment(usize),
+    /// A query parameter (raw, not percent-decoded).
+    Query(String),
+}
+
+/// What to do with a request that carries no key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingKey {
+    /// Route it normally (the weighted split).
+    Fallback,
+    /// Answer 400.
+    Reject,
 }
 
 /// Validated cookie settings.

@@ -2,6 +2,7 @@
 //! headers and on response headers, against any [`Host`].
 
 use crate::config::{Config, MigrationConfig, ShardingConfig};
+use crate::config::{KeySource, MissingKey};
 use crate::cookie::{self, Candidates};
 use crate::drain::{DEADLINE_KEY, DRAINING_KEY, DrainCache, HostDrain};
 use crate::host::Host;
@@ -9,7 +10,7 @@ use crate::keys::NONCE_LEN;
 use crate::legacy;
 use crate::metrics::Metric;
 use crate::session::{self, Lookup, Served, Stream};
-use crate::shard::{self, KeySource, MissingKey};
+use crate::shard;
 use crate::token::{self, Claims, Reject};
 use crate::worker::Worker;
 use crate::wrap;

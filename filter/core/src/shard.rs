@@ -6,32 +6,11 @@
 //! key's raw bytes. Growing N to N+1 moves only the keys the new shard takes
 //! (≈ 1/(N+1) of them), where `key mod N` would move ≈ N/(N+1).
 
+use crate::config::KeySource;
 use crate::cookie::{self, Candidates};
 
 /// Longest key used; longer keys are cut (they still hash deterministically).
 pub const MAX_KEY: usize = 256;
-
-/// Where the shard key comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    /// A request header (its first value).
-    Header(String),
-    /// A cookie.
-    Cookie(String),
-    /// The Nth segment of the path (1-based, before any `?`).
-    PathSegment(usize),
-    /// A query parameter (raw, not percent-decoded).
-    Query(String),
-}
-
-/// What to do with a request that carries no key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissingKey {
-    /// Route it normally (the weighted split).
-    Fallback,
-    /// Answer 400.
-    Reject,
-}
 
 /// 64-bit FNV-1a of `bytes`.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {

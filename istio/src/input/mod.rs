@@ -3,6 +3,7 @@
 //! Services. Parsed from located YAML, so every error names file, line, field.
 
 pub mod duration;
+pub mod names;
 pub mod persistence;
 pub mod policy;
 pub mod route;

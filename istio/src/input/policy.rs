@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::input::duration;
+use crate::input::names::token_name;
 use crate::input::persistence::{self, Persistence};
 use crate::input::sharding::{self, Sharding};
 use crate::yaml::Document;
@@ -405,15 +406,4 @@ pub fn parse(doc: Document) -> Result<Policy> {
         sharding,
         doc,
     })
-}
-
-/// Checks a cookie or header name is an HTTP token, naming the field otherwise.
-pub fn token_name(doc: &Document, field: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 64 || !name.bytes().all(sticky_core::config::is_tchar) {
-        return Err(doc.error(
-            field,
-            format!("{name:?} must be 1-64 characters of an HTTP token (letters, digits, !#$%&'*+-.^_`|~)"),
-        ));
-    }
-    Ok(())
 }

@@ -18,10 +18,10 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use sticky_core::shard::{KeySource, MissingKey};
+use sticky_core::config::{KeySource, MissingKey};
 
 use crate::error::Result;
-use crate::input::policy::token_name;
+use crate::input::names::token_name;
 use crate::yaml::Document;
 
 /// The most shards a policy may ask for (one Envoy cluster each).

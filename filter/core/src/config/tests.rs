@@ -288,8 +288,8 @@ fn sharding_config_is_checked_and_joins_the_allow_list() {
     );
     let cfg = Config::from_json(json.as_bytes()).unwrap();
     let s = cfg.sharding.as_ref().unwrap();
-    assert_eq!(s.key, crate::shard::KeySource::Header("x-account".into()));
-    assert_eq!(s.missing_key, crate::shard::MissingKey::Reject);
+    assert_eq!(s.key, crate::config::KeySource::Header("x-account".into()));
+    assert_eq!(s.missing_key, crate::config::MissingKey::Reject);
     assert_eq!(cfg.clusters, ["shard-0", "shard-1"]);
     let bad = |sharding: &str| err(&config_json(&format!(r#""sharding": {sharding},"#))).field;
     assert_eq!(bad(r#"{"clusters": ["s0"]}"#), "sharding.key");
