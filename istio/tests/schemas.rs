@@ -1,5 +1,5 @@
 //! Every Kubernetes object stickyctl renders (and the HTTPRoutes it reads)
-//! against the real CRD schemas in ../shared/schemas (Istio 1.31 line,
+//! against the real CRD schemas vendored in tests/schemas (Istio 1.31 line,
 //! Gateway API v1.6.1 experimental). The schemas are closed the way the API
 //! server's field validation closes them (unknown fields are errors), and the
 //! CEL rules (`x-kubernetes-validations`) that matter are checked by hand.
@@ -13,22 +13,14 @@ use std::path::PathBuf;
 use common::{ok, yaml_docs};
 use serde_json::Value;
 
-fn schema_dir() -> Option<PathBuf> {
-    let dir = common::crate_dir().join("../../shared/schemas");
-    if dir.join("istio-crds.yaml").exists() {
-        Some(dir)
-    } else {
-        common::skip(&format!(
-            "{} is absent (the CRD schemas live beside the repository, in shared/schemas)",
-            dir.display()
-        ));
-        None
-    }
+/// The vendored CRDs (istio/tests/schemas/README.md names their sources).
+fn schema_dir() -> PathBuf {
+    common::crate_dir().join("tests/schemas")
 }
 
 /// Every CRD document of a file, by (group/version, kind).
 fn crds(file: &str) -> Vec<(String, String, Value)> {
-    let dir = schema_dir().unwrap();
+    let dir = schema_dir();
     let text = std::fs::read_to_string(dir.join(file)).unwrap();
     let mut out = Vec::new();
     for d in stickyctl::yaml::parse_str(file, &text).unwrap() {
@@ -148,9 +140,6 @@ fn rendered(args: &[&str]) -> Vec<Value> {
 
 #[test]
 fn rendered_istio_objects_match_their_crd_schemas() {
-    if schema_dir().is_none() {
-        return;
-    }
     let schemas = istio_schemas();
     let cases: [&[&str]; 6] = [
         &[
@@ -299,9 +288,6 @@ fn rendered_istio_objects_match_their_crd_schemas() {
 
 #[test]
 fn the_schema_check_catches_a_misspelled_field() {
-    if schema_dir().is_none() {
-        return;
-    }
     let schemas = istio_schemas();
     let mut obj = rendered(&[
         "-p",
@@ -324,9 +310,6 @@ fn the_schema_check_catches_a_misspelled_field() {
 
 #[test]
 fn test_routes_match_the_gateway_api_schema() {
-    if schema_dir().is_none() {
-        return;
-    }
     let schemas = crds("gateway-api-v1.6.1-experimental-httproutes.yaml");
     for f in [
         "route.yaml",
