@@ -120,6 +120,9 @@ fn parse_page(text: &str) -> Page {
     let mut fence: Option<(char, usize)> = None;
     let lines: Vec<&str> = text.lines().collect();
     let mut prev_paragraph: Option<&str> = None;
+    // Link text may wrap across the lines of a paragraph: links are looked
+    // for in whole blocks (a paragraph, a table row, a heading).
+    let mut block: Vec<(usize, String)> = Vec::new();
     for (i, raw) in lines.iter().enumerate() {
         let line_no = i + 1;
         let trimmed = raw.trim_start();
@@ -135,6 +138,7 @@ fn parse_page(text: &str) -> Page {
             if run >= 3 {
                 fence = Some((ch, run));
                 prev_paragraph = None;
+                flush_block(&mut block, &mut page.links);
                 continue;
             }
         }
@@ -160,20 +164,50 @@ fn parse_page(text: &str) -> Page {
         }
         let code_free = strip_code_spans(raw);
         collect_html_anchors(&code_free, &mut page.anchors);
-        for target in inline_link_targets(&code_free) {
-            page.links.push(Link {
-                line: line_no,
-                target,
-            });
-        }
         if let Some(target) = reference_definition(&code_free) {
+            flush_block(&mut block, &mut page.links);
             page.links.push(Link {
                 line: line_no,
                 target,
             });
+            continue;
+        }
+        let own_block = trimmed.starts_with('|') || atx_heading(trimmed).is_some();
+        if trimmed.is_empty() || own_block {
+            flush_block(&mut block, &mut page.links);
+        }
+        if !trimmed.is_empty() {
+            block.push((line_no, code_free));
+        }
+        if own_block {
+            flush_block(&mut block, &mut page.links);
         }
     }
+    flush_block(&mut block, &mut page.links);
     page
+}
+
+/// Collects the inline links of a block of lines, each with the line its
+/// destination starts on, and empties the block.
+fn flush_block(block: &mut Vec<(usize, String)>, links: &mut Vec<Link>) {
+    let Some((first_line, _)) = block.first() else {
+        return;
+    };
+    let first_line = *first_line;
+    let joined = block
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let chars: Vec<char> = joined.chars().collect();
+    for (at, target) in inline_link_targets(&chars, 0) {
+        let newlines = chars.iter().take(at).filter(|c| **c == '\n').count();
+        links.push(Link {
+            line: first_line + newlines,
+            target,
+        });
+    }
+    block.clear();
 }
 
 /// The text of an ATX heading (`## Text ##`), if the line is one.
@@ -301,6 +335,7 @@ fn link_end(chars: &[char], open: usize) -> Option<(usize, usize)> {
     let mut k = close + 1;
     loop {
         match chars.get(k)? {
+            '\n' => return None,
             '\\' => k += 1,
             '(' => depth += 1,
             ')' => {
@@ -367,9 +402,9 @@ fn strip_code_spans(line: &str) -> String {
     out
 }
 
-/// The targets of every `[text](target)` and `![alt](target)` on the line.
-fn inline_link_targets(line: &str) -> Vec<String> {
-    let chars: Vec<char> = line.chars().collect();
+/// The targets of every `[text](target)` and `![alt](target)` in `chars`,
+/// each with the index (plus `offset`) where its destination starts.
+fn inline_link_targets(chars: &[char], offset: usize) -> Vec<(usize, String)> {
     let mut targets = Vec::new();
     let mut i = 0;
     while i < chars.len() {
@@ -378,18 +413,18 @@ fn inline_link_targets(line: &str) -> Vec<String> {
             continue;
         }
         if chars[i] == '['
-            && let Some((close, after)) = link_end(&chars, i)
+            && let Some((close, after)) = link_end(chars, i)
         {
             let inner: String = chars[close + 2..after - 1].iter().collect();
-            targets.push(link_destination(&inner));
+            targets.push((offset + close + 2, link_destination(&inner)));
             // Links nest inside image alt text and link text: look inside.
-            let text: String = chars[i + 1..close].iter().collect();
-            targets.extend(inline_link_targets(&text));
+            targets.extend(inline_link_targets(&chars[i + 1..close], offset + i + 1));
             i = after;
             continue;
         }
         i += 1;
     }
+    targets.sort_by_key(|(at, _)| *at);
     targets
 }
 
@@ -796,7 +831,7 @@ fn the_checker_finds_what_it_must() {
     let page = parse_page(
         "# Title\n\nSee [a](docs/x.md#sec) and ![img](pic.svg \"t\").\n\
          `[not](a-link.md)` and\n```\n[not](in-code.md)\n## Not a heading\n```\n\
-         [ref]: other.md\n## Sec `code` ##\nText\n---\n",
+         [ref]: other.md\n## Sec `code` ##\nText\n---\n\nA [wrapped\nlink](w.md) and [no\n\nlink](x.md).\n",
     );
     let targets: Vec<(usize, &str)> = page
         .links
@@ -805,7 +840,12 @@ fn the_checker_finds_what_it_must() {
         .collect();
     assert_eq!(
         targets,
-        vec![(3, "docs/x.md#sec"), (3, "pic.svg"), (9, "other.md")]
+        vec![
+            (3, "docs/x.md#sec"),
+            (3, "pic.svg"),
+            (9, "other.md"),
+            (15, "w.md")
+        ]
     );
     let anchors: Vec<&str> = page.anchors.iter().map(String::as_str).collect();
     assert_eq!(anchors, vec!["sec-code", "text", "title"]);
