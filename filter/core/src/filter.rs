@@ -1,41 +1,57 @@
-//! The per-stream flow shared by every build: what the filter does on request
-//! headers and on response headers, against any [`Host`].
+//! The per-stream flow shared by every build, as a straight pipeline against
+//! any [`Host`]: read the request's candidates, decide the stream
+//! (`decide`), apply the header edits that decision calls for
+//! ([`RequestEdits`]); on the response, decide the token and write it.
 
 use crate::config::{Config, MigrationConfig, ShardingConfig};
 use crate::config::{KeySource, MissingKey};
 use crate::cookie::{self, Candidates};
-use crate::drain::{DEADLINE_KEY, DRAINING_KEY, DrainCache, HostDrain};
-use crate::host::Host;
+use crate::drain::{DrainCache, HostDrain};
+use crate::edits::RequestEdits;
+use crate::host::{Host, Pinning};
 use crate::keys::NONCE_LEN;
 use crate::legacy;
 use crate::metrics::Metric;
-use crate::session::{self, Lookup, Served, Stream};
+use crate::session::{self, Event, Lookup, Served, Stream};
 use crate::shard;
 use crate::token::{self, Claims, Reject};
 use crate::worker::Worker;
 use crate::wrap;
 
-/// Request phase: strips client-sent internal headers, finds the session and
-/// steers the request to its cluster and host. Returns the stream state the
-/// response phase needs.
+/// Request phase: finds the session, decides where the request goes, and
+/// writes the internal headers (client-sent copies never steer anything).
+/// Returns the stream state the response phase needs.
 pub fn on_request<H: Host>(cfg: &Config, worker: &mut Worker, host: &mut H, now: u64) -> Stream {
-    // A client must never choose a backend by sending our internal headers.
-    // Through stateful_session, setting a header replaces every client copy,
-    // so only the headers this request does not set are removed, below: two
-    // host calls fewer on the pinned path.
-    let via_session_filter = host.pins_through_session_filter();
-    if !via_session_filter {
-        host.remove_request_header(&cfg.host_header);
-        host.remove_request_header(&cfg.cluster_header);
-    }
-
     let cookies = host.request_cookies();
+    let stream = decide(cfg, worker, host, cookies.as_deref(), now);
+    RequestEdits::of(&stream).apply(cfg, host);
+    stream
+}
+
+/// Fails open: a request the filter could not handle goes on without
+/// affinity, and without any internal header a client sent.
+pub fn strip<H: Host>(cfg: &Config, host: &mut H) {
+    host.remove_request_header(&cfg.host_header);
+    host.remove_request_header(&cfg.cluster_header);
+    host.clear_route_cache();
+}
+
+/// The request's session: the sticky token among the candidates (cookies,
+/// session header), the application's own id (wrap mode), the shard key, or
+/// a legacy value (migration).
+fn decide<H: Host>(
+    cfg: &Config,
+    worker: &mut Worker,
+    host: &mut H,
+    cookies: Option<&[u8]>,
+    now: u64,
+) -> Stream {
     let header = match &cfg.session_header {
         Some(name) => host.request_header(name),
         None => None,
     };
     let mut candidates = Candidates::default();
-    if let Some(cookies) = &cookies {
+    if let Some(cookies) = cookies {
         cookie::find_cookies(cookies, cfg.cookie.name.as_bytes(), &mut candidates);
     }
     if let Some(header) = &header {
@@ -53,55 +69,20 @@ pub fn on_request<H: Host>(cfg: &Config, worker: &mut Worker, host: &mut H, now:
         lookup = Lookup::Valid(claims);
     }
     let drain = &worker.drain;
-    let stream = match &cfg.sharding {
-        Some(sharding) => shard_stream(sharding, lookup, cookies.as_deref(), host, drain, now),
+    match &cfg.sharding {
+        Some(sharding) => shard_stream(sharding, lookup, cookies, host, drain, now),
         None => match (session::plan(lookup, drain, now), &cfg.migration) {
             (Stream::Fresh, Some(migration)) => {
-                legacy_stream(cfg, migration, cookies.as_deref(), host, drain, now)
-                    .unwrap_or(Stream::Fresh)
+                legacy_stream(cfg, migration, cookies, host, drain, now).unwrap_or(Stream::Fresh)
             }
             (stream, _) => stream,
         },
-    };
-    match &stream {
-        Stream::Pinned(claims) => {
-            host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
-            host.pin_host(&cfg.host_header, &claims.host);
-            host.route_changed();
-            host.count(Metric::RequestsPinned);
-        }
-        Stream::Moving(claims) | Stream::Sharded(claims) => {
-            if via_session_filter {
-                host.remove_request_header(&cfg.host_header);
-            }
-            host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
-            host.route_changed();
-        }
-        Stream::Legacy { claims, .. } => {
-            if claims.cluster.is_empty() {
-                if via_session_filter {
-                    host.remove_request_header(&cfg.cluster_header);
-                }
-            } else {
-                host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
-            }
-            host.pin_host(&cfg.host_header, &claims.host);
-            host.route_changed();
-        }
-        Stream::Refused => {}
-        Stream::Fresh | Stream::Untouched => {
-            if via_session_filter {
-                host.remove_request_header(&cfg.host_header);
-                host.remove_request_header(&cfg.cluster_header);
-            }
-        }
     }
-    stream
 }
 
-/// Response phase: removes the internal header Envoy echoes, and issues a
-/// token when the session is new, moved, or due for a refresh, or (wrap
-/// mode) when the response carries the application's session id.
+/// Response phase: removes the internal headers Envoy or an upstream echoes,
+/// and issues a token when the session is new, moved, or due for a refresh,
+/// or (wrap mode) when the response carries the application's session id.
 pub fn on_response<H: Host>(
     cfg: &Config,
     worker: &mut Worker,
@@ -113,22 +94,26 @@ pub fn on_response<H: Host>(
         (None, _) | (_, Stream::Untouched | Stream::Refused) => None,
         (Some(wrap), _) => wrap::minted_id(wrap, worker, host, now),
     };
-    let drain = &mut worker.drain;
     // Internal headers never leave: an upstream that reflects the request's
     // cluster header is stripped here, whatever the route config says.
     host.remove_response_header(&cfg.cluster_header);
+    let mut known = None;
     // stateful_session writes the host header into responses: never leak it.
-    if let (Stream::Pinned(claims), true) = (stream, host.pins_through_session_filter()) {
+    if let (Stream::Pinned(claims), Pinning::SessionFilter) = (stream, host.pinning()) {
         if host.response_header(&cfg.host_header).is_some() {
             host.remove_response_header(&cfg.host_header);
         } else if minted.is_none()
             && !(cfg.strict && host.response_header(":status").as_deref() == Some(b"503"))
-            && pinned_host_needs_nothing(cfg, drain, stream, claims, now)
         {
             // No echo: the pinned host served it (in strict mode a 503 may
-            // instead mean it is gone). Skips reading upstream.address (a
-            // data-returning host call) on the hot path.
-            return;
+            // instead mean it is gone). With its drain state cached and
+            // fresh, the decision needs no host call; when it issues
+            // nothing, reading upstream.address (a data-returning host
+            // call) is skipped on the hot path.
+            known = pinned_host_decision(cfg, &worker.drain, stream, claims, now);
+            if let Some(None) = known {
+                return;
+            }
         }
     } else {
         // Removing blindly costs less than reading a present header's value.
@@ -137,7 +122,7 @@ pub fn on_response<H: Host>(
     if matches!(stream, Stream::Untouched | Stream::Refused) {
         return;
     }
-    let wrapped = issue(cfg, worker, stream, host, minted.as_deref(), now);
+    let wrapped = issue(cfg, worker, stream, host, minted.as_deref(), known, now);
     if minted.is_some() && !wrapped {
         // No pinnable backend (a local reply, a cluster off the allow-list):
         // the id goes out as the application sent it, without affinity.
@@ -154,6 +139,7 @@ fn issue<H: Host>(
     stream: &Stream,
     host: &mut H,
     minted: Option<&[u8]>,
+    known: Option<Decision>,
     now: u64,
 ) -> bool {
     let drain = &mut worker.drain;
@@ -165,11 +151,13 @@ fn issue<H: Host>(
         return false;
     };
     let read_cluster;
+    let mut known = known;
     let cluster: &[u8] = match stream {
         Stream::Pinned(claims) if claims.host.as_bytes() == served_host.as_slice() => {
             claims.cluster.as_bytes()
         }
         _ => {
+            known = None;
             read_cluster = host.upstream_cluster();
             match &read_cluster {
                 Some(c) => c,
@@ -182,7 +170,10 @@ fn issue<H: Host>(
         cluster,
         host: &served_host,
     };
-    let decision = session::respond(cfg, stream, served, host_drain, now);
+    let decision = match known {
+        Some(decision) => decision,
+        None => session::respond(cfg, stream, served, host_drain, now),
+    };
     if decision.is_none()
         && let (Some(wrap), Some(id), Stream::Pinned(old)) = (&cfg.wrap, minted, stream)
         && old.app_id == id
@@ -224,7 +215,7 @@ fn issue<H: Host>(
             && let Some(name) = &migration.cookie
         {
             // The sealed token replaces it: expire the legacy cookie.
-            let expire = format!("{name}=; Max-Age=0; Path={}", migration.cookie_path);
+            let expire = cookie::expire_cookie(name, &migration.cookie_path);
             host.add_response_header("set-cookie", expire.as_bytes());
         }
     }
@@ -401,26 +392,35 @@ fn legacy_stream<H: Host>(
     None
 }
 
-/// Whether a response served by the session's own pinned host issues nothing:
-/// its drain state is cached and fresh, and no refresh or drain move is due.
-/// When this says `false` the caller takes the full path, which reads the
-/// served host and decides exactly as without this shortcut.
-fn pinned_host_needs_nothing(
+/// A decision the response phase may take before any host call.
+type Decision = Option<(Claims, Event)>;
+
+/// The token decision for a response served by the session's own pinned
+/// host, when its drain state is cached and fresh (`None` otherwise). The
+/// full path reuses it when the served host turns out to be the pinned one
+/// (the same inputs), so the session is decided once.
+fn pinned_host_decision(
     cfg: &Config,
     drain: &DrainCache,
     stream: &Stream,
     claims: &Claims,
     now: u64,
-) -> bool {
+) -> Option<Decision> {
     let pinned = claims.host.as_bytes();
     if drain.needs_check(pinned, now, cfg.drain.check_interval_seconds) {
-        return false;
+        return None;
     }
     let served = Served {
         cluster: claims.cluster.as_bytes(),
         host: pinned,
     };
-    session::respond(cfg, stream, served, drain.get(pinned), now).is_none()
+    Some(session::respond(
+        cfg,
+        stream,
+        served,
+        drain.get(pinned),
+        now,
+    ))
 }
 
 /// The served host's drain state: from the cache, re-read from endpoint
@@ -435,10 +435,7 @@ fn drain_state<H: Host>(
     if !drain.needs_check(served_host, now, cfg.drain.check_interval_seconds) {
         return drain.get(served_host);
     }
-    let ns = &cfg.drain.metadata_namespace;
-    let draining = host.host_metadata(ns, DRAINING_KEY);
-    let deadline = host.host_metadata(ns, DEADLINE_KEY);
-    let state = HostDrain::from_metadata(draining.as_deref(), deadline.as_deref());
+    let state = host.host_drain(&cfg.drain.metadata_namespace);
     drain.record(served_host, state, now);
     Some(state)
 }

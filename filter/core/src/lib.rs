@@ -10,6 +10,7 @@ pub mod b64;
 pub mod config;
 pub mod cookie;
 pub mod drain;
+pub mod edits;
 pub mod filter;
 pub mod host;
 pub mod json;

@@ -17,6 +17,7 @@
 use std::cell::RefCell;
 
 use crate::abi::{EnvoyBuffer, EnvoyPtr, METADATA_SOURCE_HOST, ModuleBuffer};
+use crate::host::{Env, SystemEnv};
 
 /// Process-wide state (per test thread): logs and counters.
 #[derive(Debug, Default)]
@@ -26,32 +27,33 @@ pub struct FakeProcess {
     pub counters: Vec<(String, u64)>,
     /// The last random byte handed out (the core's `FakeHost` sequence).
     pub rng: u8,
-    /// `NativeHost::host_metadata` calls (one per logical read).
+    /// Typed metadata reads (bool and number: one per key a drain check
+    /// reads; the string fallbacks are not counted).
     pub metadata_reads: u64,
     /// The clock the module reads, when a test sets it.
     pub now: Option<u64>,
 }
 
-/// Counts one logical host-metadata read.
-pub fn note_metadata_read() {
-    process(|p| p.metadata_reads += 1);
-}
+/// The module's clock and randomness in unit tests, from this thread's
+/// process state: the test clock (the system's when unset), and the byte
+/// after the last one, as the core's `FakeHost` does, so transcripts compare.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FakeEnv;
 
-/// The test clock, if set.
-pub fn now() -> Option<u64> {
-    process(|p| p.now)
-}
+impl Env for FakeEnv {
+    fn now(&self) -> u64 {
+        process(|p| p.now).unwrap_or_else(|| SystemEnv.now())
+    }
 
-/// Deterministic "randomness" for the module in unit tests: the byte after
-/// the last one, as the core's `FakeHost` does, so transcripts compare.
-pub fn random(buf: &mut [u8]) -> bool {
-    process(|p| {
-        for b in buf {
-            p.rng = p.rng.wrapping_add(1);
-            *b = p.rng;
-        }
-    });
-    true
+    fn random(&self, buf: &mut [u8]) -> bool {
+        process(|p| {
+            for b in buf {
+                p.rng = p.rng.wrapping_add(1);
+                *b = p.rng;
+            }
+        });
+        true
+    }
 }
 
 thread_local! {
@@ -338,6 +340,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_metadata_bool(
     key: ModuleBuffer,
     result: *mut bool,
 ) -> bool {
+    process(|p| p.metadata_reads += 1);
     match unsafe { stream(filter) }.meta(source, ns, key) {
         Some(Meta::Bool(b)) => {
             unsafe { *result = *b };
@@ -359,6 +362,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_metadata_number(
     key: ModuleBuffer,
     result: *mut f64,
 ) -> bool {
+    process(|p| p.metadata_reads += 1);
     match unsafe { stream(filter) }.meta(source, ns, key) {
         Some(Meta::Number(n)) => {
             unsafe { *result = *n };

@@ -7,7 +7,7 @@ use std::ffi::c_void;
 use sticky_core::metrics::Metric;
 
 use crate::abi::{EnvoyBuffer, EnvoyPtr};
-use crate::fake_envoy::{self, FakeStream, Meta};
+use crate::fake_envoy::{self, FakeEnv, FakeStream, Meta};
 use crate::hooks::*;
 
 /// base64 of 32 bytes 0x11.
@@ -33,16 +33,33 @@ fn buffer(bytes: &[u8]) -> EnvoyBuffer {
     }
 }
 
-/// `on_http_filter_config_new` as Envoy calls it.
+/// `on_http_filter_config_new` as Envoy calls it, with the fake's clock
+/// and deterministic randomness.
 fn configure(json: &str) -> *const c_void {
     let mut envoy_config = 0u8;
     let ptr: EnvoyPtr = std::ptr::from_mut(&mut envoy_config).cast();
+    unsafe { new_config(ptr, buffer(json.as_bytes()), Box::new(FakeEnv)) }
+}
+
+#[test]
+fn the_exported_config_hook_takes_a_valid_config_and_refuses_a_bad_one() {
+    let mut envoy_config = 0u8;
+    let ptr: EnvoyPtr = std::ptr::from_mut(&mut envoy_config).cast();
+    let json = plugin("");
     unsafe {
-        envoy_dynamic_module_on_http_filter_config_new(
+        let config = envoy_dynamic_module_on_http_filter_config_new(
             ptr,
             buffer(b"sticky"),
             buffer(json.as_bytes()),
-        )
+        );
+        assert!(!config.is_null());
+        envoy_dynamic_module_on_http_filter_config_destroy(config);
+        let bad = envoy_dynamic_module_on_http_filter_config_new(
+            ptr,
+            buffer(b"sticky"),
+            buffer(b"not json"),
+        );
+        assert!(bad.is_null());
     }
 }
 
