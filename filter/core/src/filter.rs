@@ -5,7 +5,7 @@
 
 use crate::config::{Config, MigrationConfig, ShardingConfig};
 use crate::config::{KeySource, MissingKey};
-use crate::cookie::{self, Candidates};
+use crate::cookie::Candidates;
 use crate::drain::{DrainCache, HostDrain};
 use crate::edits::RequestEdits;
 use crate::host::{Host, Pinning};
@@ -14,6 +14,9 @@ use crate::legacy;
 use crate::metrics::Metric;
 use crate::session::{self, Event, Lookup, Served, Stream};
 use crate::shard;
+use crate::source::{
+    CookieSource, HeaderSource, LegacyCookieSource, LegacyHeaderSource, SessionSource, WrapSource,
+};
 use crate::token::{self, Claims, Reject};
 use crate::worker::Worker;
 use crate::wrap;
@@ -46,16 +49,14 @@ fn decide<H: Host>(
     cookies: Option<&[u8]>,
     now: u64,
 ) -> Stream {
-    let header = match &cfg.session_header {
-        Some(name) => host.request_header(name),
-        None => None,
-    };
+    let header_source = cfg.session_header.as_deref().map(HeaderSource);
+    let header = header_source.and_then(|s| host.request_header(s.0));
     let mut candidates = Candidates::default();
     if let Some(cookies) = cookies {
-        cookie::find_cookies(cookies, cfg.cookie.name.as_bytes(), &mut candidates);
+        CookieSource(&cfg.cookie).candidates(cookies, &mut candidates);
     }
-    if let Some(header) = &header {
-        cookie::find_header_tokens(header, &mut candidates);
+    if let (Some(source), Some(header)) = (header_source, &header) {
+        source.candidates(header, &mut candidates);
     }
     let mut lookup = session::lookup(cfg, candidates.as_slice(), now, &mut worker.tokens);
     if let Lookup::Rejected(reason) = &lookup {
@@ -212,11 +213,10 @@ fn issue<H: Host>(
             },
             Some(migration),
         ) = (stream, &cfg.migration)
-            && let Some(name) = &migration.cookie
+            && let Some(legacy) = LegacyCookieSource::of(migration)
         {
             // The sealed token replaces it: expire the legacy cookie.
-            let expire = cookie::expire_cookie(name, &migration.cookie_path);
-            host.add_response_header("set-cookie", expire.as_bytes());
+            legacy.write(host, &value);
         }
     }
     if let Some(event) = event {
@@ -224,7 +224,7 @@ fn issue<H: Host>(
     }
     match wrap_out {
         Some(wrap) => {
-            host.set_response_header(&wrap.header, value.as_bytes());
+            WrapSource(wrap).write(host, &value);
             host.count(Metric::WrapWrapped);
             true
         }
@@ -271,10 +271,9 @@ const NO_HEALTHY_UPSTREAM: &[u8] = b"no_healthy_upstream";
 /// Writes a sealed token into the response: `Set-Cookie` and, when
 /// configured, the session header.
 fn write_token<H: Host>(cfg: &Config, host: &mut H, value: &str) {
-    let set_cookie = cookie::set_cookie(&cfg.cookie, value);
-    host.add_response_header("set-cookie", set_cookie.as_bytes());
+    CookieSource(&cfg.cookie).write(host, value);
     if let Some(name) = &cfg.session_header {
-        host.set_response_header(name, value.as_bytes());
+        HeaderSource(name).write(host, value);
     }
 }
 
@@ -344,16 +343,14 @@ fn legacy_stream<H: Host>(
     now: u64,
 ) -> Option<Stream> {
     let mut candidates = Candidates::default();
-    if let (Some(name), Some(cookies)) = (&migration.cookie, cookies) {
-        cookie::find_cookies(cookies, name.as_bytes(), &mut candidates);
+    if let (Some(legacy), Some(cookies)) = (LegacyCookieSource::of(migration), cookies) {
+        legacy.candidates(cookies, &mut candidates);
     }
     let from_cookies = candidates.as_slice().len();
-    let header = migration
-        .header
-        .as_ref()
-        .and_then(|name| host.request_header(name));
-    if let Some(header) = &header {
-        cookie::find_header_tokens(header, &mut candidates);
+    let header_source = migration.header.as_deref().map(LegacyHeaderSource);
+    let header = header_source.and_then(|s| host.request_header(s.0));
+    if let (Some(source), Some(header)) = (header_source, &header) {
+        source.candidates(header, &mut candidates);
     }
     for (i, value) in candidates.as_slice().iter().enumerate() {
         let Ok(session) = legacy::open(value, now) else {

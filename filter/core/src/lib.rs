@@ -2,6 +2,8 @@
 //! the session decisions, with no dependency on proxy-wasm or Envoy. The wasm
 //! and native builds adapt [`host::Host`] and call [`filter`].
 
+#![forbid(unsafe_code)]
+
 /// sticky's version, written in the start-up log line.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -19,6 +21,7 @@ pub mod legacy;
 pub mod metrics;
 pub mod session;
 pub mod shard;
+pub mod source;
 pub mod token;
 pub mod token_cache;
 pub mod worker;

@@ -303,13 +303,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter_module_ptr: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
-    // SAFETY (both closures): Envoy passes the pointer from filter_new for
-    // this stream, and the stream pointer of the running hook.
     let strip = || {
+        // SAFETY: Envoy passes the pointer from filter_new for this stream.
         if let Some(filter) = unsafe { stream_filter(filter_module_ptr) } {
+            // SAFETY: the running hook's stream pointer, used only during this hook.
+            let stream = unsafe { Stream::new(filter_envoy_ptr) };
             let shared = &*filter.shared;
-            let mut host = shared.host(unsafe { Stream::new(filter_envoy_ptr) });
-            filter::strip(&shared.config, &mut host);
+            filter::strip(&shared.config, &mut shared.host(stream));
         }
     };
     guard_with(

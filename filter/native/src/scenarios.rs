@@ -93,6 +93,7 @@ impl ModuleRunner {
 
     fn destroy_filter(&mut self) {
         if !self.filter.is_null() {
+            // SAFETY: this runner's own config, filter and stream pointers, live for the call.
             unsafe { envoy_dynamic_module_on_http_filter_destroy(self.filter) };
             self.filter = std::ptr::null();
         }
@@ -102,6 +103,7 @@ impl ModuleRunner {
 impl Drop for ModuleRunner {
     fn drop(&mut self) {
         self.destroy_filter();
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
         unsafe { envoy_dynamic_module_on_http_filter_config_destroy(self.config) };
         fake_envoy::process(|p| p.now = None);
     }
@@ -149,11 +151,13 @@ impl Runner for ModuleRunner {
         if self.direct && json.first() == Some(&b'{') {
             json.splice(1..1, br#""override_host": {}, "#.iter().copied());
         }
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
         let config = unsafe { new_config(ptr, buffer(&json), Box::new(FakeEnv)) };
         if config.is_null() {
             // Envoy keeps serving with the previous config.
             return false;
         }
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
         unsafe { envoy_dynamic_module_on_http_filter_config_destroy(self.config) };
         self.config = config;
         true
@@ -166,6 +170,7 @@ impl Runner for ModuleRunner {
             ..FakeStream::default()
         };
         Self::enter(host, now);
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
         unsafe {
             self.filter = envoy_dynamic_module_on_http_filter_new(self.config, self.stream.ptr());
             envoy_dynamic_module_on_http_filter_request_headers(
@@ -205,6 +210,7 @@ impl Runner for ModuleRunner {
             .map(|((_, ns, key), v)| (ns.clone(), key.clone(), meta(key, v)))
             .collect();
         Self::enter(host, now);
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
         unsafe {
             envoy_dynamic_module_on_http_filter_response_headers(
                 self.stream.ptr(),
