@@ -1,5 +1,5 @@
 //! Real-Envoy checks of the Envoy behaviour sticky's wasm fast path relies on
-//! (`Host::pins_through_session_filter`): setting an internal request header
+//! (`Pinning::SessionFilter`): setting an internal request header
 //! replaces every copy a client sent, and a backend that sends the host
 //! header itself neither leaks it nor moves or re-issues sessions. Requests
 //! are told apart by the upstream that answered (`x-upstream`). The native

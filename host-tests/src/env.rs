@@ -296,7 +296,9 @@ pub fn add_to_linker(engine: &Engine, linker: &mut Linker<HostState>) -> Result<
             let name = header_name(&mut c, CALL, &name)?;
             let host = &mut c.data_mut().host;
             match which {
-                Which::Request => host.remove_request_header(&name),
+                Which::Request => {
+                    host.remove_request_header(&name);
+                }
                 Which::Response => host.remove_response_header(&name),
             }
             Ok(Status::Ok.code())

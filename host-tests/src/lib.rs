@@ -9,6 +9,8 @@
 //! bad pointers, wrong map types and calls in the wrong phase fail the test
 //! with a message naming the call (see [`env`]).
 
+#![forbid(unsafe_code)]
+
 pub mod abi;
 pub mod env;
 pub mod error;

@@ -77,7 +77,7 @@ pub fn get(host: &mut FakeHost, phase: Phase, parts: &[&[u8]]) -> Result<Option<
             stream("xds.upstream_host_metadata")?;
             let ns = utf8(ns)?;
             let key = utf8(key)?;
-            Ok(host.host_metadata(&ns, &key))
+            Ok(host.metadata_value(&ns, &key))
         }
         [b"xds", b"upstream_host_metadata", b"filter_metadata", ns] => {
             stream("xds.upstream_host_metadata")?;

@@ -116,5 +116,11 @@ pub fn set_cookie(cfg: &CookieConfig, token: &str) -> String {
     out
 }
 
+/// Builds the `Set-Cookie` value that makes a browser drop the cookie
+/// `name` set for `path` (a legacy cookie a sealed token replaced).
+pub fn expire_cookie(name: &str, path: &str) -> String {
+    format!("{name}=; Max-Age=0; Path={path}")
+}
+
 #[cfg(test)]
 mod tests;

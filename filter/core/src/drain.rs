@@ -52,14 +52,21 @@ pub struct HostDrain {
 }
 
 impl HostDrain {
+    /// Builds the state from decoded values: a deadline implies draining.
+    pub fn new(draining: bool, deadline: Option<u64>) -> Self {
+        Self {
+            draining: draining || deadline.is_some(),
+            deadline,
+        }
+    }
+
     /// Builds the state from the two raw metadata values as Envoy's property
     /// API returns them (see [`decode_deadline`] and [`decode_bool`]).
     pub fn from_metadata(draining: Option<&[u8]>, deadline: Option<&[u8]>) -> Self {
-        let deadline = deadline.and_then(decode_deadline);
-        Self {
-            draining: draining.is_some_and(decode_bool) || deadline.is_some(),
-            deadline,
-        }
+        Self::new(
+            draining.is_some_and(decode_bool),
+            deadline.and_then(decode_deadline),
+        )
     }
 
     /// Whether the deadline has passed at `now`: the host's sessions must move.
@@ -77,7 +84,12 @@ pub fn decode_deadline(raw: &[u8]) -> Option<u64> {
         return std::str::from_utf8(raw).ok()?.parse::<u64>().ok();
     }
     let bytes: [u8; 8] = raw.try_into().ok()?;
-    let value = f64::from_le_bytes(bytes);
+    deadline_of_number(f64::from_le_bytes(bytes))
+}
+
+/// A deadline from a metadata number (unix seconds): NaN, negative and
+/// infinite values mean "no usable deadline"; fractions are cut.
+pub fn deadline_of_number(value: f64) -> Option<u64> {
     if !value.is_finite() || value < 0.0 {
         return None;
     }

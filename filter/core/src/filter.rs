@@ -1,45 +1,54 @@
-//! The per-stream flow shared by every build: what the filter does on request
-//! headers and on response headers, against any [`Host`].
+//! The per-stream flow shared by every build, as a straight pipeline against
+//! any [`Host`]: read the request's candidates, decide the stream
+//! (`decide`), apply the header edits that decision calls for
+//! ([`RequestEdits`]); on the response, decide the token and write it.
 
-use crate::config::{Config, MigrationConfig, ShardingConfig};
-use crate::config::{KeySource, MissingKey};
-use crate::cookie::{self, Candidates};
-use crate::drain::{DEADLINE_KEY, DRAINING_KEY, DrainCache, HostDrain};
-use crate::host::Host;
-use crate::keys::NONCE_LEN;
-use crate::legacy;
+use crate::config::Config;
+use crate::cookie::Candidates;
+use crate::edits::RequestEdits;
+use crate::host::{Host, Pinning};
 use crate::metrics::Metric;
-use crate::session::{self, Lookup, Served, Stream};
-use crate::shard;
-use crate::token::{self, Claims, Reject};
+use crate::session::{self, Lookup, Stream};
+use crate::source::{CookieSource, HeaderSource, SessionSource};
 use crate::worker::Worker;
 use crate::wrap;
 
-/// Request phase: strips client-sent internal headers, finds the session and
-/// steers the request to its cluster and host. Returns the stream state the
-/// response phase needs.
+/// Request phase: finds the session, decides where the request goes, and
+/// writes the internal headers (client-sent copies never steer anything).
+/// Returns the stream state the response phase needs.
 pub fn on_request<H: Host>(cfg: &Config, worker: &mut Worker, host: &mut H, now: u64) -> Stream {
-    // A client must never choose a backend by sending our internal headers.
-    // Through stateful_session, setting a header replaces every client copy,
-    // so only the headers this request does not set are removed, below: two
-    // host calls fewer on the pinned path.
-    let via_session_filter = host.pins_through_session_filter();
-    if !via_session_filter {
-        host.remove_request_header(&cfg.host_header);
-        host.remove_request_header(&cfg.cluster_header);
-    }
-
     let cookies = host.request_cookies();
-    let header = match &cfg.session_header {
-        Some(name) => host.request_header(name),
-        None => None,
-    };
+    let stream = decide(cfg, worker, host, cookies.as_deref(), now);
+    RequestEdits::of(&stream).apply(cfg, host);
+    stream
+}
+
+/// Fails open: a request the filter could not handle goes on without
+/// affinity, and without any internal header a client sent.
+pub fn strip<H: Host>(cfg: &Config, host: &mut H) {
+    host.remove_request_header(&cfg.host_header);
+    host.remove_request_header(&cfg.cluster_header);
+    host.clear_route_cache();
+}
+
+/// The request's session: the sticky token among the candidates (cookies,
+/// session header), the application's own id (wrap mode), the shard key, or
+/// a legacy value (migration).
+fn decide<H: Host>(
+    cfg: &Config,
+    worker: &mut Worker,
+    host: &mut H,
+    cookies: Option<&[u8]>,
+    now: u64,
+) -> Stream {
+    let header_source = cfg.session_header.as_deref().map(HeaderSource);
+    let header = header_source.and_then(|s| host.request_header(s.0));
     let mut candidates = Candidates::default();
-    if let Some(cookies) = &cookies {
-        cookie::find_cookies(cookies, cfg.cookie.name.as_bytes(), &mut candidates);
+    if let Some(cookies) = cookies {
+        CookieSource(&cfg.cookie).candidates(cookies, &mut candidates);
     }
-    if let Some(header) = &header {
-        cookie::find_header_tokens(header, &mut candidates);
+    if let (Some(source), Some(header)) = (header_source, &header) {
+        source.candidates(header, &mut candidates);
     }
     let mut lookup = session::lookup(cfg, candidates.as_slice(), now, &mut worker.tokens);
     if let Lookup::Rejected(reason) = &lookup {
@@ -53,55 +62,21 @@ pub fn on_request<H: Host>(cfg: &Config, worker: &mut Worker, host: &mut H, now:
         lookup = Lookup::Valid(claims);
     }
     let drain = &worker.drain;
-    let stream = match &cfg.sharding {
-        Some(sharding) => shard_stream(sharding, lookup, cookies.as_deref(), host, drain, now),
+    match &cfg.sharding {
+        Some(sharding) => route::shard_stream(sharding, lookup, cookies, host, drain, now),
         None => match (session::plan(lookup, drain, now), &cfg.migration) {
             (Stream::Fresh, Some(migration)) => {
-                legacy_stream(cfg, migration, cookies.as_deref(), host, drain, now)
+                route::legacy_stream(cfg, migration, cookies, host, drain, now)
                     .unwrap_or(Stream::Fresh)
             }
             (stream, _) => stream,
         },
-    };
-    match &stream {
-        Stream::Pinned(claims) => {
-            host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
-            host.pin_host(&cfg.host_header, &claims.host);
-            host.route_changed();
-            host.count(Metric::RequestsPinned);
-        }
-        Stream::Moving(claims) | Stream::Sharded(claims) => {
-            if via_session_filter {
-                host.remove_request_header(&cfg.host_header);
-            }
-            host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
-            host.route_changed();
-        }
-        Stream::Legacy { claims, .. } => {
-            if claims.cluster.is_empty() {
-                if via_session_filter {
-                    host.remove_request_header(&cfg.cluster_header);
-                }
-            } else {
-                host.set_request_header(&cfg.cluster_header, claims.cluster.as_bytes());
-            }
-            host.pin_host(&cfg.host_header, &claims.host);
-            host.route_changed();
-        }
-        Stream::Refused => {}
-        Stream::Fresh | Stream::Untouched => {
-            if via_session_filter {
-                host.remove_request_header(&cfg.host_header);
-                host.remove_request_header(&cfg.cluster_header);
-            }
-        }
     }
-    stream
 }
 
-/// Response phase: removes the internal header Envoy echoes, and issues a
-/// token when the session is new, moved, or due for a refresh, or (wrap
-/// mode) when the response carries the application's session id.
+/// Response phase: removes the internal headers Envoy or an upstream echoes,
+/// and issues a token when the session is new, moved, or due for a refresh,
+/// or (wrap mode) when the response carries the application's session id.
 pub fn on_response<H: Host>(
     cfg: &Config,
     worker: &mut Worker,
@@ -113,22 +88,26 @@ pub fn on_response<H: Host>(
         (None, _) | (_, Stream::Untouched | Stream::Refused) => None,
         (Some(wrap), _) => wrap::minted_id(wrap, worker, host, now),
     };
-    let drain = &mut worker.drain;
     // Internal headers never leave: an upstream that reflects the request's
     // cluster header is stripped here, whatever the route config says.
     host.remove_response_header(&cfg.cluster_header);
+    let mut known = None;
     // stateful_session writes the host header into responses: never leak it.
-    if let (Stream::Pinned(claims), true) = (stream, host.pins_through_session_filter()) {
+    if let (Stream::Pinned(claims), Pinning::SessionFilter) = (stream, host.pinning()) {
         if host.response_header(&cfg.host_header).is_some() {
             host.remove_response_header(&cfg.host_header);
         } else if minted.is_none()
             && !(cfg.strict && host.response_header(":status").as_deref() == Some(b"503"))
-            && pinned_host_needs_nothing(cfg, drain, stream, claims, now)
         {
             // No echo: the pinned host served it (in strict mode a 503 may
-            // instead mean it is gone). Skips reading upstream.address (a
-            // data-returning host call) on the hot path.
-            return;
+            // instead mean it is gone). With its drain state cached and
+            // fresh, the decision needs no host call; when it issues
+            // nothing, reading upstream.address (a data-returning host
+            // call) is skipped on the hot path.
+            known = respond::pinned_host_decision(cfg, &worker.drain, stream, claims, now);
+            if let Some(None) = known {
+                return;
+            }
         }
     } else {
         // Removing blindly costs less than reading a present header's value.
@@ -137,7 +116,7 @@ pub fn on_response<H: Host>(
     if matches!(stream, Stream::Untouched | Stream::Refused) {
         return;
     }
-    let wrapped = issue(cfg, worker, stream, host, minted.as_deref(), now);
+    let wrapped = respond::issue(cfg, worker, stream, host, minted.as_deref(), known, now);
     if minted.is_some() && !wrapped {
         // No pinnable backend (a local reply, a cluster off the allow-list):
         // the id goes out as the application sent it, without affinity.
@@ -145,303 +124,8 @@ pub fn on_response<H: Host>(
     }
 }
 
-/// Decides and writes the response's token: `Set-Cookie` (and the session
-/// header) and, in wrap mode, the sealed application id. Returns whether the
-/// application's header was wrapped.
-fn issue<H: Host>(
-    cfg: &Config,
-    worker: &mut Worker,
-    stream: &Stream,
-    host: &mut H,
-    minted: Option<&[u8]>,
-    now: u64,
-) -> bool {
-    let drain = &mut worker.drain;
-    // No upstream (a local reply): nothing to pin.
-    let Some(served_host) = host.upstream_host() else {
-        if let Stream::Pinned(claims) = stream {
-            release_gone_host(cfg, claims, host, now);
-        }
-        return false;
-    };
-    let read_cluster;
-    let cluster: &[u8] = match stream {
-        Stream::Pinned(claims) if claims.host.as_bytes() == served_host.as_slice() => {
-            claims.cluster.as_bytes()
-        }
-        _ => {
-            read_cluster = host.upstream_cluster();
-            match &read_cluster {
-                Some(c) => c,
-                None => return false,
-            }
-        }
-    };
-    let host_drain = drain_state(cfg, drain, host, &served_host, now);
-    let served = Served {
-        cluster,
-        host: &served_host,
-    };
-    let decision = session::respond(cfg, stream, served, host_drain, now);
-    if decision.is_none()
-        && let (Some(wrap), Some(id), Stream::Pinned(old)) = (&cfg.wrap, minted, stream)
-        && old.app_id == id
-        && let Some(token) = worker.wrapped.get(id)
-        && worker.tokens.get(token) == Some(old)
-    {
-        // The application echoed the id of an unchanged session: the token
-        // it came in with goes back out (no seal; the next request hits the
-        // token cache).
-        host.set_response_header(&wrap.header, token);
-        host.count(Metric::WrapWrapped);
-        return true;
-    }
-    let wrapped =
-        minted.and_then(|id| session::wrap_minted(cfg, stream, served, host_drain, id, now));
-    let (claims, event) = match (wrapped, decision) {
-        // The wrap decides the token; an unchanged id's re-issue counts as
-        // what the session decision saw (a refresh, a re-seal, a re-pin).
-        (Some((claims, created)), decision) => (claims, created.or(decision.map(|(_, e)| e))),
-        (None, Some((claims, event))) => (claims, Some(event)),
-        (None, None) => return false,
-    };
-    let cookie = cfg.issues_cookie();
-    let wrap_out = cfg.wrap.as_ref().filter(|_| !claims.app_id.is_empty());
-    if !cookie && wrap_out.is_none() {
-        return false;
-    }
-    let Some(value) = seal(cfg, host, &claims) else {
-        return false;
-    };
-    if cookie {
-        write_token(cfg, host, &value);
-        if let (
-            Stream::Legacy {
-                from_cookie: true, ..
-            },
-            Some(migration),
-        ) = (stream, &cfg.migration)
-            && let Some(name) = &migration.cookie
-        {
-            // The sealed token replaces it: expire the legacy cookie.
-            let expire = format!("{name}=; Max-Age=0; Path={}", migration.cookie_path);
-            host.add_response_header("set-cookie", expire.as_bytes());
-        }
-    }
-    if let Some(event) = event {
-        host.count(event.into());
-    }
-    match wrap_out {
-        Some(wrap) => {
-            host.set_response_header(&wrap.header, value.as_bytes());
-            host.count(Metric::WrapWrapped);
-            true
-        }
-        None => false,
-    }
-}
-
-/// Strict mode: Envoy answered 503 itself because the session's pinned host
-/// is gone. The client gets a token that keeps the session's cluster but
-/// names no host, so its next request is served by another host of the
-/// cluster instead of a 503 on every request until the token expires. Any
-/// other local reply (an overflow, a timeout) keeps the token as it is.
-fn release_gone_host<H: Host>(cfg: &Config, claims: &Claims, host: &mut H, now: u64) {
-    if !cfg.strict || !cfg.issues_cookie() || claims.host.is_empty() {
-        return;
-    }
-    if host.response_code_details().as_deref() != Some(NO_HEALTHY_UPSTREAM) {
-        return;
-    }
-    let Some((released, event)) = session::release_host(cfg, claims, now) else {
-        return;
-    };
-    let Some(value) = seal(cfg, host, &released) else {
-        return;
-    };
-    write_token(cfg, host, &value);
-    host.count(event.into());
-}
-
-/// Seals `claims` under the sealing key with a fresh random nonce; `None`
-/// when the host has no randomness (the response then carries no token).
-fn seal<H: Host>(cfg: &Config, host: &mut H, claims: &Claims) -> Option<String> {
-    let mut nonce = [0u8; NONCE_LEN];
-    if !host.random(&mut nonce) {
-        return None;
-    }
-    token::seal(claims, &cfg.keys, &nonce)
-}
-
-/// Envoy's response code details when no host could be picked (a strict
-/// override whose host is gone, or an empty cluster).
-const NO_HEALTHY_UPSTREAM: &[u8] = b"no_healthy_upstream";
-
-/// Writes a sealed token into the response: `Set-Cookie` and, when
-/// configured, the session header.
-fn write_token<H: Host>(cfg: &Config, host: &mut H, value: &str) {
-    let set_cookie = cookie::set_cookie(&cfg.cookie, value);
-    host.add_response_header("set-cookie", set_cookie.as_bytes());
-    if let Some(name) = &cfg.session_header {
-        host.set_response_header(name, value.as_bytes());
-    }
-}
-
-/// Key-sharded routing: the key's shard, unless the request's session token
-/// was issued for the same key and may finish on its old shard.
-fn shard_stream<H: Host>(
-    sharding: &ShardingConfig,
-    lookup: Lookup,
-    cookies: Option<&[u8]>,
-    host: &mut H,
-    drain: &DrainCache,
-    now: u64,
-) -> Stream {
-    let header = match &sharding.key {
-        KeySource::Header(name) => host.request_header(name),
-        _ => None,
-    };
-    let path = match &sharding.key {
-        KeySource::PathSegment(_) | KeySource::Query(_) => host.request_header(":path"),
-        _ => None,
-    };
-    let Some(key) = shard::extract(&sharding.key, header.as_deref(), cookies, path.as_deref())
-    else {
-        if sharding.missing_key == MissingKey::Reject
-            && host.send_local_reply(400, "sticky: this route needs a shard key\n")
-        {
-            return Stream::Refused;
-        }
-        return session::plan(lookup, drain, now);
-    };
-    let hash = shard::fnv1a64(key);
-    let Some(target) = sharding
-        .clusters
-        .get(shard::shard_of(key, sharding.clusters.len()))
-    else {
-        return session::plan(lookup, drain, now);
-    };
-    if let Lookup::Valid(claims) = &lookup
-        && claims.key_hash == hash
-        && (claims.cluster == *target || sharding.reshard_deadline.is_none_or(|d| now < d))
-    {
-        return session::plan(lookup, drain, now);
-    }
-    Stream::Sharded(Claims {
-        cluster: target.clone(),
-        host: String::new(),
-        issued_at: now,
-        expires_at: 0,
-        last_seen: now,
-        key_hash: hash,
-        app_id: Vec::new(),
-        sealed_by_old_key: false,
-    })
-}
-
-/// Migration: a session named by a legacy value (Envoy's native cookie, a
-/// legacy session header) when the request has no usable sticky token.
-/// Legacy values are plain text, so they get no more than a sealed token
-/// would: a host past its drain deadline is not pinned, and the cluster a
-/// value names counts only with `migration.trust_cluster`.
-fn legacy_stream<H: Host>(
-    cfg: &Config,
-    migration: &MigrationConfig,
-    cookies: Option<&[u8]>,
-    host: &mut H,
-    drain: &DrainCache,
-    now: u64,
-) -> Option<Stream> {
-    let mut candidates = Candidates::default();
-    if let (Some(name), Some(cookies)) = (&migration.cookie, cookies) {
-        cookie::find_cookies(cookies, name.as_bytes(), &mut candidates);
-    }
-    let from_cookies = candidates.as_slice().len();
-    let header = migration
-        .header
-        .as_ref()
-        .and_then(|name| host.request_header(name));
-    if let Some(header) = &header {
-        cookie::find_header_tokens(header, &mut candidates);
-    }
-    for (i, value) in candidates.as_slice().iter().enumerate() {
-        let Ok(session) = legacy::open(value, now) else {
-            continue;
-        };
-        if drain.expired(session.host.as_bytes(), now) {
-            // Its host is past the drain deadline: a fresh pick.
-            continue;
-        }
-        // A legacy value is plain text: the cluster it names is honoured
-        // only when the operator trusts it; otherwise the split decides.
-        let named = session.cluster.as_ref().filter(|_| migration.trust_cluster);
-        let cluster = match named.or(migration.cluster.as_ref()) {
-            Some(c) if cfg.cluster_index(c.as_bytes()).is_some() => c.clone(),
-            Some(_) => {
-                host.count(Metric::TokensRejected(Reject::UnknownCluster));
-                continue;
-            }
-            None => String::new(),
-        };
-        let claims = Claims {
-            cluster,
-            host: session.host,
-            issued_at: now,
-            expires_at: session.expires_at,
-            last_seen: now,
-            key_hash: 0,
-            app_id: Vec::new(),
-            sealed_by_old_key: false,
-        };
-        return Some(Stream::Legacy {
-            claims,
-            from_cookie: i < from_cookies,
-        });
-    }
-    None
-}
-
-/// Whether a response served by the session's own pinned host issues nothing:
-/// its drain state is cached and fresh, and no refresh or drain move is due.
-/// When this says `false` the caller takes the full path, which reads the
-/// served host and decides exactly as without this shortcut.
-fn pinned_host_needs_nothing(
-    cfg: &Config,
-    drain: &DrainCache,
-    stream: &Stream,
-    claims: &Claims,
-    now: u64,
-) -> bool {
-    let pinned = claims.host.as_bytes();
-    if drain.needs_check(pinned, now, cfg.drain.check_interval_seconds) {
-        return false;
-    }
-    let served = Served {
-        cluster: claims.cluster.as_bytes(),
-        host: pinned,
-    };
-    session::respond(cfg, stream, served, drain.get(pinned), now).is_none()
-}
-
-/// The served host's drain state: from the cache, re-read from endpoint
-/// metadata at most once per check interval.
-fn drain_state<H: Host>(
-    cfg: &Config,
-    drain: &mut DrainCache,
-    host: &mut H,
-    served_host: &[u8],
-    now: u64,
-) -> Option<HostDrain> {
-    if !drain.needs_check(served_host, now, cfg.drain.check_interval_seconds) {
-        return drain.get(served_host);
-    }
-    let ns = &cfg.drain.metadata_namespace;
-    let draining = host.host_metadata(ns, DRAINING_KEY);
-    let deadline = host.host_metadata(ns, DEADLINE_KEY);
-    let state = HostDrain::from_metadata(draining.as_deref(), deadline.as_deref());
-    drain.record(served_host, state, now);
-    Some(state)
-}
+mod respond;
+mod route;
 
 #[cfg(test)]
 mod tests;

@@ -1,42 +1,85 @@
 //! What the filter needs from the proxy. `filter/wasm` implements it with
 //! proxy-wasm calls, `filter/native` with Envoy's dynamic-module ABI, and the
-//! tests with a fake. Every method is infallible from the caller's view: a
-//! failed host call reads as "absent" and a failed write is dropped (fail open).
+//! tests with a fake. A host reports facts and carries out edits; it decides
+//! nothing (the core's [`crate::filter`] does). Every method is infallible
+//! from the caller's view: a failed host call reads as "absent" and a failed
+//! write is dropped (fail open).
 
+use crate::config::Config;
+use crate::drain::HostDrain;
 use crate::metrics::Metric;
+
+/// How the host the session names reaches Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinning {
+    /// `host_header` = base64("ip:port") for Envoy's header-based
+    /// `stateful_session` filter placed after this one (the wasm, and the
+    /// native module's drop-in wiring). Setting an internal header then
+    /// replaces every client-sent copy, and `stateful_session` writes the
+    /// host header into every response whose host differs from the one asked
+    /// for: the filter uses both to skip host calls.
+    SessionFilter,
+    /// Envoy's upstream host override (the native module's direct wiring):
+    /// no `stateful_session` reads the host header, so a client's copy
+    /// steers nothing and is left to the route, which strips it.
+    Override {
+        /// A gone host is a 503 instead of a fresh pick by the load balancer.
+        strict: bool,
+    },
+}
+
+impl Pinning {
+    /// The pinning a validated config asks for (`override_host`).
+    pub fn of(cfg: &Config) -> Self {
+        match cfg.override_host {
+            Some(o) => Pinning::Override { strict: o.strict },
+            None => Pinning::SessionFilter,
+        }
+    }
+}
+
+/// What removing a request header did, as far as the host can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Copies were removed.
+    Removed,
+    /// The request carried none (nothing changed).
+    Absent,
+    /// The host removes without telling (proxy-wasm).
+    Unknown,
+}
 
 /// The proxy, as seen by one HTTP stream.
 pub trait Host {
+    /// How a pinned host reaches Envoy.
+    fn pinning(&self) -> Pinning;
+
     /// All values of a request header joined with `,`; `None` when absent.
     fn request_header(&mut self, name: &str) -> Option<Vec<u8>>;
     /// All `Cookie` request headers, joined with `,` or `; `.
     fn request_cookies(&mut self) -> Option<Vec<u8>> {
         self.request_header("cookie")
     }
-    /// Sets (replaces) a request header.
-    fn set_request_header(&mut self, name: &str, value: &[u8]);
-    /// Removes every copy of a request header.
-    fn remove_request_header(&mut self, name: &str);
-    /// Sends the request to `host` ("ip:port") of the routed cluster. The
-    /// default sets `header` to base64("ip:port") for Envoy's
-    /// `stateful_session` filter (HeaderBasedSessionState).
-    fn pin_host(&mut self, header: &str, host: &str) {
-        let value = crate::b64::encode_standard(host.as_bytes());
-        self.set_request_header(header, value.as_bytes());
-    }
-    /// Called after the cluster header was set; hosts that must clear the
-    /// route cache themselves do it here.
-    fn route_changed(&mut self) {}
-    /// Whether [`Host::pin_host`] goes through Envoy's `stateful_session`
-    /// (`HeaderBasedSessionState`) placed after the filter. Then setting an
-    /// internal header replaces every client-sent copy, and a response that
-    /// does not carry the host header was served by the pinned host, because
-    /// `stateful_session` writes it into every response whose host differs
-    /// from the one asked for: the filter uses both to skip host calls.
-    /// Hosts that pin otherwise (the native module) keep the default `false`.
-    fn pins_through_session_filter(&self) -> bool {
+    /// Whether Envoy already routes the stream to `cluster`; `false` when
+    /// the host cannot tell (then the cluster header is always written).
+    fn routed_to_cluster(&mut self, _cluster: &[u8]) -> bool {
         false
     }
+    /// Sets (replaces) a request header.
+    fn set_request_header(&mut self, name: &str, value: &[u8]);
+    /// Appends a request header known to be absent (cheaper than a set,
+    /// which scans for copies to replace).
+    fn add_request_header(&mut self, name: &str, value: &[u8]) {
+        self.set_request_header(name, value);
+    }
+    /// Removes every copy of a request header.
+    fn remove_request_header(&mut self, name: &str) -> Removal;
+    /// Sends the request to `host` ("ip:port") of the routed cluster through
+    /// Envoy's upstream override ([`Pinning::Override`] hosts only).
+    fn override_host(&mut self, _host: &str, _strict: bool) {}
+    /// Makes Envoy match the route again after routing headers changed
+    /// (proxy-wasm hosts: Envoy does it by itself).
+    fn clear_route_cache(&mut self) {}
 
     /// Answers the request locally with `status` and a text `body` instead of
     /// sending it upstream; `false` if this host cannot (the request then
@@ -61,9 +104,9 @@ pub trait Host {
     /// Envoy's response code details (`response.code_details`), such as
     /// `no_healthy_upstream` for a local reply when no host could be picked.
     fn response_code_details(&mut self) -> Option<Vec<u8>>;
-    /// One value of the serving host's `filter_metadata[namespace][key]`, in
-    /// Envoy's property encoding (8-byte LE f64, 1-byte bool, raw string).
-    fn host_metadata(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>>;
+    /// The serving host's drain state from its endpoint metadata
+    /// `filter_metadata[namespace]`, each host decoding its proxy's encoding.
+    fn host_drain(&mut self, namespace: &str) -> HostDrain;
 
     /// Fills `buf` with random bytes; `false` if no randomness is available.
     fn random(&mut self, buf: &mut [u8]) -> bool;

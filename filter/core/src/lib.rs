@@ -2,6 +2,8 @@
 //! the session decisions, with no dependency on proxy-wasm or Envoy. The wasm
 //! and native builds adapt [`host::Host`] and call [`filter`].
 
+#![forbid(unsafe_code)]
+
 /// sticky's version, written in the start-up log line.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -10,6 +12,7 @@ pub mod b64;
 pub mod config;
 pub mod cookie;
 pub mod drain;
+pub mod edits;
 pub mod filter;
 pub mod host;
 pub mod json;
@@ -18,6 +21,7 @@ pub mod legacy;
 pub mod metrics;
 pub mod session;
 pub mod shard;
+pub mod source;
 pub mod token;
 pub mod token_cache;
 pub mod worker;

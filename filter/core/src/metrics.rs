@@ -112,6 +112,30 @@ impl Metric {
     }
 }
 
+/// Each counter's id in the proxy (`u32` for proxy-wasm, `usize` for the
+/// dynamic-module ABI), defined once per configuration by the glue.
+#[derive(Debug, Clone)]
+pub struct MetricIds<Id>([Option<Id>; COUNT]);
+
+impl<Id: Copy> MetricIds<Id> {
+    /// Defines every counter of [`Metric::all`] with `define`; a counter
+    /// that cannot be defined (`None`) is never counted.
+    pub fn define(mut define: impl FnMut(Metric) -> Option<Id>) -> Self {
+        let mut ids = [None; COUNT];
+        for metric in Metric::all() {
+            if let Some(slot) = ids.get_mut(metric.index()) {
+                *slot = define(metric);
+            }
+        }
+        Self(ids)
+    }
+
+    /// The id of `metric`, if it was defined.
+    pub fn get(&self, metric: Metric) -> Option<Id> {
+        self.0.get(metric.index()).copied().flatten()
+    }
+}
+
 impl From<Event> for Metric {
     fn from(event: Event) -> Self {
         match event {

@@ -17,6 +17,7 @@
 use std::cell::RefCell;
 
 use crate::abi::{EnvoyBuffer, EnvoyPtr, METADATA_SOURCE_HOST, ModuleBuffer};
+use crate::host::{Env, SystemEnv};
 
 /// Process-wide state (per test thread): logs and counters.
 #[derive(Debug, Default)]
@@ -26,32 +27,33 @@ pub struct FakeProcess {
     pub counters: Vec<(String, u64)>,
     /// The last random byte handed out (the core's `FakeHost` sequence).
     pub rng: u8,
-    /// `NativeHost::host_metadata` calls (one per logical read).
+    /// Typed metadata reads (bool and number: one per key a drain check
+    /// reads; the string fallbacks are not counted).
     pub metadata_reads: u64,
     /// The clock the module reads, when a test sets it.
     pub now: Option<u64>,
 }
 
-/// Counts one logical host-metadata read.
-pub fn note_metadata_read() {
-    process(|p| p.metadata_reads += 1);
-}
+/// The module's clock and randomness in unit tests, from this thread's
+/// process state: the test clock (the system's when unset), and the byte
+/// after the last one, as the core's `FakeHost` does, so transcripts compare.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FakeEnv;
 
-/// The test clock, if set.
-pub fn now() -> Option<u64> {
-    process(|p| p.now)
-}
+impl Env for FakeEnv {
+    fn now(&self) -> u64 {
+        process(|p| p.now).unwrap_or_else(|| SystemEnv.now())
+    }
 
-/// Deterministic "randomness" for the module in unit tests: the byte after
-/// the last one, as the core's `FakeHost` does, so transcripts compare.
-pub fn random(buf: &mut [u8]) -> bool {
-    process(|p| {
-        for b in buf {
-            p.rng = p.rng.wrapping_add(1);
-            *b = p.rng;
-        }
-    });
-    true
+    fn random(&self, buf: &mut [u8]) -> bool {
+        process(|p| {
+            for b in buf {
+                p.rng = p.rng.wrapping_add(1);
+                *b = p.rng;
+            }
+        });
+        true
+    }
 }
 
 thread_local! {
@@ -137,6 +139,7 @@ impl FakeStream {
         if source != METADATA_SOURCE_HOST {
             return None;
         }
+        // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
         let (ns, key) = unsafe { (text(ns), text(key)) };
         self.metadata
             .iter()
@@ -149,18 +152,22 @@ unsafe fn bytes<'a>(b: ModuleBuffer) -> &'a [u8] {
     if b.ptr.is_null() {
         return &[];
     }
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     unsafe { std::slice::from_raw_parts(b.ptr.cast::<u8>(), b.length) }
 }
 
 unsafe fn text(b: ModuleBuffer) -> String {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     String::from_utf8_lossy(unsafe { bytes(b) }).to_ascii_lowercase()
 }
 
 unsafe fn stream<'a>(ptr: EnvoyPtr) -> &'a mut FakeStream {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     unsafe { &mut *ptr.cast::<FakeStream>() }
 }
 
 fn out(result: *mut EnvoyBuffer, value: &[u8]) {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     unsafe {
         *result = EnvoyBuffer {
             ptr: value.as_ptr().cast(),
@@ -175,6 +182,7 @@ fn log_error(message: String) {
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer) {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let line = String::from_utf8_lossy(unsafe { bytes(message) }).into_owned();
     process(|p| p.logs.push((level, line)));
 }
@@ -193,7 +201,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_header(
     index: usize,
     optional_size: *mut usize,
 ) -> bool {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let key = unsafe { text(key) };
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let s = unsafe { stream(filter) };
     let Some(headers) = s.headers(header_type) else {
         return false;
@@ -204,6 +214,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_header(
         .map(|(_, v)| v)
         .collect();
     if !optional_size.is_null() {
+        // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
         unsafe { *optional_size = values.len() };
     }
     match values.get(index) {
@@ -222,7 +233,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_set_header(
     key: ModuleBuffer,
     value: ModuleBuffer,
 ) -> bool {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let (key, value) = unsafe { (text(key), bytes(value).to_vec()) };
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let Some(headers) = (unsafe { stream(filter) }).headers(header_type) else {
         return false;
     };
@@ -240,7 +253,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_add_header(
     key: ModuleBuffer,
     value: ModuleBuffer,
 ) -> bool {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let (key, value) = unsafe { (text(key), bytes(value).to_vec()) };
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let Some(headers) = (unsafe { stream(filter) }).headers(header_type) else {
         return false;
     };
@@ -257,6 +272,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute
     attribute_id: u32,
     result: *mut EnvoyBuffer,
 ) -> bool {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let s = unsafe { stream(filter) };
     let value = match attribute_id {
         crate::abi::ATTRIBUTE_UPSTREAM_ADDRESS => &s.upstream_address,
@@ -277,6 +293,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_cluster_name(
     filter: EnvoyPtr,
     result: *mut EnvoyBuffer,
 ) -> bool {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     match &unsafe { stream(filter) }.cluster {
         Some(c) => {
             out(result, c);
@@ -292,6 +309,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_set_upstream_overrid
     host: ModuleBuffer,
     strict: bool,
 ) -> bool {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let host = unsafe { bytes(host) }.to_vec();
     // Envoy accepts only "ip:port".
     if std::str::from_utf8(&host)
@@ -301,6 +319,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_set_upstream_overrid
     {
         return false;
     }
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     unsafe { stream(filter) }.override_host = Some((host, strict));
     true
 }
@@ -314,12 +333,15 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_send_response(
     body: ModuleBuffer,
     _details: ModuleBuffer,
 ) {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let body = unsafe { bytes(body) }.to_vec();
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     unsafe { stream(filter) }.local_reply = Some((status, body));
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn envoy_dynamic_module_callback_http_clear_route_cache(filter: EnvoyPtr) {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     unsafe { stream(filter) }.route_cache_clears += 1;
 }
 
@@ -327,6 +349,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_clear_route_cache(fi
 pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_worker_index(
     filter: EnvoyPtr,
 ) -> u32 {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     unsafe { stream(filter) }.worker
 }
 
@@ -338,8 +361,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_metadata_bool(
     key: ModuleBuffer,
     result: *mut bool,
 ) -> bool {
+    process(|p| p.metadata_reads += 1);
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     match unsafe { stream(filter) }.meta(source, ns, key) {
         Some(Meta::Bool(b)) => {
+            // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
             unsafe { *result = *b };
             true
         }
@@ -359,8 +385,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_metadata_number(
     key: ModuleBuffer,
     result: *mut f64,
 ) -> bool {
+    process(|p| p.metadata_reads += 1);
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     match unsafe { stream(filter) }.meta(source, ns, key) {
         Some(Meta::Number(n)) => {
+            // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
             unsafe { *result = *n };
             true
         }
@@ -380,6 +409,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_get_metadata_string(
     key: ModuleBuffer,
     result: *mut EnvoyBuffer,
 ) -> bool {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     match unsafe { stream(filter) }.meta(source, ns, key) {
         Some(Meta::Str(s)) => {
             out(result, s);
@@ -401,11 +431,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_config_define
     _label_names_length: usize,
     counter_id: *mut usize,
 ) -> u32 {
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     let name = String::from_utf8_lossy(unsafe { bytes(name) }).into_owned();
     let id = process(|p| {
         p.counters.push((name, 0));
         p.counters.len() - 1
     });
+    // SAFETY: the module passes pointers and buffers valid for this callback (abi.rs).
     unsafe { *counter_id = id };
     0
 }

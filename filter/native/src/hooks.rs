@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use sticky_core::config::Config;
 use sticky_core::filter;
+use sticky_core::host::Pinning;
+use sticky_core::metrics::MetricIds;
 use sticky_core::session;
 use sticky_core::worker::Worker;
 
@@ -24,7 +26,11 @@ use crate::abi::{
     self, EnvoyBuffer, EnvoyPtr, LogLevel, STATUS_CONTINUE, STATUS_STOP_ITERATION, Stream,
 };
 use crate::guard::{guard, guard_with};
-use crate::host::{Counters, NativeHost, Wiring, now};
+
+mod noop;
+
+use crate::host::{Env, NativeHost, SystemEnv};
+pub use noop::*;
 
 /// Drain caches per filter config: one per worker (by worker index modulo
 /// this), so workers never contend; a busy shard is skipped (fail open).
@@ -36,25 +42,33 @@ pub struct Shared {
     /// The validated plugin configuration.
     pub config: Config,
     /// Counter ids on this filter config.
-    pub counters: Counters,
+    pub counters: MetricIds<usize>,
     /// How the chosen host reaches Envoy (from `config.override_host`).
-    pub wiring: Wiring,
+    pub pinning: Pinning,
+    /// The clock and the randomness.
+    pub env: Box<dyn Env>,
     /// Per-worker caches (drain state, opened tokens), one per worker shard.
     drain: Box<[Mutex<Worker>]>,
 }
 
 impl Shared {
     /// Builds the shared state for a validated config.
-    pub fn new(config: Config, counters: Counters) -> Self {
+    pub fn new(config: Config, counters: MetricIds<usize>, env: Box<dyn Env>) -> Self {
         let drain = (0..DRAIN_SHARDS)
             .map(|_| Mutex::new(Worker::default()))
             .collect();
         Self {
-            wiring: Wiring::of(&config),
+            pinning: Pinning::of(&config),
             config,
             counters,
+            env,
             drain,
         }
+    }
+
+    /// A host for `stream`, on this filter config.
+    fn host(&self, stream: Stream) -> NativeHost<'_> {
+        NativeHost::new(stream, &self.counters, self.pinning, &*self.env)
     }
 
     /// The caches of a worker, locked; `None` when another thread holds them
@@ -143,6 +157,21 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     _name: EnvoyBuffer,
     config: EnvoyBuffer,
 ) -> *const c_void {
+    // SAFETY: Envoy's config pointer and buffer, valid for this call.
+    unsafe { new_config(filter_config_envoy_ptr, config, Box::new(SystemEnv)) }
+}
+
+/// `on_http_filter_config_new` with the clock and randomness `env` (the
+/// system's in Envoy, simulated ones in the unit tests).
+///
+/// # Safety
+/// `filter_config_envoy_ptr` and `config` must be those of the running
+/// `on_http_filter_config_new` call.
+pub unsafe fn new_config(
+    filter_config_envoy_ptr: EnvoyPtr,
+    config: EnvoyBuffer,
+    env: Box<dyn Env>,
+) -> *const c_void {
     // A config that cannot be built is refused (null), never half-loaded.
     guard("on_http_filter_config_new", std::ptr::null(), || {
         // SAFETY: Envoy's buffer, valid for this call; parsing copies what it keeps.
@@ -154,11 +183,19 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
                 return std::ptr::null();
             }
         };
-        // SAFETY: this is the running config_new call's own config pointer.
-        let counters =
-            Counters::define(|name| unsafe { abi::define_counter(filter_config_envoy_ptr, name) });
+        let counters = MetricIds::define(|metric| {
+            // SAFETY: this is the running config_new call's own config pointer.
+            let id = unsafe { abi::define_counter(filter_config_envoy_ptr, metric.name()) };
+            if id.is_none() {
+                abi::log(
+                    LogLevel::WARN,
+                    &format!("sticky: cannot define counter {}", metric.name()),
+                );
+            }
+            id
+        });
         abi::log(LogLevel::INFO, &config.summary());
-        let shared = Arc::new(Shared::new(config, counters));
+        let shared = Arc::new(Shared::new(config, counters, env));
         Box::into_raw(Box::new(shared)).cast_const().cast()
     })
 }
@@ -200,16 +237,6 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_ne
             std::ptr::null()
         },
     )
-}
-
-/// Nothing to release: per-route configs are never created.
-///
-/// # Safety
-/// Called by Envoy.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(
-    _config: *const c_void,
-) {
 }
 
 /// Creates the state of one HTTP stream.
@@ -276,13 +303,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter_module_ptr: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
-    // SAFETY (both closures): Envoy passes the pointer from filter_new for
-    // this stream, and the stream pointer of the running hook.
     let strip = || {
+        // SAFETY: Envoy passes the pointer from filter_new for this stream.
         if let Some(filter) = unsafe { stream_filter(filter_module_ptr) } {
-            strip_internal_headers(&filter.shared.config, unsafe {
-                Stream::new(filter_envoy_ptr)
-            });
+            // SAFETY: the running hook's stream pointer, used only during this hook.
+            let stream = unsafe { Stream::new(filter_envoy_ptr) };
+            let shared = &*filter.shared;
+            filter::strip(&shared.config, &mut shared.host(stream));
         }
     };
     guard_with(
@@ -305,27 +332,18 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     )
 }
 
-/// A request the filter failed on goes on without affinity, and without the
-/// internal headers a client may have sent: they must never steer it.
-fn strip_internal_headers(config: &Config, stream: Stream) {
-    stream.remove_header(abi::HeaderType::REQUEST, &config.host_header);
-    stream.remove_header(abi::HeaderType::REQUEST, &config.cluster_header);
-    stream.clear_route_cache();
-}
-
 /// The request phase of one stream; `true` when it answered locally.
 fn on_request_headers(filter: &StreamFilter, stream: Stream) -> bool {
     #[cfg(feature = "fault-injection")]
     fault::maybe_panic(stream);
     let shared = &*filter.shared;
-    let mut host = NativeHost::new(stream, &shared.counters, shared.wiring, &shared.config);
-    let now = now();
+    let mut host = shared.host(stream);
+    let now = shared.env.now();
     let decided = match shared.worker(filter.worker_index(stream)) {
         Some(mut worker) => filter::on_request(&shared.config, &mut worker, &mut host, now),
         // Busy: decide without the caches (fail open).
         None => filter::on_request(&shared.config, &mut Worker::default(), &mut host, now),
     };
-    host.finish_request();
     if let Ok(mut slot) = filter.stream.try_borrow_mut() {
         *slot = decided;
     }
@@ -359,8 +377,8 @@ fn on_response_headers(filter: &StreamFilter, stream: Stream) {
         return;
     };
     let shared = &*filter.shared;
-    let mut host = NativeHost::new(stream, &shared.counters, shared.wiring, &shared.config);
-    let now = now();
+    let mut host = shared.host(stream);
+    let now = shared.env.now();
     match shared.worker(filter.worker_index(stream)) {
         Some(mut worker) => {
             filter::on_response(&shared.config, &mut worker, &decided, &mut host, now);
@@ -371,187 +389,6 @@ fn on_response_headers(filter: &StreamFilter, stream: Stream) {
             filter::on_response(&shared.config, &mut scratch, &decided, &mut host, now);
         }
     }
-}
-
-/// Request body: passed through.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-    _end_of_stream: bool,
-) -> u32 {
-    STATUS_CONTINUE
-}
-
-/// Request trailers: passed through.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-) -> u32 {
-    STATUS_CONTINUE
-}
-
-/// Response body: passed through.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-    _end_of_stream: bool,
-) -> u32 {
-    STATUS_CONTINUE
-}
-
-/// Response trailers: passed through.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-) -> u32 {
-    STATUS_CONTINUE
-}
-
-/// Stream finished: nothing to do (state is freed in `on_http_filter_destroy`).
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-) {
-}
-
-/// Scheduler events: sticky schedules nothing.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-    _event_id: u64,
-) {
-}
-
-/// HTTP callouts: sticky makes none.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-    _callout_id: u64,
-    _result: u32,
-    _headers: *const c_void,
-    _headers_size: usize,
-    _body_chunks: *const c_void,
-    _body_chunks_size: usize,
-) {
-}
-
-/// Streamed callouts: sticky opens none.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-    _stream_id: u64,
-    _headers: *const c_void,
-    _headers_size: usize,
-    _end_stream: bool,
-) {
-}
-
-/// Streamed callouts: sticky opens none.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-    _stream_id: u64,
-    _data: *const c_void,
-    _data_count: usize,
-    _end_stream: bool,
-) {
-}
-
-/// Streamed callouts: sticky opens none.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-    _stream_id: u64,
-    _trailers: *const c_void,
-    _trailers_size: usize,
-) {
-}
-
-/// Streamed callouts: sticky opens none.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-    _stream_id: u64,
-) {
-}
-
-/// Streamed callouts: sticky opens none.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-    _stream_id: u64,
-    _reason: u32,
-) {
-}
-
-/// Downstream flow control: sticky buffers nothing.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-) {
-}
-
-/// Downstream flow control: sticky buffers nothing.
-///
-/// # Safety
-/// Called by Envoy; no pointer is read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
-    _filter_envoy_ptr: EnvoyPtr,
-    _filter_module_ptr: *const c_void,
-) {
 }
 
 /// Test builds only (`--features fault-injection`, never in `make native`):

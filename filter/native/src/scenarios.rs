@@ -6,10 +6,12 @@
 //! with the core step by step (same backend, byte-identical `Set-Cookie`,
 //! same request headers after the filter, counters, metadata reads).
 //!
-//! The drop-in wiring runs here: the table's simulated Envoy is the wasm's
-//! bootstrap (a header-based `stateful_session` reads the host header). The
-//! direct wiring differs only in how the host reaches Envoy, covered by the
-//! direct-wiring tests in `tests.rs` and end to end in envoy-config.
+//! Both wirings run here, one `#[test]` each per scenario
+//! (`cargo test -p sticky-native scenarios::<name>`): drop-in (the table's
+//! simulated Envoy is the wasm's bootstrap, a header-based
+//! `stateful_session` reads the host header) and direct (`override_host`
+//! added to each configuration; the sim routes by the upstream override),
+//! each against the core under the same wiring.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -21,17 +23,20 @@ use std::collections::BTreeMap;
 use std::ffi::c_void;
 
 use sticky_core::drain::{DEADLINE_KEY, DRAINING_KEY};
+use sticky_core::host::Pinning;
 use sticky_core::metrics::Metric;
 use sticky_core::testing::FakeHost;
 use sticky_core::testing::scenarios;
 use sticky_core::testing::sim::{NativeRunner, Runner};
 
 use crate::abi::{EnvoyBuffer, EnvoyPtr};
-use crate::fake_envoy::{self, FakeStream, Meta};
+use crate::fake_envoy::{self, FakeEnv, FakeStream, Meta};
 use crate::hooks::*;
 
 /// The module behind the table's [`Runner`] interface.
 struct ModuleRunner {
+    /// The direct wiring (`override_host` added to every configuration).
+    direct: bool,
     /// The Envoy-side config object (its address is the config's identity).
     envoy_config: Box<u8>,
     config: *const c_void,
@@ -43,8 +48,9 @@ struct ModuleRunner {
 }
 
 impl ModuleRunner {
-    fn new() -> Self {
+    fn new(direct: bool) -> Self {
         Self {
+            direct,
             envoy_config: Box::new(0),
             config: std::ptr::null(),
             filter: std::ptr::null(),
@@ -54,6 +60,11 @@ impl ModuleRunner {
             counted: counter_totals(),
             metadata_reads: fake_envoy::process(|p| p.metadata_reads),
         }
+    }
+
+    /// How the module pins hosts, as the sim must route.
+    fn pinning(&self) -> Option<Pinning> {
+        self.direct.then_some(Pinning::Override { strict: false })
     }
 
     /// Enters a hook: the simulated clock and random sequence.
@@ -82,6 +93,7 @@ impl ModuleRunner {
 
     fn destroy_filter(&mut self) {
         if !self.filter.is_null() {
+            // SAFETY: this runner's own config, filter and stream pointers, live for the call.
             unsafe { envoy_dynamic_module_on_http_filter_destroy(self.filter) };
             self.filter = std::ptr::null();
         }
@@ -91,6 +103,7 @@ impl ModuleRunner {
 impl Drop for ModuleRunner {
     fn drop(&mut self) {
         self.destroy_filter();
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
         unsafe { envoy_dynamic_module_on_http_filter_config_destroy(self.config) };
         fake_envoy::process(|p| p.now = None);
     }
@@ -134,13 +147,17 @@ fn meta(key: &str, value: &[u8]) -> Meta {
 impl Runner for ModuleRunner {
     fn configure(&mut self, json: &[u8]) -> bool {
         let ptr: EnvoyPtr = std::ptr::from_mut(&mut *self.envoy_config).cast();
-        let config = unsafe {
-            envoy_dynamic_module_on_http_filter_config_new(ptr, buffer(b"sticky"), buffer(json))
-        };
+        let mut json = json.to_vec();
+        if self.direct && json.first() == Some(&b'{') {
+            json.splice(1..1, br#""override_host": {}, "#.iter().copied());
+        }
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
+        let config = unsafe { new_config(ptr, buffer(&json), Box::new(FakeEnv)) };
         if config.is_null() {
             // Envoy keeps serving with the previous config.
             return false;
         }
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
         unsafe { envoy_dynamic_module_on_http_filter_config_destroy(self.config) };
         self.config = config;
         true
@@ -153,6 +170,7 @@ impl Runner for ModuleRunner {
             ..FakeStream::default()
         };
         Self::enter(host, now);
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
         unsafe {
             self.filter = envoy_dynamic_module_on_http_filter_new(self.config, self.stream.ptr());
             envoy_dynamic_module_on_http_filter_request_headers(
@@ -163,8 +181,14 @@ impl Runner for ModuleRunner {
         }
         host.request = self.stream.request.clone();
         host.local_reply = self.stream.local_reply.clone();
+        host.pinning = self.pinning();
+        host.override_host = self
+            .stream
+            .override_host
+            .as_ref()
+            .map(|(h, strict)| (String::from_utf8_lossy(h).into_owned(), *strict));
         assert!(
-            self.stream.override_host.is_none(),
+            self.direct || self.stream.override_host.is_none(),
             "the drop-in wiring pins through the host header"
         );
         self.leave(host);
@@ -186,6 +210,7 @@ impl Runner for ModuleRunner {
             .map(|((_, ns, key), v)| (ns.clone(), key.clone(), meta(key, v)))
             .collect();
         Self::enter(host, now);
+        // SAFETY: this runner's own config, filter and stream pointers, live for the call.
         unsafe {
             envoy_dynamic_module_on_http_filter_response_headers(
                 self.stream.ptr(),
@@ -207,34 +232,39 @@ impl Runner for ModuleRunner {
     }
 }
 
-#[test]
-fn the_module_agrees_with_the_core_on_every_scenario() {
-    let mut failures = Vec::new();
-    let mut steps = 0;
-    let table = scenarios::all();
-    for scenario in &table {
-        let core = scenarios::run_checked(scenario, &mut NativeRunner::default());
-        let module = scenarios::run_checked(scenario, &mut ModuleRunner::new());
-        let result = match (core, module) {
-            (Ok(c), Ok(m)) => {
-                steps += m.steps.len();
-                scenarios::compare(&c, &m)
+/// One test per scenario and wiring: the module must pass the scenario and
+/// agree with the core under the same wiring, step by step.
+macro_rules! module_scenario_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use sticky_core::host::Pinning;
+                use sticky_core::testing::scenarios;
+                use sticky_core::testing::sim::NativeRunner;
+
+                #[test]
+                fn drop_in() {
+                    scenarios::check_agreement(
+                        stringify!($name),
+                        &mut NativeRunner::default(),
+                        &mut super::ModuleRunner::new(false),
+                    );
+                }
+
+                #[test]
+                fn direct() {
+                    scenarios::check_agreement(
+                        stringify!($name),
+                        &mut NativeRunner::with_pinning(Pinning::Override { strict: false }),
+                        &mut super::ModuleRunner::new(true),
+                    );
+                }
             }
-            (Err(c), Ok(_)) => Err(format!("core run: {c}")),
-            (Ok(_), Err(m)) => Err(format!("module run: {m}")),
-            (Err(c), Err(m)) => Err(format!("core run: {c}\nmodule run: {m}")),
-        };
-        if let Err(e) = result {
-            failures.push(e);
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert!(table.len() >= 20, "{} scenarios", table.len());
-    assert!(
-        steps > 400,
-        "the table exercises the module ({steps} steps)"
-    );
+        )*
+    };
 }
+
+sticky_core::for_each_scenario!(module_scenario_tests);
 
 #[test]
 fn a_divergence_from_the_core_is_reported() {
@@ -243,7 +273,7 @@ fn a_divergence_from_the_core_is_reported() {
     let table = scenarios::all();
     let first = &table[0];
     let core = scenarios::run(first, &mut NativeRunner::default());
-    let mut module = scenarios::run(first, &mut ModuleRunner::new());
+    let mut module = scenarios::run(first, &mut ModuleRunner::new(false));
     assert!(scenarios::compare(&core, &module).is_ok());
     if let Some(step) = module.steps.iter_mut().find(|s| !s.response.is_empty()) {
         step.response[0].1.push(b'!');

@@ -7,7 +7,7 @@ use std::ffi::c_void;
 use sticky_core::metrics::Metric;
 
 use crate::abi::{EnvoyBuffer, EnvoyPtr};
-use crate::fake_envoy::{self, FakeStream, Meta};
+use crate::fake_envoy::{self, FakeEnv, FakeStream, Meta};
 use crate::hooks::*;
 
 /// base64 of 32 bytes 0x11.
@@ -33,16 +33,35 @@ fn buffer(bytes: &[u8]) -> EnvoyBuffer {
     }
 }
 
-/// `on_http_filter_config_new` as Envoy calls it.
+/// `on_http_filter_config_new` as Envoy calls it, with the fake's clock
+/// and deterministic randomness.
 fn configure(json: &str) -> *const c_void {
     let mut envoy_config = 0u8;
     let ptr: EnvoyPtr = std::ptr::from_mut(&mut envoy_config).cast();
+    // SAFETY: this test's own config, filter and stream pointers, live for the call.
+    unsafe { new_config(ptr, buffer(json.as_bytes()), Box::new(FakeEnv)) }
+}
+
+#[test]
+fn the_exported_config_hook_takes_a_valid_config_and_refuses_a_bad_one() {
+    let mut envoy_config = 0u8;
+    let ptr: EnvoyPtr = std::ptr::from_mut(&mut envoy_config).cast();
+    let json = plugin("");
+    // SAFETY: this test's own config, filter and stream pointers, live for the call.
     unsafe {
-        envoy_dynamic_module_on_http_filter_config_new(
+        let config = envoy_dynamic_module_on_http_filter_config_new(
             ptr,
             buffer(b"sticky"),
             buffer(json.as_bytes()),
-        )
+        );
+        assert!(!config.is_null());
+        envoy_dynamic_module_on_http_filter_config_destroy(config);
+        let bad = envoy_dynamic_module_on_http_filter_config_new(
+            ptr,
+            buffer(b"sticky"),
+            buffer(b"not json"),
+        );
+        assert!(bad.is_null());
     }
 }
 
@@ -66,6 +85,7 @@ fn exchange_through(
     upstream: Option<(&str, &str)>,
     session_filter: bool,
 ) {
+    // SAFETY: this test's own config, filter and stream pointers, live for the call.
     unsafe {
         let filter = envoy_dynamic_module_on_http_filter_new(config, s.ptr());
         assert!(!filter.is_null());
@@ -114,11 +134,13 @@ fn cookie_of(s: &FakeStream) -> String {
 }
 
 fn destroy(config: *const c_void) {
+    // SAFETY: this test's own config, filter and stream pointers, live for the call.
     unsafe { envoy_dynamic_module_on_http_filter_config_destroy(config) };
 }
 
 #[test]
 fn program_init_returns_the_abi_version_envoy_1_40_expects() {
+    // SAFETY: the hook returns the module's static, NUL-terminated version.
     let version = unsafe { std::ffi::CStr::from_ptr(envoy_dynamic_module_on_program_init()) };
     assert_eq!(version.to_str().unwrap(), "v0.2.0");
 }
@@ -317,16 +339,19 @@ fn a_deadline_written_as_a_string_is_read_too() {
 fn streams_outlive_their_config_and_tolerate_null_pointers() {
     let config = configure(&plugin(""));
     let mut s = request(&[]);
+    // SAFETY: this test's own config, filter and stream pointers, live for the call.
     let filter = unsafe { envoy_dynamic_module_on_http_filter_new(config, s.ptr()) };
     destroy(config);
     s.upstream_address = Some(b"10.0.0.7:8080".to_vec());
     s.cluster = Some(b"v1".to_vec());
+    // SAFETY: this test's own config, filter and stream pointers, live for the call.
     unsafe {
         envoy_dynamic_module_on_http_filter_request_headers(s.ptr(), filter, true);
         envoy_dynamic_module_on_http_filter_response_headers(s.ptr(), filter, true);
         envoy_dynamic_module_on_http_filter_destroy(filter);
     }
     assert_eq!(s.response_values("set-cookie").len(), 1);
+    // SAFETY: this test's own config, filter and stream pointers, live for the call.
     unsafe {
         assert!(envoy_dynamic_module_on_http_filter_new(std::ptr::null(), s.ptr()).is_null());
         assert_eq!(
@@ -345,6 +370,7 @@ fn streams_outlive_their_config_and_tolerate_null_pointers() {
 #[test]
 fn per_route_config_is_refused() {
     let json = plugin("");
+    // SAFETY: this test's own config, filter and stream pointers, live for the call.
     let ptr = unsafe {
         envoy_dynamic_module_on_http_filter_per_route_config_new(
             buffer(b"sticky"),
@@ -438,6 +464,7 @@ fn a_missing_shard_key_is_answered_locally_and_stops_the_request() {
     ));
     assert!(!config.is_null(), "{:?}", fake_envoy::logs());
     let mut s = request(&[]);
+    // SAFETY: this test's own config, filter and stream pointers, live for the call.
     let status = unsafe {
         let filter = envoy_dynamic_module_on_http_filter_new(config, s.ptr());
         let status = envoy_dynamic_module_on_http_filter_request_headers(s.ptr(), filter, true);

@@ -4,32 +4,28 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, MetricType};
-use sticky_core::host::Host;
-use sticky_core::metrics::{self, Metric};
+use sticky_core::drain::{DEADLINE_KEY, DRAINING_KEY, HostDrain};
+use sticky_core::host::{Host, Pinning, Removal};
+use sticky_core::metrics::{Metric, MetricIds};
 
-/// Counter ids, defined once per VM.
-pub struct MetricIds([Option<u32>; metrics::COUNT]);
-
-impl MetricIds {
-    /// Defines every counter; a counter that cannot be defined is skipped.
-    pub fn define() -> Self {
-        let mut ids = [None; metrics::COUNT];
-        for metric in Metric::all() {
-            if let Some(slot) = ids.get_mut(metric.index()) {
-                *slot = hostcalls::define_metric(MetricType::Counter, metric.name()).ok();
-            }
-        }
-        Self(ids)
-    }
+/// Counter ids, defined once per VM; a counter that cannot be defined is
+/// skipped.
+pub fn define_metrics() -> MetricIds<u32> {
+    MetricIds::define(|metric| hostcalls::define_metric(MetricType::Counter, metric.name()).ok())
 }
 
 /// The proxy as seen through proxy-wasm, for the current stream.
 pub struct WasmHost<'a> {
     /// Counter ids of this VM.
-    pub metrics: &'a MetricIds,
+    pub metrics: &'a MetricIds<u32>,
 }
 
 impl Host for WasmHost<'_> {
+    fn pinning(&self) -> Pinning {
+        // The rendered chain is sticky → stateful_session (header) → router.
+        Pinning::SessionFilter
+    }
+
     fn request_header(&mut self, name: &str) -> Option<Vec<u8>> {
         // The property joins repeated headers but costs a few µs even for an
         // absent header; the map getter returns only the first copy, and
@@ -54,17 +50,14 @@ impl Host for WasmHost<'_> {
         .is_ok()
     }
 
-    fn pins_through_session_filter(&self) -> bool {
-        // The rendered chain is sticky → stateful_session (header) → router.
-        true
-    }
-
     fn set_request_header(&mut self, name: &str, value: &[u8]) {
         let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value));
     }
 
-    fn remove_request_header(&mut self, name: &str) {
+    fn remove_request_header(&mut self, name: &str) -> Removal {
+        // Envoy re-matches the route by itself after a wasm filter's edits.
         let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+        Removal::Unknown
     }
 
     fn response_header(&mut self, name: &str) -> Option<Vec<u8>> {
@@ -103,16 +96,10 @@ impl Host for WasmHost<'_> {
             .flatten()
     }
 
-    fn host_metadata(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>> {
-        hostcalls::get_property(vec![
-            "xds",
-            "upstream_host_metadata",
-            "filter_metadata",
-            namespace,
-            key,
-        ])
-        .ok()
-        .flatten()
+    fn host_drain(&mut self, namespace: &str) -> HostDrain {
+        let draining = host_metadata(namespace, DRAINING_KEY);
+        let deadline = host_metadata(namespace, DEADLINE_KEY);
+        HostDrain::from_metadata(draining.as_deref(), deadline.as_deref())
     }
 
     fn random(&mut self, buf: &mut [u8]) -> bool {
@@ -120,14 +107,28 @@ impl Host for WasmHost<'_> {
     }
 
     fn count(&mut self, metric: Metric) {
-        if let Some(Some(id)) = self.metrics.0.get(metric.index()) {
-            let _ = hostcalls::increment_metric(*id, 1);
+        if let Some(id) = self.metrics.get(metric) {
+            let _ = hostcalls::increment_metric(id, 1);
         }
     }
 
     fn log_warn(&mut self, message: &str) {
         let _ = hostcalls::log(proxy_wasm::types::LogLevel::Warn, message);
     }
+}
+
+/// One value of the serving host's `filter_metadata[namespace][key]`, in
+/// the property encoding (8-byte LE f64, 1-byte bool, raw string).
+fn host_metadata(namespace: &str, key: &str) -> Option<Vec<u8>> {
+    hostcalls::get_property(vec![
+        "xds",
+        "upstream_host_metadata",
+        "filter_metadata",
+        namespace,
+        key,
+    ])
+    .ok()
+    .flatten()
 }
 
 /// Every value of a request header, joined with `,` (the property getter:

@@ -17,7 +17,9 @@ use sticky_core::filter;
 use sticky_core::session::Stream;
 use sticky_core::worker::Worker;
 
-use crate::host::{MetricIds, WasmHost};
+use sticky_core::metrics::MetricIds;
+
+use crate::host::WasmHost;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -27,7 +29,7 @@ proxy_wasm::main! {{
 /// What every stream of a VM shares.
 struct Shared {
     config: Config,
-    metrics: MetricIds,
+    metrics: MetricIds<u32>,
     /// Per-worker caches (one VM per worker; single-threaded).
     worker: RefCell<Worker>,
 }
@@ -52,7 +54,7 @@ impl RootContext for StickyRoot {
             }
             Ok(config) => {
                 log::info!("{}", config.summary());
-                let metrics = MetricIds::define();
+                let metrics = host::define_metrics();
                 self.shared = Some(Rc::new(Shared {
                     config,
                     metrics,

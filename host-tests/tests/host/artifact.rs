@@ -8,9 +8,17 @@ use sticky_core::testing::sim::{Client, Runner, Sim};
 use sticky_host_tests::runner::StreamCost;
 use sticky_host_tests::{WasmRunner, module};
 
-/// Ceiling for either path, in fuel (≈ wasm instructions): about twice what
-/// the filter needs today, so a regression that doubles it fails here.
-const FUEL_CEILING: u64 = 150_000;
+/// Ceilings per path, in fuel (≈ wasm instructions): about 1.3× what the
+/// filter needs today (measured 2026-12-04, median of 25 streams, after the
+/// request-edit plan moved into core), so a 30% regression fails here.
+/// New session: measured 54,486.
+const NEW_SESSION_CEILING: u64 = 70_500;
+/// Pinned, nothing re-issued: measured 20,081.
+const PINNED_CEILING: u64 = 26_100;
+/// Wrap mode, pinned: measured 25,185.
+const WRAP_PINNED_CEILING: u64 = 32_700;
+/// Wrap mode, pinned, the application echoing its id: measured 35,424.
+const WRAP_ECHOED_CEILING: u64 = 46_000;
 
 fn sim() -> Sim<WasmRunner> {
     let mut runner = WasmRunner::new().unwrap_or_else(|e| panic!("{e}"));
@@ -84,12 +92,12 @@ fn cost_per_request_in_wasm_instructions() {
         last.calls
     ));
     assert!(
-        new_total <= FUEL_CEILING,
-        "new-session path costs {new_total} fuel"
+        new_total <= NEW_SESSION_CEILING,
+        "new-session path costs {new_total} fuel (ceiling {NEW_SESSION_CEILING})"
     );
     assert!(
-        pinned_total <= FUEL_CEILING,
-        "pinned path costs {pinned_total} fuel"
+        pinned_total <= PINNED_CEILING,
+        "pinned path costs {pinned_total} fuel (ceiling {PINNED_CEILING})"
     );
     // DESIGN: fewer data-returning host calls is the main lever. A matched
     // token needs the cookie and at most the served address, nothing more
@@ -197,16 +205,19 @@ fn wrap_mode_cost_per_request_and_no_seal_for_an_echo() {
         b"5b7e0c2a-3f41-4a8e-9d2b-6c1f0e4a7b93".to_vec(),
     )];
     let echoed = costs(&mut s, true);
-    for (name, costs) in [
-        ("wrap pinned path", &silent),
-        ("wrap pinned path, id echoed", &echoed),
+    for (name, costs, ceiling) in [
+        ("wrap pinned path", &silent, WRAP_PINNED_CEILING),
+        ("wrap pinned path, id echoed", &echoed, WRAP_ECHOED_CEILING),
     ] {
         let total = median(costs.iter().map(StreamCost::fuel).collect());
         report(&format!(
             "host-tests fuel: {name}: {total} wasm instructions per request, {} host calls",
             median(costs.iter().map(StreamCost::host_calls).collect())
         ));
-        assert!(total <= FUEL_CEILING, "{name} costs {total} fuel");
+        assert!(
+            total <= ceiling,
+            "{name} costs {total} fuel (ceiling {ceiling})"
+        );
         let last = costs.last().unwrap();
         assert_eq!(
             last.calls.get("random_get"),

@@ -1,6 +1,7 @@
 //! host-tests: `dist/sticky.wasm` in a fake proxy-wasm host. One binary, so
 //! the module is compiled once for every test.
 
+#![forbid(unsafe_code)]
 // Test code: helpers outside #[test] fns fail the test by panicking too.
 #![allow(
     clippy::panic,

@@ -10,32 +10,33 @@ fn wasm_runner() -> WasmRunner {
     WasmRunner::new().unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[test]
-fn wasm_agrees_with_the_core_on_every_scenario() {
-    let mut failures = Vec::new();
-    let mut steps = 0;
-    for scenario in scenarios::all() {
-        let native = scenarios::run_checked(&scenario, &mut NativeRunner::default());
-        let wasm = scenarios::run_checked(&scenario, &mut wasm_runner());
-        let result = match (native, wasm) {
-            (Ok(n), Ok(w)) => {
-                steps += n.steps.len();
-                scenarios::compare(&n, &w)
+/// One test per scenario (`cargo test -p sticky-host-tests scenarios::<name>`):
+/// the compiled filter must pass it and agree with the core step by step.
+/// (`dist/sticky.wasm` is built from filter/core + filter/wasm: if they
+/// changed since, run `make wasm` before reading a failure as a divergence.)
+macro_rules! wasm_scenario_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                scenarios::check_agreement(
+                    stringify!($name),
+                    &mut NativeRunner::default(),
+                    &mut wasm_runner(),
+                );
             }
-            (Err(n), Ok(_)) => Err(format!("native run: {n}")),
-            (Ok(_), Err(w)) => Err(format!("wasm run: {w}")),
-            (Err(n), Err(w)) => Err(format!("native run: {n}\nwasm run: {w}")),
-        };
-        if let Err(e) = result {
-            failures.push(e);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{}\n\n(dist/sticky.wasm is built from filter/core + filter/wasm: if they changed \
-         since, run `make wasm` before reading this as a divergence)",
-        failures.join("\n\n")
-    );
+        )*
+    };
+}
+
+sticky_core::for_each_scenario!(wasm_scenario_tests);
+
+#[test]
+fn the_table_exercises_the_filter() {
+    let steps: usize = scenarios::all()
+        .iter()
+        .map(|s| scenarios::run(s, &mut NativeRunner::default()).steps.len())
+        .sum();
     assert!(
         steps > 400,
         "the table exercises the filter ({steps} steps)"

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::host::Host;
+use crate::drain::{DEADLINE_KEY, DRAINING_KEY, HostDrain};
+use crate::host::{Host, Pinning, Removal};
 use crate::metrics::Metric;
 
 /// The fake proxy for one stream, plus process-wide counters.
@@ -37,6 +38,11 @@ pub struct FakeHost {
     pub local_reply: Option<(u32, Vec<u8>)>,
     /// Warnings the filter logged, across streams.
     pub logs: Vec<String>,
+    /// How pinned hosts reach the simulated Envoy; `None`: the header-based
+    /// `stateful_session` (the wasm's wiring).
+    pub pinning: Option<Pinning>,
+    /// The upstream override the filter set: ("ip:port", strict).
+    pub override_host: Option<(String, bool)>,
 }
 
 impl FakeHost {
@@ -71,6 +77,17 @@ impl FakeHost {
         self.upstream_cluster = None;
         self.code_details = None;
         self.local_reply = None;
+        self.override_host = None;
+    }
+
+    /// One value of a host's `filter_metadata[namespace][key]` in Envoy's
+    /// property encoding (what the wasm reads), counted as one read.
+    pub fn metadata_value(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>> {
+        self.metadata_reads += 1;
+        let host = String::from_utf8(self.upstream_host.clone()?).ok()?;
+        self.metadata
+            .get(&(host, namespace.to_owned(), key.to_owned()))
+            .cloned()
     }
 
     /// Sets drain metadata for a host, in Envoy's property encoding.
@@ -88,6 +105,9 @@ fn joined(values: Vec<&[u8]>) -> Option<Vec<u8>> {
 }
 
 impl Host for FakeHost {
+    fn pinning(&self) -> Pinning {
+        self.pinning.unwrap_or(Pinning::SessionFilter)
+    }
     fn request_header(&mut self, name: &str) -> Option<Vec<u8>> {
         joined(self.request_values(name))
     }
@@ -95,8 +115,20 @@ impl Host for FakeHost {
         self.remove_request_header(name);
         self.request.push((name.to_owned(), value.to_vec()));
     }
-    fn remove_request_header(&mut self, name: &str) {
+    fn remove_request_header(&mut self, name: &str) -> Removal {
+        let before = self.request.len();
         self.request.retain(|(n, _)| n != name);
+        if self.request.len() == before {
+            Removal::Absent
+        } else {
+            Removal::Removed
+        }
+    }
+    fn add_request_header(&mut self, name: &str, value: &[u8]) {
+        self.request.push((name.to_owned(), value.to_vec()));
+    }
+    fn override_host(&mut self, host: &str, strict: bool) {
+        self.override_host = Some((host.to_owned(), strict));
     }
     fn send_local_reply(&mut self, status: u32, body: &str) -> bool {
         self.local_reply = Some((status, body.as_bytes().to_vec()));
@@ -124,12 +156,10 @@ impl Host for FakeHost {
     fn response_code_details(&mut self) -> Option<Vec<u8>> {
         self.code_details.clone()
     }
-    fn host_metadata(&mut self, namespace: &str, key: &str) -> Option<Vec<u8>> {
-        self.metadata_reads += 1;
-        let host = String::from_utf8(self.upstream_host.clone()?).ok()?;
-        self.metadata
-            .get(&(host, namespace.to_owned(), key.to_owned()))
-            .cloned()
+    fn host_drain(&mut self, namespace: &str) -> HostDrain {
+        let draining = self.metadata_value(namespace, DRAINING_KEY);
+        let deadline = self.metadata_value(namespace, DEADLINE_KEY);
+        HostDrain::from_metadata(draining.as_deref(), deadline.as_deref())
     }
     fn random(&mut self, buf: &mut [u8]) -> bool {
         for b in buf {

@@ -338,6 +338,76 @@ fn header_config() -> String {
     config_json(r#""session_header": "x-sticky-session","#)
 }
 
+/// Calls `$callback!` with the name of every scenario of [`all`], so each
+/// runner generates one `#[test]` per scenario and one case runs by name
+/// (`cargo test -p sticky-core scenarios::pinned_session_stays_on_its_cluster_and_host`).
+/// A test checks that this list and the table agree.
+#[macro_export]
+macro_rules! for_each_scenario {
+    ($callback:ident) => {
+        $callback!(
+            new_session_gets_one_cookie_naming_its_backend,
+            pinned_session_stays_on_its_cluster_and_host,
+            tampered_token_is_rejected_and_replaced,
+            truncated_token_is_rejected,
+            expired_token_starts_a_fresh_session,
+            token_of_an_unknown_key_is_rejected,
+            token_forged_under_a_known_key_id_is_tampered,
+            token_naming_a_cluster_off_the_allow_list_is_rejected,
+            rotated_keys_keep_old_sessions_and_seal_with_the_first,
+            canary_split_keeps_cluster_and_host,
+            draining_host_keeps_its_sessions_before_the_deadline,
+            sessions_leave_a_draining_host_after_the_deadline,
+            draining_flag_keeps_sessions_but_pins_no_new_ones,
+            unhealthy_host_is_repinned_within_its_cluster,
+            idle_timeout_refreshes_active_sessions_and_ends_idle_ones,
+            header_mode_pins_a_client_without_cookies,
+            token_in_any_of_several_cookie_headers_is_found,
+            of_two_valid_tokens_the_most_recent_wins,
+            non_utf8_and_nul_bytes_are_no_session,
+            huge_cookie_headers_are_no_session,
+            client_sent_internal_headers_are_removed,
+            strict_gone_host_is_one_503_then_another_host_of_the_cluster,
+            internal_headers_an_upstream_reflects_never_reach_the_client,
+            local_reply_gets_no_cookie,
+            browser_session_cookie_has_no_max_age_and_its_token_expires,
+            bad_config_is_refused_naming_the_field_and_passes_requests,
+            refused_reconfiguration_keeps_the_running_config,
+            envoy_native_cookie_migrates_to_a_sealed_token,
+            shard_keys_route_by_jump_hash_and_missing_keys_get_400,
+            wrap_mode_seals_minted_ids_and_restores_them,
+            wrap_mode_ids_follow_drain_and_repin,
+        );
+    };
+}
+
+/// The scenario named `name`.
+pub fn named(name: &str) -> Scenario {
+    all()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no scenario `{name}` in the table"))
+}
+
+/// Runs scenario `name` on `reference` and on `runner`: both must pass the
+/// scenario's own assertions and agree step by step. Panics with the
+/// difference otherwise.
+pub fn check_agreement(name: &str, reference: &mut dyn Runner, runner: &mut dyn Runner) {
+    let scenario = named(name);
+    let result = match (
+        run_checked(&scenario, reference),
+        run_checked(&scenario, runner),
+    ) {
+        (Ok(r), Ok(m)) => compare(&r, &m),
+        (Err(r), Ok(_)) => Err(format!("reference run: {r}")),
+        (Ok(_), Err(m)) => Err(format!("run under test: {m}")),
+        (Err(r), Err(m)) => Err(format!("reference run: {r}\nrun under test: {m}")),
+    };
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The table.
 
@@ -1343,18 +1413,69 @@ fn refused_reconfiguration(s: &mut Script<'_>) {
     assert_steered(&e, "v1", &host);
 }
 
+/// One test per scenario, under both wirings of a pinned host: the
+/// header-based `stateful_session` (the wasm's, and the native drop-in) and
+/// the upstream override (native direct), which must agree.
+#[cfg(test)]
+macro_rules! core_scenario_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::testing::sim::NativeRunner;
+
+                #[test]
+                fn drop_in() {
+                    let scenario = super::named(stringify!($name));
+                    if let Err(e) = super::run_checked(&scenario, &mut NativeRunner::default()) {
+                        panic!("{e}");
+                    }
+                }
+
+                #[test]
+                fn direct() {
+                    super::check_direct_wiring(stringify!($name));
+                }
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+for_each_scenario!(core_scenario_tests);
+
+/// The direct wiring must pass the scenario and, once configured, agree
+/// with the drop-in one (an unconfigured filter leaves Envoy's own
+/// `stateful_session` echo, which only the drop-in chain has).
+#[cfg(test)]
+fn check_direct_wiring(name: &str) {
+    use crate::host::Pinning;
+    use crate::testing::sim::NativeRunner;
+    let scenario = named(name);
+    let direct = Pinning::Override { strict: false };
+    let actual = run_checked(&scenario, &mut NativeRunner::with_pinning(direct))
+        .unwrap_or_else(|e| panic!("{e}"));
+    if actual.configures.first() == Some(&true) {
+        let expected = run(&scenario, &mut NativeRunner::default());
+        compare(&expected, &actual).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::sim::NativeRunner;
 
     #[test]
-    fn every_scenario_holds_natively() {
-        let failures: Vec<String> = all()
-            .iter()
-            .filter_map(|s| run_checked(s, &mut NativeRunner::default()).err())
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    fn the_per_scenario_tests_cover_the_table() {
+        let mut listed = Vec::new();
+        macro_rules! collect {
+            ($($name:ident),* $(,)?) => {
+                $(listed.push(stringify!($name));)*
+            };
+        }
+        for_each_scenario!(collect);
+        let table: Vec<&str> = all().iter().map(|s| s.name).collect();
+        assert_eq!(listed, table, "for_each_scenario! lists the table in order");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::FakeHost;
+use crate::host::Pinning;
 
 /// A filter under test: the core natively, or the compiled wasm in host-tests.
 pub trait Runner {
@@ -224,6 +225,19 @@ impl<R: Runner> Sim<R> {
         }
         self.host.request.extend(client.extra.iter().cloned());
         self.runner.on_request(&mut self.host, self.now);
+        let direct = matches!(self.host.pinning, Some(Pinning::Override { .. }));
+        if direct {
+            // No stateful_session: Envoy pins the override and the rendered
+            // route strips any host header. The sim shows the override as
+            // the header stateful_session would read, so one script asserts
+            // both wirings.
+            let name = self.host_header.clone();
+            self.host.request.retain(|(n, _)| *n != name);
+            if let Some((pinned, _)) = &self.host.override_host {
+                let value = STANDARD.encode(pinned).into_bytes();
+                self.host.request.push((name, value));
+            }
+        }
         let request = self.host.request.clone();
 
         let served = if self.host.local_reply.is_some() {
@@ -241,7 +255,7 @@ impl<R: Runner> Sim<R> {
                 .first()
                 .map(|v| v.to_vec());
             let encoded = STANDARD.encode(host);
-            if asked.as_deref() != Some(encoded.as_bytes()) {
+            if !direct && asked.as_deref() != Some(encoded.as_bytes()) {
                 // stateful_session echoes the host it picked when it changed.
                 response.push((self.host_header.clone(), encoded.into_bytes()));
             }
@@ -355,10 +369,22 @@ impl<R: Runner> Sim<R> {
 /// The core itself as a [`Runner`]: what the wasm build must agree with.
 #[derive(Default)]
 pub struct NativeRunner {
+    /// How pinned hosts reach the simulated Envoy (`None`: the session filter).
+    pinning: Option<Pinning>,
     cfg: Option<crate::config::Config>,
     worker: crate::worker::Worker,
     stream: crate::session::Stream,
     logs: Vec<String>,
+}
+
+impl NativeRunner {
+    /// A runner whose host pins the way `pinning` says.
+    pub fn with_pinning(pinning: Pinning) -> Self {
+        Self {
+            pinning: Some(pinning),
+            ..Self::default()
+        }
+    }
 }
 
 impl Runner for NativeRunner {
@@ -377,6 +403,7 @@ impl Runner for NativeRunner {
         }
     }
     fn on_request(&mut self, host: &mut FakeHost, now: u64) {
+        host.pinning = self.pinning;
         self.stream = match &self.cfg {
             Some(cfg) => crate::filter::on_request(cfg, &mut self.worker, host, now),
             None => crate::session::Stream::Untouched,

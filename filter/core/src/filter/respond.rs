@@ -1,0 +1,280 @@
+//! The response phase's token: facts from the host (the served backend, its
+//! drain state), a pure decision ([`Token`]: nothing, the echoed token, or
+//! a new sealed one and where it goes), then the writes.
+
+use crate::config::{Config, WrapConfig};
+use crate::drain::{DrainCache, HostDrain};
+use crate::host::Host;
+use crate::keys::NONCE_LEN;
+use crate::metrics::Metric;
+use crate::session::{self, Event, Served, Stream};
+use crate::source::{CookieSource, HeaderSource, LegacyCookieSource, SessionSource, WrapSource};
+use crate::token::{self, Claims};
+use crate::worker::Worker;
+
+/// What the response hands back, decided before anything is written.
+enum Token<'a> {
+    /// Nothing.
+    Keep,
+    /// The application echoed the id of an unchanged session: the token it
+    /// came in with goes back out (no seal; the next request hits the token
+    /// cache).
+    Echo {
+        /// The application's session header.
+        wrap: &'a WrapConfig,
+        /// The token the id arrived in.
+        token: &'a [u8],
+    },
+    /// A new token for `claims`, sealed now.
+    Seal {
+        /// What the token says.
+        claims: Claims,
+        /// Why it is issued (counted), if it is news.
+        event: Option<Event>,
+        /// Through the cookie (and the session header).
+        cookie: bool,
+        /// Through the application's own header (wrap mode).
+        wrap: Option<&'a WrapConfig>,
+        /// The legacy cookie it replaces, expired.
+        expire: Option<LegacyCookieSource<'a>>,
+    },
+}
+
+/// Decides and writes the response's token: `Set-Cookie` (and the session
+/// header) and, in wrap mode, the sealed application id. `known` is the
+/// session decision already taken for the pinned host, if any. Returns
+/// whether the application's header was wrapped.
+pub(super) fn issue<H: Host>(
+    cfg: &Config,
+    worker: &mut Worker,
+    stream: &Stream,
+    host: &mut H,
+    minted: Option<&[u8]>,
+    known: Option<Decision>,
+    now: u64,
+) -> bool {
+    // No upstream (a local reply): nothing to pin.
+    let Some(served_host) = host.upstream_host() else {
+        if let Stream::Pinned(claims) = stream {
+            release_gone_host(cfg, claims, host, now);
+        }
+        return false;
+    };
+    let read_cluster;
+    let mut known = known;
+    let cluster: &[u8] = match stream {
+        Stream::Pinned(claims) if claims.host.as_bytes() == served_host.as_slice() => {
+            claims.cluster.as_bytes()
+        }
+        _ => {
+            known = None;
+            read_cluster = host.upstream_cluster();
+            match &read_cluster {
+                Some(c) => c,
+                None => return false,
+            }
+        }
+    };
+    let host_drain = drain_state(cfg, &mut worker.drain, host, &served_host, now);
+    let served = Served {
+        cluster,
+        host: &served_host,
+    };
+    let decision = match known {
+        Some(decision) => decision,
+        None => session::respond(cfg, stream, served, host_drain, now),
+    };
+    let token = decide(
+        cfg, worker, stream, served, host_drain, decision, minted, now,
+    );
+    write(cfg, host, token)
+}
+
+/// The response's token from the session decision and, in wrap mode, the
+/// application's minted id. Pure.
+#[allow(clippy::too_many_arguments)]
+// One call site; inlined, the wasm is smaller (its size budget).
+#[inline(always)]
+fn decide<'a>(
+    cfg: &'a Config,
+    worker: &'a Worker,
+    stream: &Stream,
+    served: Served<'_>,
+    host_drain: Option<HostDrain>,
+    decision: Decision,
+    minted: Option<&[u8]>,
+    now: u64,
+) -> Token<'a> {
+    if decision.is_none()
+        && let (Some(wrap), Some(id), Stream::Pinned(old)) = (&cfg.wrap, minted, stream)
+        && old.app_id == id
+        && let Some(token) = worker.wrapped.get(id)
+        && worker.tokens.get(token) == Some(old)
+    {
+        return Token::Echo { wrap, token };
+    }
+    let wrapped =
+        minted.and_then(|id| session::wrap_minted(cfg, stream, served, host_drain, id, now));
+    let (claims, event) = match (wrapped, decision) {
+        // The wrap decides the token; an unchanged id's re-issue counts as
+        // what the session decision saw (a refresh, a re-seal, a re-pin).
+        (Some((claims, created)), decision) => (claims, created.or(decision.map(|(_, e)| e))),
+        (None, Some((claims, event))) => (claims, Some(event)),
+        (None, None) => return Token::Keep,
+    };
+    let cookie = cfg.issues_cookie();
+    let wrap = cfg.wrap.as_ref().filter(|_| !claims.app_id.is_empty());
+    if !cookie && wrap.is_none() {
+        return Token::Keep;
+    }
+    let expire = match (stream, &cfg.migration) {
+        (
+            Stream::Legacy {
+                from_cookie: true, ..
+            },
+            Some(migration),
+        ) if cookie => LegacyCookieSource::of(migration),
+        _ => None,
+    };
+    Token::Seal {
+        claims,
+        event,
+        cookie,
+        wrap,
+        expire,
+    }
+}
+
+/// Writes the decided token; returns whether the application's header was
+/// wrapped.
+fn write<H: Host>(cfg: &Config, host: &mut H, token: Token<'_>) -> bool {
+    let (claims, event, cookie, wrap, expire) = match token {
+        Token::Keep => return false,
+        Token::Echo { wrap, token } => {
+            host.set_response_header(&wrap.header, token);
+            host.count(Metric::WrapWrapped);
+            return true;
+        }
+        Token::Seal {
+            claims,
+            event,
+            cookie,
+            wrap,
+            expire,
+        } => (claims, event, cookie, wrap, expire),
+    };
+    let Some(value) = seal(cfg, host, &claims) else {
+        return false;
+    };
+    if cookie {
+        write_token(cfg, host, &value);
+    }
+    if let Some(legacy) = expire {
+        // The sealed token replaces it.
+        legacy.write(host, &value);
+    }
+    if let Some(event) = event {
+        host.count(event.into());
+    }
+    match wrap {
+        Some(wrap) => {
+            WrapSource(wrap).write(host, &value);
+            host.count(Metric::WrapWrapped);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Strict mode: Envoy answered 503 itself because the session's pinned host
+/// is gone. The client gets a token that keeps the session's cluster but
+/// names no host, so its next request is served by another host of the
+/// cluster instead of a 503 on every request until the token expires. Any
+/// other local reply (an overflow, a timeout) keeps the token as it is.
+fn release_gone_host<H: Host>(cfg: &Config, claims: &Claims, host: &mut H, now: u64) {
+    if !cfg.strict || !cfg.issues_cookie() || claims.host.is_empty() {
+        return;
+    }
+    if host.response_code_details().as_deref() != Some(NO_HEALTHY_UPSTREAM) {
+        return;
+    }
+    let Some((released, event)) = session::release_host(cfg, claims, now) else {
+        return;
+    };
+    let Some(value) = seal(cfg, host, &released) else {
+        return;
+    };
+    write_token(cfg, host, &value);
+    host.count(event.into());
+}
+
+/// Seals `claims` under the sealing key with a fresh random nonce; `None`
+/// when the host has no randomness (the response then carries no token).
+fn seal<H: Host>(cfg: &Config, host: &mut H, claims: &Claims) -> Option<String> {
+    let mut nonce = [0u8; NONCE_LEN];
+    if !host.random(&mut nonce) {
+        return None;
+    }
+    token::seal(claims, &cfg.keys, &nonce)
+}
+
+/// Envoy's response code details when no host could be picked (a strict
+/// override whose host is gone, or an empty cluster).
+const NO_HEALTHY_UPSTREAM: &[u8] = b"no_healthy_upstream";
+
+/// Writes a sealed token into the response: `Set-Cookie` and, when
+/// configured, the session header.
+fn write_token<H: Host>(cfg: &Config, host: &mut H, value: &str) {
+    CookieSource(&cfg.cookie).write(host, value);
+    if let Some(name) = &cfg.session_header {
+        HeaderSource(name).write(host, value);
+    }
+}
+
+/// A decision the response phase may take before any host call.
+pub(super) type Decision = Option<(Claims, Event)>;
+
+/// The token decision for a response served by the session's own pinned
+/// host, when its drain state is cached and fresh (`None` otherwise). The
+/// full path reuses it when the served host turns out to be the pinned one
+/// (the same inputs), so the session is decided once.
+pub(super) fn pinned_host_decision(
+    cfg: &Config,
+    drain: &DrainCache,
+    stream: &Stream,
+    claims: &Claims,
+    now: u64,
+) -> Option<Decision> {
+    let pinned = claims.host.as_bytes();
+    if drain.needs_check(pinned, now, cfg.drain.check_interval_seconds) {
+        return None;
+    }
+    let served = Served {
+        cluster: claims.cluster.as_bytes(),
+        host: pinned,
+    };
+    Some(session::respond(
+        cfg,
+        stream,
+        served,
+        drain.get(pinned),
+        now,
+    ))
+}
+
+/// The served host's drain state: from the cache, re-read from endpoint
+/// metadata at most once per check interval.
+fn drain_state<H: Host>(
+    cfg: &Config,
+    drain: &mut DrainCache,
+    host: &mut H,
+    served_host: &[u8],
+    now: u64,
+) -> Option<HostDrain> {
+    if !drain.needs_check(served_host, now, cfg.drain.check_interval_seconds) {
+        return drain.get(served_host);
+    }
+    let state = host.host_drain(&cfg.drain.metadata_namespace);
+    drain.record(served_host, state, now);
+    Some(state)
+}
