@@ -5,7 +5,7 @@
 //! read is a costly host call. So each worker keeps a small cache: a host's
 //! metadata is re-read at most once per check interval, and the request phase
 //! consults the cache (no host call) to stop pinning a host whose deadline has
-//! passed. See the README's "Drain" section for the whole mechanism.
+//! passed. See docs/how-it-works.md ("Drain and deadlines") for the whole mechanism.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
