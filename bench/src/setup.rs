@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sticky_e2e::client;
 use sticky_e2e::envoy::Envoy;
+use sticky_e2e::plugin;
 use stickyctl::eds::{self, Endpoint};
 use stickyctl::render::envoy::{Affinity, ClusterPlan, NativeWiring, Plan, bootstrap};
 
@@ -339,12 +340,13 @@ impl World {
 /// sticky's plugin configuration: the e2e rig's default (cookie, the session
 /// header for API clients, both clusters allowed).
 pub fn plugin_config(clusters: &[&str]) -> Value {
-    json!({
-        "cookie": {"name": COOKIE, "ttl_seconds": 600, "secure": false},
-        "session_header": "x-sticky-session",
-        "clusters": clusters,
-        "keys": [{"id": "k1", "secret": KEY}],
-    })
+    plugin::to_json(&plugin::loopback(
+        COOKIE,
+        "x-sticky-session",
+        clusters,
+        "k1",
+        KEY,
+    ))
 }
 
 /// The e2e harness starts Envoy with two workers (what the functional tests

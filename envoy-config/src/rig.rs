@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sticky_core::config::wire::PluginConfig;
 use stickyctl::eds::{self, Endpoint};
 use stickyctl::render::envoy::{Affinity, ClusterPlan, Plan, bootstrap};
 
@@ -56,14 +57,15 @@ impl Default for Spec {
     }
 }
 
-/// The rig's default plugin config for `clusters`.
+/// The rig's default plugin config for `clusters`, as the wire model.
+pub fn default_wire(clusters: &[&str]) -> PluginConfig {
+    crate::plugin::loopback("sticky", SESSION_HEADER, clusters, "k1", KEY_1)
+}
+
+/// The rig's default plugin config for `clusters`, as JSON (tests edit it,
+/// including into shapes the wire model cannot hold).
 pub fn default_plugin(clusters: &[&str]) -> Value {
-    json!({
-        "cookie": {"name": "sticky", "ttl_seconds": 600, "secure": false},
-        "session_header": SESSION_HEADER,
-        "clusters": clusters,
-        "keys": [{"id": "k1", "secret": KEY_1}],
-    })
+    crate::plugin::to_json(&default_wire(clusters))
 }
 
 /// A running set-up.

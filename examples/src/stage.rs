@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sticky_e2e::envoy::Envoy;
+use sticky_e2e::plugin;
 use stickyctl::eds::{self, Endpoint, Health};
 use stickyctl::render::envoy::{Affinity, ClusterPlan, Plan, bootstrap};
 
@@ -88,12 +89,13 @@ impl Artifacts {
 /// The plugin config every sticky stage uses: cookie `sticky` (not `Secure`:
 /// the demo is plain HTTP on loopback) and the session header for gRPC.
 pub fn plugin_config(clusters: &[&str]) -> Value {
-    json!({
-        "cookie": {"name": "sticky", "ttl_seconds": 600, "secure": false},
-        "session_header": crate::client::SESSION_HEADER,
-        "clusters": clusters,
-        "keys": [{"id": "demo", "secret": DEMO_KEY}],
-    })
+    plugin::to_json(&plugin::loopback(
+        "sticky",
+        crate::client::SESSION_HEADER,
+        clusters,
+        "demo",
+        DEMO_KEY,
+    ))
 }
 
 /// The Envoy affinity for `mode`.
