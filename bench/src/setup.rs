@@ -304,18 +304,12 @@ impl World {
         let run_dir = run_dir.keep();
         let envoy = Envoy::start(&self.envoy_wrapper, &config, &run_dir, &env)
             .map_err(|e| format!("{} did not start: {e}", v.name()))?;
-        let hosts: usize = self.clusters.iter().map(|c| c.2.len()).sum();
-        let loaded = envoy.wait_for(Duration::from_secs(5), |e| {
-            names
-                .iter()
-                .map(|c| {
-                    e.stat(&format!("cluster.{c}.membership_total"))
-                        .unwrap_or(0)
-                })
-                .sum::<u64>()
-                == hosts as u64
-        });
-        if !loaded {
+        let members: Vec<(&str, usize)> = self
+            .clusters
+            .iter()
+            .map(|(c, _, ups)| (c.as_str(), ups.len()))
+            .collect();
+        if !envoy.wait_members(&members, Duration::from_secs(5)) {
             return Err(format!("{}: EDS not loaded within 5 s", v.name()));
         }
         Ok(envoy)

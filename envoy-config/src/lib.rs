@@ -3,6 +3,7 @@
 //! jar, and an Envoy process started from a bootstrap rendered by stickyctl.
 //! Every process started here is stopped by its PID when its handle drops.
 
+pub mod admin;
 pub mod backend;
 pub mod build;
 pub mod client;

@@ -241,8 +241,6 @@ impl Rig {
             .unwrap_or_else(|| panic!("no cluster {cluster}"));
         f(eps);
         self.version += 1;
-        let stat = format!("cluster.{cluster}.update_success");
-        let before = self.envoy.stat(&stat).unwrap_or(0);
         let path = self
             .plan
             .clusters
@@ -250,12 +248,9 @@ impl Rig {
             .find(|c| c.name == cluster)
             .map(|c| c.eds_path.clone())
             .unwrap_or_default();
-        eds::write(&path, cluster, eps, "sticky", self.version)
-            .unwrap_or_else(|e| panic!("eds write: {e}"));
-        let applied = self.envoy.wait_for(Duration::from_secs(5), |e| {
-            e.stat(&stat).unwrap_or(0) > before
-        });
-        assert!(applied, "Envoy did not apply the EDS update of {cluster}");
+        self.envoy
+            .apply_eds(&path, cluster, eps, self.version)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Starts one more backend in `cluster` and adds it to EDS; returns its name.
@@ -295,21 +290,11 @@ impl Rig {
 
     /// Shifts the split's weights live through Envoy's runtime admin layer.
     pub fn set_weights(&self, weights: &[(&str, u32)]) {
-        let prefix = self.plan.runtime_key_prefix.clone().unwrap_or_default();
-        let query: Vec<String> = weights
-            .iter()
-            .map(|(c, w)| format!("{prefix}.{c}={w}"))
-            .collect();
-        let (status, body) = self
-            .envoy
-            .admin_post(&format!("/runtime_modify?{}", query.join("&")))
-            .unwrap_or_else(|e| panic!("runtime_modify: {e}"));
-        assert_eq!(
-            status,
-            200,
-            "runtime_modify: {}",
-            String::from_utf8_lossy(&body)
-        );
+        let prefix = self.plan.runtime_key_prefix.as_deref().unwrap_or_default();
+        self.envoy
+            .admin
+            .set_weights(prefix, weights)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Replaces Envoy with a new one in another affinity mode (and plugin
@@ -422,25 +407,17 @@ impl Rig {
 
     /// Waits until `envoy` (this rig's, or a replica) sees every endpoint.
     pub(crate) fn wait_healthy(&self, envoy: &Envoy) {
-        for (cluster, eps) in &self.endpoints {
-            let stat = format!("cluster.{cluster}.membership_total");
-            let want = u64::try_from(eps.len()).unwrap_or(u64::MAX);
-            envoy.wait_for(Duration::from_secs(5), |e| e.stat(&stat) == Some(want));
-        }
+        let members: Vec<(&str, usize)> = self
+            .endpoints
+            .iter()
+            .map(|(c, eps)| (c.as_str(), eps.len()))
+            .collect();
+        envoy.wait_members(&members, Duration::from_secs(5));
     }
 
     /// The log lines that betray a crashed filter (should be none).
     pub fn wasm_failures(&self) -> Vec<String> {
-        self.envoy
-            .log()
-            .lines()
-            .filter(|l| {
-                l.contains("panicked at")
-                    || l.contains("Uncaught RuntimeError")
-                    || l.contains("Wasm VM failed")
-            })
-            .map(str::to_owned)
-            .collect()
+        self.envoy.wasm_failures()
     }
 }
 

@@ -245,11 +245,9 @@ impl Stage {
             _dir: dir,
         };
         for (cluster, eps) in &stage.endpoints {
-            let stat = format!("cluster.{cluster}.membership_total");
-            let want = u64::try_from(eps.len()).unwrap_or(0);
             if !stage
                 .envoy
-                .wait_for(Duration::from_secs(10), |e| e.stat(&stat) == Some(want))
+                .wait_members(&[(cluster.as_str(), eps.len())], Duration::from_secs(10))
             {
                 return Err(format!("Envoy did not load the endpoints of {cluster}"));
             }
@@ -324,23 +322,8 @@ impl Stage {
 
     /// Shifts the weighted split live (Envoy runtime admin layer).
     pub fn set_weights(&self, weights: &[(&str, u32)]) -> Result<(), String> {
-        let prefix = self.plan.runtime_key_prefix.clone().unwrap_or_default();
-        let query: Vec<String> = weights
-            .iter()
-            .map(|(c, w)| format!("{prefix}.{c}={w}"))
-            .collect();
-        let (status, body) = self
-            .envoy
-            .admin_post(&format!("/runtime_modify?{}", query.join("&")))
-            .map_err(|e| format!("runtime_modify: {e}"))?;
-        if status == 200 {
-            Ok(())
-        } else {
-            Err(format!(
-                "runtime_modify: HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-            ))
-        }
+        let prefix = self.plan.runtime_key_prefix.as_deref().unwrap_or_default();
+        self.envoy.admin.set_weights(prefix, weights)
     }
 
     /// sticky's counters from Envoy's /stats (`wasmcustom.sticky.*`), non-zero only.
@@ -354,16 +337,7 @@ impl Stage {
 
     /// Envoy log lines that betray a crashed filter (should be none).
     pub fn wasm_failures(&self) -> Vec<String> {
-        self.envoy
-            .log()
-            .lines()
-            .filter(|l| {
-                l.contains("panicked at")
-                    || l.contains("Uncaught RuntimeError")
-                    || l.contains("Wasm VM failed")
-            })
-            .map(str::to_owned)
-            .collect()
+        self.envoy.wasm_failures()
     }
 
     fn cluster_of(&self, name: &str) -> Result<String, String> {
@@ -386,8 +360,6 @@ impl Stage {
         change(eps);
         let plain: Vec<Endpoint> = eps.iter().map(|(_, e)| e.clone()).collect();
         self.version = self.version.saturating_add(1);
-        let stat = format!("cluster.{cluster}.update_success");
-        let before = self.envoy.stat(&stat).unwrap_or(0);
         let path = self
             .plan
             .clusters
@@ -395,14 +367,7 @@ impl Stage {
             .find(|c| c.name == cluster)
             .map(|c| c.eds_path.clone())
             .ok_or_else(|| format!("no EDS file for {cluster}"))?;
-        eds::write(&path, cluster, &plain, "sticky", self.version).map_err(|e| e.to_string())?;
-        if self.envoy.wait_for(Duration::from_secs(5), |e| {
-            e.stat(&stat).unwrap_or(0) > before
-        }) {
-            Ok(())
-        } else {
-            Err(format!("Envoy did not apply the EDS update of {cluster}"))
-        }
+        self.envoy.apply_eds(&path, cluster, &plain, self.version)
     }
 }
 
