@@ -12,9 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sticky_e2e::client;
 use sticky_e2e::envoy::Envoy;
-use sticky_e2e::plugin;
-use stickyctl::eds::{self, Endpoint};
-use stickyctl::render::envoy::{Affinity, ClusterPlan, NativeWiring, Plan, bootstrap};
+use sticky_e2e::{plan, plugin};
+use stickyctl::eds::Endpoint;
+use stickyctl::render::envoy::{Affinity, ClusterPlan, NativeWiring, bootstrap};
 
 use crate::upstream::Upstream;
 
@@ -208,14 +208,7 @@ impl World {
             .iter()
             .map(|u| Endpoint::healthy("127.0.0.1", u.addr.port()))
             .collect();
-        eds::write(
-            &eds_dir.join(format!("{name}.json")),
-            name,
-            &eps,
-            "sticky",
-            1,
-        )
-        .map_err(|e| format!("eds: {e}"))?;
+        plan::eds_cluster(&eds_dir, name, weight, &eps)?;
         clusters.push((name.to_owned(), weight, ups));
         let envoy_wrapper = write_wrapper(dir.path(), envoy, envoy_cpu)?;
         Ok(World {
@@ -260,49 +253,31 @@ impl World {
                 wiring: NativeWiring::DropIn,
             },
         };
-        let plan = Plan {
-            listen_address: "127.0.0.1".into(),
-            listen_port: 0,
-            admin_port: 0,
-            affinity,
-            plugin_config: match v {
-                Variant::FloorWasm => self.floor_config(),
-                _ => plugin_config(&names),
-            },
-            clusters: self
-                .clusters
-                .iter()
-                .map(|(name, weight, _)| ClusterPlan {
-                    name: name.clone(),
-                    weight: *weight,
-                    eds_path: self.eds_dir.join(format!("{name}.json")),
-                })
-                .collect(),
-            eds_dir: self.eds_dir.clone(),
-            retry: true,
-            strict: false,
-            runtime_key_prefix: Some("sticky.split".into()),
-            connect_timeout_ms: 250,
+        let plugin = match v {
+            Variant::FloorWasm => self.floor_config(),
+            _ => plugin_config(&names),
         };
+        let clusters = self
+            .clusters
+            .iter()
+            .map(|(name, weight, _)| ClusterPlan {
+                name: name.clone(),
+                weight: *weight,
+                eds_path: self.eds_dir.join(format!("{}.json", plan::file_safe(name))),
+            })
+            .collect();
+        let plan = plan::loopback(affinity, plugin, clusters, self.eds_dir.clone());
         let run_dir = tempfile::tempdir_in(self.dir.path()).map_err(|e| e.to_string())?;
         let config = run_dir.path().join("envoy.json");
-        let text = serde_json::to_vec_pretty(&bootstrap(&plan)).map_err(|e| e.to_string())?;
-        std::fs::write(&config, text).map_err(|e| e.to_string())?;
-        let mut env: Vec<(&str, &Path)> = Vec::new();
+        plan::write_bootstrap(&config, &bootstrap(&plan))?;
         let module = match v {
             Variant::StickyNative | Variant::StickyNativeDropIn => art.native.as_deref(),
             Variant::EmptyNative => art.empty_native.as_deref(),
             _ => None,
         };
-        if let Some(so) = module {
-            env.push((
-                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
-                so.parent().unwrap_or(Path::new(".")),
-            ));
-        }
         // The run directory lives as long as the world; Envoy's log stays readable.
         let run_dir = run_dir.keep();
-        let envoy = Envoy::start(&self.envoy_wrapper, &config, &run_dir, &env)
+        let envoy = Envoy::start_with_module(&self.envoy_wrapper, &config, &run_dir, module)
             .map_err(|e| format!("{} did not start: {e}", v.name()))?;
         let members: Vec<(&str, usize)> = self
             .clusters

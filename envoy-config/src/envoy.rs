@@ -116,6 +116,23 @@ impl Envoy {
         Ok(envoy)
     }
 
+    /// [`Envoy::start`] able to load the dynamic module `module`
+    /// (`lib<name>.so`): its directory goes into
+    /// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
+    pub fn start_with_module(
+        bin: &Path,
+        config: &Path,
+        dir: &Path,
+        module: Option<&Path>,
+    ) -> Result<Self, StartError> {
+        let search = module.map(|so| so.parent().unwrap_or(Path::new(".")));
+        let env: Vec<(&str, &Path)> = search
+            .map(|d| ("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", d))
+            .into_iter()
+            .collect();
+        Self::start(bin, config, dir, &env)
+    }
+
     /// Whether the process has exited, and its status.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()

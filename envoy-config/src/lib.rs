@@ -9,6 +9,7 @@ pub mod build;
 pub mod client;
 pub mod envoy;
 pub mod mcp;
+pub mod plan;
 pub mod plugin;
 pub mod replica;
 pub mod rig;

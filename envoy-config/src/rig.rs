@@ -9,10 +9,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sticky_core::config::wire::PluginConfig;
 use stickyctl::eds::{self, Endpoint};
-use stickyctl::render::envoy::{Affinity, ClusterPlan, Plan, bootstrap};
+use stickyctl::render::envoy::{Affinity, Plan, bootstrap};
 
 use crate::backend::Backend;
 use crate::envoy::{Envoy, StartError};
+use crate::plan;
 
 /// base64 of 32 bytes 0x11: the rig's sealing key, id `k1`.
 pub const KEY_1: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
@@ -118,13 +119,7 @@ impl Rig {
                 .iter()
                 .map(|b| Endpoint::healthy("127.0.0.1", b.addr.port()))
                 .collect();
-            let eds_path = eds_dir.join(format!("{}.json", file_safe(name)));
-            eds::write(&eds_path, name, &eps, "sticky", 1).map_err(|e| err(e.to_string()))?;
-            clusters.push(ClusterPlan {
-                name: name.clone(),
-                weight: *weight,
-                eds_path,
-            });
+            clusters.push(plan::eds_cluster(&eds_dir, name, *weight, &eps).map_err(err)?);
             backends.insert(name.clone(), bs);
             endpoints.insert(name.clone(), eps);
         }
@@ -141,21 +136,14 @@ impl Rig {
             *module = module_name(so)
                 .ok_or_else(|| err(format!("{} is not named lib<name>.so", so.display())))?;
         }
+        let plugin = spec
+            .plugin
+            .clone()
+            .unwrap_or_else(|| default_plugin(&names));
         let plan = Plan {
-            listen_address: "127.0.0.1".into(),
-            listen_port: 0,
-            admin_port: 0,
-            affinity,
-            plugin_config: spec
-                .plugin
-                .clone()
-                .unwrap_or_else(|| default_plugin(&names)),
-            clusters,
-            eds_dir,
             retry: spec.retry,
             strict: spec.strict,
-            runtime_key_prefix: Some("sticky.split".into()),
-            connect_timeout_ms: 250,
+            ..plan::loopback(affinity, plugin, clusters, eds_dir)
         };
         let config_path = dir.path().join("envoy.json");
         let mut boot = bootstrap(&plan);
@@ -179,8 +167,7 @@ impl Rig {
             }});
             write_lds(&lds_path, &listener, 1).map_err(|e| err(e.to_string()))?;
         }
-        let text = serde_json::to_vec_pretty(&boot).map_err(|e| err(e.to_string()))?;
-        std::fs::write(&config_path, text).map_err(|e| err(e.to_string()))?;
+        plan::write_bootstrap(&config_path, &boot).map_err(err)?;
         let envoy = start_envoy(
             &plan.affinity,
             spec.native_module.as_deref(),
@@ -452,29 +439,11 @@ pub(crate) fn start_envoy(
     config: &std::path::Path,
     dir: &std::path::Path,
 ) -> Result<Envoy, StartError> {
-    let mut env: Vec<(&str, PathBuf)> = Vec::new();
-    if let Affinity::StickyNative { .. } = affinity {
-        let so = native_module
+    let module = matches!(affinity, Affinity::StickyNative { .. }).then(|| {
+        native_module
             .map(PathBuf::from)
-            .unwrap_or_else(|| crate::artifact("STICKY_NATIVE", "dist/libsticky.so"));
-        env.push((
-            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
-            so.parent().map(PathBuf::from).unwrap_or_default(),
-        ));
-    }
-    let env: Vec<(&str, &std::path::Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+            .unwrap_or_else(|| crate::artifact("STICKY_NATIVE", "dist/libsticky.so"))
+    });
     let bin = crate::artifact("STICKY_ENVOY", ".venv/envoy");
-    Envoy::start(&bin, config, dir, &env)
-}
-
-fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    Envoy::start_with_module(&bin, config, dir, module.as_deref())
 }

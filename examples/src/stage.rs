@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sticky_e2e::envoy::Envoy;
-use sticky_e2e::plugin;
-use stickyctl::eds::{self, Endpoint, Health};
-use stickyctl::render::envoy::{Affinity, ClusterPlan, Plan, bootstrap};
+use sticky_e2e::{plan, plugin};
+use stickyctl::eds::{Endpoint, Health};
+use stickyctl::render::envoy::{Affinity, Plan, bootstrap};
 
 use crate::Identity;
 use crate::instance::{Binaries, Instance, Kind};
@@ -199,29 +199,19 @@ impl Stage {
                 ));
                 instances.insert(inst.identity.name.clone(), inst);
             }
-            let eds_path = eds_dir.join(format!("{cluster}.json"));
             let plain: Vec<Endpoint> = eps.iter().map(|(_, e)| e.clone()).collect();
-            eds::write(&eds_path, cluster, &plain, "sticky", 1).map_err(|e| e.to_string())?;
-            clusters.push(ClusterPlan {
-                name: cluster.clone(),
-                weight: *weight,
-                eds_path,
-            });
+            clusters.push(plan::eds_cluster(&eds_dir, cluster, *weight, &plain)?);
             endpoints.insert(cluster.clone(), eps);
         }
         let names: Vec<&str> = spec.clusters.iter().map(|c| c.0.as_str()).collect();
         let plan = Plan {
-            listen_address: "127.0.0.1".into(),
             listen_port: spec.listen_port,
-            admin_port: 0,
-            affinity: affinity(spec.mode, artifacts.wasm.clone()),
-            plugin_config: plugin_config(&names),
-            clusters,
-            eds_dir,
-            retry: true,
-            strict: false,
-            runtime_key_prefix: Some("sticky.split".into()),
-            connect_timeout_ms: 250,
+            ..plan::loopback(
+                affinity(spec.mode, artifacts.wasm.clone()),
+                plugin_config(&names),
+                clusters,
+                eds_dir,
+            )
         };
         let mut config = bootstrap(&plan);
         if spec.kind == Kind::Counter {
@@ -229,8 +219,7 @@ impl Stage {
         }
         retry_headroom(&mut config);
         let config_path = dir.path().join("envoy.json");
-        let text = serde_json::to_vec_pretty(&config).map_err(|e| e.to_string())?;
-        std::fs::write(&config_path, text).map_err(|e| e.to_string())?;
+        plan::write_bootstrap(&config_path, &config)?;
         let envoy = Envoy::start(&artifacts.envoy, &config_path, dir.path(), &[])
             .map_err(|e| e.to_string())?;
         let stage = Stage {
