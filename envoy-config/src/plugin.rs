@@ -31,3 +31,22 @@ pub fn to_json(config: &PluginConfig) -> Value {
     // Serialising plain structs of strings, numbers and bools cannot fail.
     serde_json::to_value(config).unwrap_or(Value::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loopback_default_is_a_valid_filter_config() {
+        let wire = loopback(
+            "sticky",
+            "x-sticky-session",
+            &["v1", "v2"],
+            "k1",
+            crate::rig::KEY_1,
+        );
+        let bytes = serde_json::to_vec(&to_json(&wire)).unwrap_or_default();
+        let cfg = sticky_core::config::Config::from_json(&bytes).map_err(|e| e.to_string());
+        assert_eq!(cfg.map(|c| c.clusters), Ok(vec!["v1".into(), "v2".into()]));
+    }
+}

@@ -169,3 +169,18 @@ pub fn wait_for(
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::dechunk;
+
+    #[test]
+    fn dechunk_joins_chunks_and_stops_at_the_last() {
+        assert_eq!(
+            dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n"),
+            b"Wikipedia"
+        );
+        assert_eq!(dechunk(b"a\r\nshort"), b"");
+        assert_eq!(dechunk(b""), b"");
+    }
+}
