@@ -252,7 +252,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
         for (v, envoy, _) in &running {
             if matches!(v, Variant::StickyWasm | Variant::StickyWasmB) {
-                let failures = wasm_failures(&envoy.log());
+                let failures = envoy.wasm_failures();
                 if !failures.is_empty() {
                     return Err(format!(
                         "sticky.wasm failed under load:\n{}",
@@ -686,17 +686,6 @@ fn host_tests_lines(root: &Path) -> Result<Vec<String>, String> {
     } else {
         Ok(lines)
     }
-}
-
-fn wasm_failures(log: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| {
-            l.contains("panicked at")
-                || l.contains("Uncaught RuntimeError")
-                || l.contains("Wasm VM failed")
-        })
-        .map(str::to_owned)
-        .collect()
 }
 
 fn first_line(s: &str) -> &str {

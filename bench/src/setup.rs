@@ -12,8 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sticky_e2e::client;
 use sticky_e2e::envoy::Envoy;
-use stickyctl::eds::{self, Endpoint};
-use stickyctl::render::envoy::{Affinity, ClusterPlan, NativeWiring, Plan, bootstrap};
+use sticky_e2e::{plan, plugin};
+use stickyctl::eds::Endpoint;
+use stickyctl::render::envoy::{Affinity, ClusterPlan, NativeWiring, bootstrap};
 
 use crate::upstream::Upstream;
 
@@ -207,14 +208,7 @@ impl World {
             .iter()
             .map(|u| Endpoint::healthy("127.0.0.1", u.addr.port()))
             .collect();
-        eds::write(
-            &eds_dir.join(format!("{name}.json")),
-            name,
-            &eps,
-            "sticky",
-            1,
-        )
-        .map_err(|e| format!("eds: {e}"))?;
+        plan::eds_cluster(&eds_dir, name, weight, &eps)?;
         clusters.push((name.to_owned(), weight, ups));
         let envoy_wrapper = write_wrapper(dir.path(), envoy, envoy_cpu)?;
         Ok(World {
@@ -259,62 +253,38 @@ impl World {
                 wiring: NativeWiring::DropIn,
             },
         };
-        let plan = Plan {
-            listen_address: "127.0.0.1".into(),
-            listen_port: 0,
-            admin_port: 0,
-            affinity,
-            plugin_config: match v {
-                Variant::FloorWasm => self.floor_config(),
-                _ => plugin_config(&names),
-            },
-            clusters: self
-                .clusters
-                .iter()
-                .map(|(name, weight, _)| ClusterPlan {
-                    name: name.clone(),
-                    weight: *weight,
-                    eds_path: self.eds_dir.join(format!("{name}.json")),
-                })
-                .collect(),
-            eds_dir: self.eds_dir.clone(),
-            retry: true,
-            strict: false,
-            runtime_key_prefix: Some("sticky.split".into()),
-            connect_timeout_ms: 250,
+        let plugin = match v {
+            Variant::FloorWasm => self.floor_config(),
+            _ => plugin_config(&names),
         };
+        let clusters = self
+            .clusters
+            .iter()
+            .map(|(name, weight, _)| ClusterPlan {
+                name: name.clone(),
+                weight: *weight,
+                eds_path: self.eds_dir.join(format!("{}.json", plan::file_safe(name))),
+            })
+            .collect();
+        let plan = plan::loopback(affinity, plugin, clusters, self.eds_dir.clone());
         let run_dir = tempfile::tempdir_in(self.dir.path()).map_err(|e| e.to_string())?;
         let config = run_dir.path().join("envoy.json");
-        let text = serde_json::to_vec_pretty(&bootstrap(&plan)).map_err(|e| e.to_string())?;
-        std::fs::write(&config, text).map_err(|e| e.to_string())?;
-        let mut env: Vec<(&str, &Path)> = Vec::new();
+        plan::write_bootstrap(&config, &bootstrap(&plan))?;
         let module = match v {
             Variant::StickyNative | Variant::StickyNativeDropIn => art.native.as_deref(),
             Variant::EmptyNative => art.empty_native.as_deref(),
             _ => None,
         };
-        if let Some(so) = module {
-            env.push((
-                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
-                so.parent().unwrap_or(Path::new(".")),
-            ));
-        }
         // The run directory lives as long as the world; Envoy's log stays readable.
         let run_dir = run_dir.keep();
-        let envoy = Envoy::start(&self.envoy_wrapper, &config, &run_dir, &env)
+        let envoy = Envoy::start_with_module(&self.envoy_wrapper, &config, &run_dir, module)
             .map_err(|e| format!("{} did not start: {e}", v.name()))?;
-        let hosts: usize = self.clusters.iter().map(|c| c.2.len()).sum();
-        let loaded = envoy.wait_for(Duration::from_secs(5), |e| {
-            names
-                .iter()
-                .map(|c| {
-                    e.stat(&format!("cluster.{c}.membership_total"))
-                        .unwrap_or(0)
-                })
-                .sum::<u64>()
-                == hosts as u64
-        });
-        if !loaded {
+        let members: Vec<(&str, usize)> = self
+            .clusters
+            .iter()
+            .map(|(c, _, ups)| (c.as_str(), ups.len()))
+            .collect();
+        if !envoy.wait_members(&members, Duration::from_secs(5)) {
             return Err(format!("{}: EDS not loaded within 5 s", v.name()));
         }
         Ok(envoy)
@@ -339,12 +309,13 @@ impl World {
 /// sticky's plugin configuration: the e2e rig's default (cookie, the session
 /// header for API clients, both clusters allowed).
 pub fn plugin_config(clusters: &[&str]) -> Value {
-    json!({
-        "cookie": {"name": COOKIE, "ttl_seconds": 600, "secure": false},
-        "session_header": "x-sticky-session",
-        "clusters": clusters,
-        "keys": [{"id": "k1", "secret": KEY}],
-    })
+    plugin::to_json(&plugin::loopback(
+        COOKIE,
+        "x-sticky-session",
+        clusters,
+        "k1",
+        KEY,
+    ))
 }
 
 /// The e2e harness starts Envoy with two workers (what the functional tests

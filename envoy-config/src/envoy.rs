@@ -1,17 +1,20 @@
 //! An Envoy 1.40 process for tests: started from a bootstrap file with
 //! ephemeral listener and admin ports, and killed by its PID when dropped.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use stickyctl::eds::{self, Endpoint};
+
+use crate::admin::Admin;
+
 /// A running Envoy.
 pub struct Envoy {
     child: Child,
-    /// Admin address (loopback).
-    pub admin: SocketAddr,
+    /// The admin interface (loopback).
+    pub admin: Admin,
     /// The HTTP listener.
     pub listener: SocketAddr,
     /// Envoy's log file.
@@ -75,7 +78,7 @@ impl Envoy {
         })?;
         let mut envoy = Envoy {
             child,
-            admin: "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable_addr()),
+            admin: Admin::new(unreachable_addr()),
             listener: "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable_addr()),
             log_path,
             startup: Duration::ZERO,
@@ -98,23 +101,36 @@ impl Envoy {
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
             {
-                envoy.admin = admin;
-                if envoy
-                    .admin_get("/ready")
-                    .map(|(s, _)| s == 200)
-                    .unwrap_or(false)
-                {
+                envoy.admin = Admin::new(admin);
+                if envoy.admin.ready() {
                     break;
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         envoy.startup = began.elapsed();
-        envoy.listener = envoy.find_listener().ok_or_else(|| StartError {
+        envoy.listener = envoy.admin.listener().ok_or_else(|| StartError {
             message: "no listener address in /listeners".into(),
             log: envoy.log(),
         })?;
         Ok(envoy)
+    }
+
+    /// [`Envoy::start`] able to load the dynamic module `module`
+    /// (`lib<name>.so`): its directory goes into
+    /// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
+    pub fn start_with_module(
+        bin: &Path,
+        config: &Path,
+        dir: &Path,
+        module: Option<&Path>,
+    ) -> Result<Self, StartError> {
+        let search = module.map(|so| so.parent().unwrap_or(Path::new(".")));
+        let env: Vec<(&str, &Path)> = search
+            .map(|d| ("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", d))
+            .into_iter()
+            .collect();
+        Self::start(bin, config, dir, &env)
     }
 
     /// Whether the process has exited, and its status.
@@ -132,48 +148,62 @@ impl Envoy {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    fn find_listener(&self) -> Option<SocketAddr> {
-        let (_, body) = self.admin_get("/listeners?format=json").ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        let sa = &v["listener_statuses"][0]["local_address"]["socket_address"];
-        let ip = sa["address"].as_str()?;
-        let port = sa["port_value"].as_u64()?;
-        format!("{ip}:{port}").parse().ok()
-    }
-
     /// GET on the admin interface: (status, body).
     pub fn admin_get(&self, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-        admin_request(self.admin, "GET", path)
+        self.admin.get(path)
     }
 
     /// POST on the admin interface: (status, body).
     pub fn admin_post(&self, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-        admin_request(self.admin, "POST", path)
+        self.admin.post(path)
     }
 
     /// The value of one counter or gauge, by exact name.
     pub fn stat(&self, name: &str) -> Option<u64> {
-        let (_, body) = self
-            .admin_get(&format!("/stats?filter=^{}$", escape_regex(name)))
-            .ok()?;
-        let text = String::from_utf8_lossy(&body);
-        text.lines().find_map(|l| {
-            l.strip_prefix(&format!("{name}: "))
-                .and_then(|v| v.trim().parse().ok())
-        })
+        self.admin.stat(name)
     }
 
     /// Every stat line whose name contains `needle`.
     pub fn stats_matching(&self, needle: &str) -> Vec<(String, u64)> {
-        let Ok((_, body)) = self.admin_get("/stats") else {
-            return Vec::new();
-        };
-        String::from_utf8_lossy(&body)
-            .lines()
-            .filter(|l| l.contains(needle))
-            .filter_map(|l| l.split_once(": "))
-            .filter_map(|(k, v)| Some((k.to_owned(), v.trim().parse().ok()?)))
-            .collect()
+        self.admin.stats_matching(needle)
+    }
+
+    /// The log lines that betray a crashed filter (should be none).
+    pub fn wasm_failures(&self) -> Vec<String> {
+        wasm_failures(&self.log())
+    }
+
+    /// Waits until every `(cluster, hosts)` has that many members (EDS
+    /// loaded); returns whether they all did within `timeout`.
+    pub fn wait_members(&self, clusters: &[(&str, usize)], timeout: Duration) -> bool {
+        self.wait_for(timeout, |e| {
+            clusters.iter().all(|(c, n)| {
+                e.stat(&format!("cluster.{c}.membership_total"))
+                    == Some(u64::try_from(*n).unwrap_or(u64::MAX))
+            })
+        })
+    }
+
+    /// Writes `cluster`'s EDS file at `path` (version `version`) and waits
+    /// until Envoy applied it.
+    pub fn apply_eds(
+        &self,
+        path: &Path,
+        cluster: &str,
+        endpoints: &[Endpoint],
+        version: u64,
+    ) -> Result<(), String> {
+        let stat = format!("cluster.{cluster}.update_success");
+        let before = self.stat(&stat).unwrap_or(0);
+        eds::write(path, cluster, endpoints, "sticky", version)
+            .map_err(|e| format!("eds write: {e}"))?;
+        if self.wait_for(Duration::from_secs(5), |e| {
+            e.stat(&stat).unwrap_or(0) > before
+        }) {
+            Ok(())
+        } else {
+            Err(format!("Envoy did not apply the EDS update of {cluster}"))
+        }
     }
 
     /// Waits until `cond` holds or `timeout` passes; returns whether it held.
@@ -205,60 +235,15 @@ fn unreachable_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 1))
 }
 
-fn escape_regex(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if ".|[]()*+?^$\\".contains(c) {
-                vec!['\\', c]
-            } else {
-                vec![c]
-            }
+/// The lines of an Envoy log that betray a crashed filter: a Rust panic, a
+/// wasm trap, a failed VM.
+pub fn wasm_failures(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            l.contains("panicked at")
+                || l.contains("Uncaught RuntimeError")
+                || l.contains("Wasm VM failed")
         })
+        .map(str::to_owned)
         .collect()
-}
-
-fn admin_request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(raw.len());
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut body = raw.get(end + 4..).unwrap_or_default().to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Ok((status, body))
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = nl + 2;
-        let Some(chunk) = b.get(start..start + size) else {
-            break;
-        };
-        out.extend_from_slice(chunk);
-        b = b.get(start + size + 2..).unwrap_or_default();
-    }
-    out
 }

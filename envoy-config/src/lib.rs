@@ -3,11 +3,14 @@
 //! jar, and an Envoy process started from a bootstrap rendered by stickyctl.
 //! Every process started here is stopped by its PID when its handle drops.
 
+pub mod admin;
 pub mod backend;
 pub mod build;
 pub mod client;
 pub mod envoy;
 pub mod mcp;
+pub mod plan;
+pub mod plugin;
 pub mod replica;
 pub mod rig;
 

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sticky_core::config::wire::PluginConfig;
 use stickyctl::eds::{self, Endpoint};
-use stickyctl::render::envoy::{Affinity, ClusterPlan, Plan, bootstrap};
+use stickyctl::render::envoy::{Affinity, Plan, bootstrap};
 
 use crate::backend::Backend;
 use crate::envoy::{Envoy, StartError};
+use crate::plan;
 
 /// base64 of 32 bytes 0x11: the rig's sealing key, id `k1`.
 pub const KEY_1: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
@@ -56,14 +58,15 @@ impl Default for Spec {
     }
 }
 
-/// The rig's default plugin config for `clusters`.
+/// The rig's default plugin config for `clusters`, as the wire model.
+pub fn default_wire(clusters: &[&str]) -> PluginConfig {
+    crate::plugin::loopback("sticky", SESSION_HEADER, clusters, "k1", KEY_1)
+}
+
+/// The rig's default plugin config for `clusters`, as JSON (tests edit it,
+/// including into shapes the wire model cannot hold).
 pub fn default_plugin(clusters: &[&str]) -> Value {
-    json!({
-        "cookie": {"name": "sticky", "ttl_seconds": 600, "secure": false},
-        "session_header": SESSION_HEADER,
-        "clusters": clusters,
-        "keys": [{"id": "k1", "secret": KEY_1}],
-    })
+    crate::plugin::to_json(&default_wire(clusters))
 }
 
 /// A running set-up.
@@ -116,13 +119,7 @@ impl Rig {
                 .iter()
                 .map(|b| Endpoint::healthy("127.0.0.1", b.addr.port()))
                 .collect();
-            let eds_path = eds_dir.join(format!("{}.json", file_safe(name)));
-            eds::write(&eds_path, name, &eps, "sticky", 1).map_err(|e| err(e.to_string()))?;
-            clusters.push(ClusterPlan {
-                name: name.clone(),
-                weight: *weight,
-                eds_path,
-            });
+            clusters.push(plan::eds_cluster(&eds_dir, name, *weight, &eps).map_err(err)?);
             backends.insert(name.clone(), bs);
             endpoints.insert(name.clone(), eps);
         }
@@ -139,21 +136,14 @@ impl Rig {
             *module = module_name(so)
                 .ok_or_else(|| err(format!("{} is not named lib<name>.so", so.display())))?;
         }
+        let plugin = spec
+            .plugin
+            .clone()
+            .unwrap_or_else(|| default_plugin(&names));
         let plan = Plan {
-            listen_address: "127.0.0.1".into(),
-            listen_port: 0,
-            admin_port: 0,
-            affinity,
-            plugin_config: spec
-                .plugin
-                .clone()
-                .unwrap_or_else(|| default_plugin(&names)),
-            clusters,
-            eds_dir,
             retry: spec.retry,
             strict: spec.strict,
-            runtime_key_prefix: Some("sticky.split".into()),
-            connect_timeout_ms: 250,
+            ..plan::loopback(affinity, plugin, clusters, eds_dir)
         };
         let config_path = dir.path().join("envoy.json");
         let mut boot = bootstrap(&plan);
@@ -177,8 +167,7 @@ impl Rig {
             }});
             write_lds(&lds_path, &listener, 1).map_err(|e| err(e.to_string()))?;
         }
-        let text = serde_json::to_vec_pretty(&boot).map_err(|e| err(e.to_string()))?;
-        std::fs::write(&config_path, text).map_err(|e| err(e.to_string()))?;
+        plan::write_bootstrap(&config_path, &boot).map_err(err)?;
         let envoy = start_envoy(
             &plan.affinity,
             spec.native_module.as_deref(),
@@ -239,8 +228,6 @@ impl Rig {
             .unwrap_or_else(|| panic!("no cluster {cluster}"));
         f(eps);
         self.version += 1;
-        let stat = format!("cluster.{cluster}.update_success");
-        let before = self.envoy.stat(&stat).unwrap_or(0);
         let path = self
             .plan
             .clusters
@@ -248,12 +235,9 @@ impl Rig {
             .find(|c| c.name == cluster)
             .map(|c| c.eds_path.clone())
             .unwrap_or_default();
-        eds::write(&path, cluster, eps, "sticky", self.version)
-            .unwrap_or_else(|e| panic!("eds write: {e}"));
-        let applied = self.envoy.wait_for(Duration::from_secs(5), |e| {
-            e.stat(&stat).unwrap_or(0) > before
-        });
-        assert!(applied, "Envoy did not apply the EDS update of {cluster}");
+        self.envoy
+            .apply_eds(&path, cluster, eps, self.version)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Starts one more backend in `cluster` and adds it to EDS; returns its name.
@@ -293,21 +277,11 @@ impl Rig {
 
     /// Shifts the split's weights live through Envoy's runtime admin layer.
     pub fn set_weights(&self, weights: &[(&str, u32)]) {
-        let prefix = self.plan.runtime_key_prefix.clone().unwrap_or_default();
-        let query: Vec<String> = weights
-            .iter()
-            .map(|(c, w)| format!("{prefix}.{c}={w}"))
-            .collect();
-        let (status, body) = self
-            .envoy
-            .admin_post(&format!("/runtime_modify?{}", query.join("&")))
-            .unwrap_or_else(|e| panic!("runtime_modify: {e}"));
-        assert_eq!(
-            status,
-            200,
-            "runtime_modify: {}",
-            String::from_utf8_lossy(&body)
-        );
+        let prefix = self.plan.runtime_key_prefix.as_deref().unwrap_or_default();
+        self.envoy
+            .admin
+            .set_weights(prefix, weights)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Replaces Envoy with a new one in another affinity mode (and plugin
@@ -420,25 +394,17 @@ impl Rig {
 
     /// Waits until `envoy` (this rig's, or a replica) sees every endpoint.
     pub(crate) fn wait_healthy(&self, envoy: &Envoy) {
-        for (cluster, eps) in &self.endpoints {
-            let stat = format!("cluster.{cluster}.membership_total");
-            let want = u64::try_from(eps.len()).unwrap_or(u64::MAX);
-            envoy.wait_for(Duration::from_secs(5), |e| e.stat(&stat) == Some(want));
-        }
+        let members: Vec<(&str, usize)> = self
+            .endpoints
+            .iter()
+            .map(|(c, eps)| (c.as_str(), eps.len()))
+            .collect();
+        envoy.wait_members(&members, Duration::from_secs(5));
     }
 
     /// The log lines that betray a crashed filter (should be none).
     pub fn wasm_failures(&self) -> Vec<String> {
-        self.envoy
-            .log()
-            .lines()
-            .filter(|l| {
-                l.contains("panicked at")
-                    || l.contains("Uncaught RuntimeError")
-                    || l.contains("Wasm VM failed")
-            })
-            .map(str::to_owned)
-            .collect()
+        self.envoy.wasm_failures()
     }
 }
 
@@ -473,29 +439,11 @@ pub(crate) fn start_envoy(
     config: &std::path::Path,
     dir: &std::path::Path,
 ) -> Result<Envoy, StartError> {
-    let mut env: Vec<(&str, PathBuf)> = Vec::new();
-    if let Affinity::StickyNative { .. } = affinity {
-        let so = native_module
+    let module = matches!(affinity, Affinity::StickyNative { .. }).then(|| {
+        native_module
             .map(PathBuf::from)
-            .unwrap_or_else(|| crate::artifact("STICKY_NATIVE", "dist/libsticky.so"));
-        env.push((
-            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
-            so.parent().map(PathBuf::from).unwrap_or_default(),
-        ));
-    }
-    let env: Vec<(&str, &std::path::Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+            .unwrap_or_else(|| crate::artifact("STICKY_NATIVE", "dist/libsticky.so"))
+    });
     let bin = crate::artifact("STICKY_ENVOY", ".venv/envoy");
-    Envoy::start(&bin, config, dir, &env)
-}
-
-fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    Envoy::start_with_module(&bin, config, dir, module.as_deref())
 }

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use sticky_core::config::wire;
 use sticky_e2e::build::Build;
 use sticky_e2e::client::{Response, Session};
-use sticky_e2e::rig::{Rig, Spec, default_plugin};
+use sticky_e2e::plugin::to_json;
+use sticky_e2e::rig::{Rig, Spec, default_wire};
 use stickyctl::eds::Health;
 use stickyctl::render::envoy::Affinity;
 
@@ -195,8 +197,14 @@ fn strict_mode_answers_503_when_the_pinned_host_is_gone() {
 }
 
 fn idle_and_absolute_timeouts_give_a_fresh_pick(build: Build) {
-    let mut plugin = default_plugin(&["v1"]);
-    plugin["session"] = json!({"idle_timeout_seconds": 2, "refresh_interval_seconds": 1});
+    let plugin = to_json(&wire::PluginConfig {
+        session: Some(wire::Session {
+            idle_timeout_seconds: Some(2),
+            refresh_interval_seconds: Some(1),
+            ..wire::Session::default()
+        }),
+        ..default_wire(&["v1"])
+    });
     let rig = build.start(Spec {
         plugin: Some(plugin),
         ..one_cluster(2)
@@ -219,8 +227,13 @@ fn idle_and_absolute_timeouts_give_a_fresh_pick(build: Build) {
         Some(2)
     );
 
-    let mut plugin = default_plugin(&["v1"]);
-    plugin["session"] = json!({"absolute_timeout_seconds": 2});
+    let plugin = to_json(&wire::PluginConfig {
+        session: Some(wire::Session {
+            absolute_timeout_seconds: Some(2),
+            ..wire::Session::default()
+        }),
+        ..default_wire(&["v1"])
+    });
     let rig = build.start(Spec {
         plugin: Some(plugin),
         ..one_cluster(2)
@@ -253,8 +266,14 @@ fn idle_and_absolute_timeouts_give_a_fresh_pick(build: Build) {
 }
 
 fn an_active_session_outlives_its_idle_timeout_with_rate_limited_refreshes(build: Build) {
-    let mut plugin = default_plugin(&["v1"]);
-    plugin["session"] = json!({"idle_timeout_seconds": 3, "refresh_interval_seconds": 1});
+    let plugin = to_json(&wire::PluginConfig {
+        session: Some(wire::Session {
+            idle_timeout_seconds: Some(3),
+            refresh_interval_seconds: Some(1),
+            ..wire::Session::default()
+        }),
+        ..default_wire(&["v1"])
+    });
     let rig = build.start(Spec {
         plugin: Some(plugin),
         ..one_cluster(3)

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::json;
+use sticky_core::config::wire;
 use sticky_core::keys::{Key, KeyId, Keyring};
 use sticky_core::token::{self, Claims};
 use sticky_e2e::build::Build;
 use sticky_e2e::client::{Session, send};
-use sticky_e2e::rig::{KEY_1, KEY_2, Rig, SESSION_HEADER, Spec, default_plugin};
+use sticky_e2e::plugin::to_json;
+use sticky_e2e::rig::{KEY_1, KEY_2, Rig, SESSION_HEADER, Spec, default_plugin, default_wire};
 
 /// base64 of 32 bytes 0x33: a key that was retired before the test starts.
 const RETIRED: &str = "MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
@@ -261,8 +262,11 @@ fn a_valid_plugin_config_change_applies_to_a_running_envoy() {
     let mut rig = lds_rig();
     let mut s = Session::new("a");
     assert!(s.get(rig.addr()).unwrap().headers_named("set-cookie")[0].starts_with("sticky="));
-    let mut plugin = default_plugin(&["v1", "v2"]);
-    plugin["cookie"]["name"] = json!("sess2");
+    let mut plugin = default_wire(&["v1", "v2"]);
+    if let Some(cookie) = plugin.cookie.as_mut() {
+        cookie.name = Some("sess2".into());
+    }
+    let plugin = to_json(&plugin);
     assert!(rig.update_plugin(plugin), "Envoy refused a valid config");
     let r = Session::new("b").get(rig.addr()).unwrap();
     assert!(
@@ -277,8 +281,10 @@ fn an_invalid_plugin_config_change_is_refused_and_the_old_one_keeps_serving() {
     let mut rig = lds_rig();
     let mut s = Session::new("keep");
     let backend = s.get(rig.addr()).unwrap().backend();
-    let mut plugin = default_plugin(&["v1", "v2"]);
-    plugin["keys"] = json!([{"id": "k1", "secret": "dG9vIHNob3J0"}]);
+    let plugin = to_json(&wire::PluginConfig {
+        keys: Some(vec![wire::Key::new("k1", "dG9vIHNob3J0")]),
+        ..default_wire(&["v1", "v2"])
+    });
     assert!(
         !rig.update_plugin(plugin),
         "Envoy accepted an invalid config"
@@ -308,8 +314,13 @@ fn key_rotation_keeps_every_live_session() {
         })
         .collect();
     // Step 1: a new first key seals, the old one still opens.
-    let mut plugin = default_plugin(&["v1", "v2"]);
-    plugin["keys"] = json!([{"id": "k2", "secret": KEY_2}, {"id": "k1", "secret": KEY_1}]);
+    let plugin = to_json(&wire::PluginConfig {
+        keys: Some(vec![
+            wire::Key::new("k2", KEY_2),
+            wire::Key::new("k1", KEY_1),
+        ]),
+        ..default_wire(&["v1", "v2"])
+    });
     assert!(rig.update_plugin(plugin));
     for (s, b) in &mut sessions {
         let r = s.get(rig.addr()).unwrap();
@@ -328,8 +339,10 @@ fn key_rotation_keeps_every_live_session() {
     );
     // Step 2: once old tokens are refreshed or expired the old key retires;
     // sessions sealed with the new key are unaffected.
-    let mut plugin = default_plugin(&["v1", "v2"]);
-    plugin["keys"] = json!([{"id": "k2", "secret": KEY_2}]);
+    let plugin = to_json(&wire::PluginConfig {
+        keys: Some(vec![wire::Key::new("k2", KEY_2)]),
+        ..default_wire(&["v1", "v2"])
+    });
     assert!(rig.update_plugin(plugin));
     for _ in 0..5 {
         assert_eq!(newcomer.get(rig.addr()).unwrap().backend(), nb);

@@ -5,10 +5,11 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::json;
+use sticky_core::config::wire;
 use sticky_e2e::build::Build;
 use sticky_e2e::client::Session;
-use sticky_e2e::rig::{Rig, Spec, default_plugin};
+use sticky_e2e::plugin::to_json;
+use sticky_e2e::rig::{Rig, Spec, default_wire};
 use stickyctl::render::envoy::Affinity;
 
 #[test]
@@ -35,8 +36,14 @@ fn sessions_on_envoy_native_cookies_survive_the_switch_to_sticky() {
             (s, r.backend().unwrap(), r.count().unwrap())
         })
         .collect();
-    let mut plugin = default_plugin(&["v1"]);
-    plugin["migration"] = json!({"envoy_cookie": "envoy-session", "cluster": "v1"});
+    let plugin = to_json(&wire::PluginConfig {
+        migration: Some(wire::Migration {
+            envoy_cookie: Some("envoy-session".into()),
+            cluster: Some("v1".into()),
+            ..wire::Migration::default()
+        }),
+        ..default_wire(&["v1"])
+    });
     let wasm = sticky_e2e::artifact("STICKY_WASM", "dist/sticky.wasm");
     rig.replace_envoy(Affinity::StickyWasm { wasm_path: wasm }, plugin)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -85,11 +92,15 @@ sticky_e2e::for_each_build!(a_legacy_cluster_suffix_steers_only_with_trust_clust
 /// fresh pick to v1, so a v2 host can only come from the suffix.
 fn a_legacy_cluster_suffix_steers_only_with_trust_cluster(build: Build) {
     for trust in [false, true] {
-        let mut plugin = default_plugin(&["v1", "v2"]);
-        plugin["migration"] = json!({"header": "x-legacy-session", "cluster": "v1"});
-        if trust {
-            plugin["migration"]["trust_cluster"] = json!(true);
-        }
+        let plugin = to_json(&wire::PluginConfig {
+            migration: Some(wire::Migration {
+                header: Some("x-legacy-session".into()),
+                cluster: Some("v1".into()),
+                trust_cluster: trust.then_some(true),
+                ..wire::Migration::default()
+            }),
+            ..default_wire(&["v1", "v2"])
+        });
         let mut rig = build.start(Spec {
             clusters: vec![("v1".into(), 100, 2), ("v2".into(), 0, 2)],
             plugin: Some(plugin),

@@ -6,12 +6,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use serde_json::json;
+use sticky_core::config::wire;
 use sticky_core::keys::{Key, KeyId, Keyring};
 use sticky_core::token;
 use sticky_e2e::build::Build;
 use sticky_e2e::client::{Response, Session};
-use sticky_e2e::rig::{KEY_1, KEY_2, Rig, SESSION_HEADER, Spec, default_plugin};
+use sticky_e2e::plugin::to_json;
+use sticky_e2e::rig::{KEY_1, KEY_2, Rig, SESSION_HEADER, Spec, default_wire};
 
 /// The key id a token was sealed under: the token is base64url (no padding)
 /// of `[version = 1, kid_len, kid, 24-byte nonce, ciphertext]`.
@@ -34,19 +35,18 @@ fn cookie_token(r: &Response) -> Option<String> {
     tokens.into_iter().next()
 }
 
-fn keys(ids: &[&str]) -> serde_json::Value {
-    ids.iter()
-        .map(|id| match *id {
-            "k1" => json!({"id": "k1", "secret": KEY_1}),
-            _ => json!({"id": "k2", "secret": KEY_2}),
-        })
-        .collect()
-}
-
 fn plugin(ids: &[&str]) -> serde_json::Value {
-    let mut p = default_plugin(&["v1", "v2"]);
-    p["keys"] = keys(ids);
-    p
+    let keys = ids
+        .iter()
+        .map(|id| match *id {
+            "k1" => wire::Key::new("k1", KEY_1),
+            _ => wire::Key::new("k2", KEY_2),
+        })
+        .collect();
+    to_json(&wire::PluginConfig {
+        keys: Some(keys),
+        ..default_wire(&["v1", "v2"])
+    })
 }
 
 /// The host a token pins, opened with the key `id`.

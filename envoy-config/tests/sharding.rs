@@ -2,22 +2,31 @@
 //! one backend (a StatefulSet ordinal); backends report their name, so each
 //! request proves which shard served it.
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use sticky_core::config::wire::{Cookie, PluginConfig, ShardKey, Sharding};
 use sticky_core::shard::shard_of;
 use sticky_e2e::client::{Session, send};
+use sticky_e2e::plugin::to_json;
 use sticky_e2e::rig::{KEY_1, Rig, Spec};
 
-fn plugin(shards: usize, extra: Value) -> Value {
-    let clusters: Vec<String> = (0..shards).map(|i| format!("shard-{i}")).collect();
-    let mut sharding = json!({"key": {"header": "x-account"}, "clusters": clusters});
-    if let (Some(s), Some(e)) = (sharding.as_object_mut(), extra.as_object()) {
-        s.extend(e.clone());
-    }
-    json!({
-        "cookie": {"name": "sticky", "secure": false},
-        "clusters": ["fallback"],
-        "keys": [{"id": "k1", "secret": KEY_1}],
-        "sharding": sharding,
+fn plugin(shards: usize, edit: impl FnOnce(&mut Sharding)) -> Value {
+    let mut sharding = Sharding {
+        key: Some(ShardKey {
+            header: Some("x-account".into()),
+            ..ShardKey::default()
+        }),
+        clusters: Some((0..shards).map(|i| format!("shard-{i}")).collect()),
+        ..Sharding::default()
+    };
+    edit(&mut sharding);
+    to_json(&PluginConfig {
+        cookie: Some(Cookie {
+            name: Some("sticky".into()),
+            secure: Some(false),
+            ..Cookie::default()
+        }),
+        sharding: Some(sharding),
+        ..PluginConfig::new(&["fallback"], "k1", KEY_1)
     })
 }
 
@@ -41,7 +50,7 @@ fn shard_served(rig: &Rig, key: &str) -> String {
 
 #[test]
 fn keys_land_on_their_shard_and_resharding_moves_the_share_jump_hash_predicts() {
-    let mut rig = rig(5, plugin(4, json!({})));
+    let mut rig = rig(5, plugin(4, |_| {}));
     let keys: Vec<String> = (0..500).map(|i| format!("account-{i}")).collect();
     let before: Vec<String> = keys.iter().map(|k| shard_served(&rig, k)).collect();
     for (k, s) in keys.iter().zip(&before) {
@@ -52,7 +61,7 @@ fn keys_land_on_their_shard_and_resharding_moves_the_share_jump_hash_predicts() 
         let r = send(rig.addr(), "/", &[(b"x-account", weird)]).unwrap();
         assert!(r.status < 500, "{weird:?}: {}", r.status);
     }
-    assert!(rig.update_plugin(plugin(5, json!({}))));
+    assert!(rig.update_plugin(plugin(5, |_| {})));
     let after: Vec<String> = keys.iter().map(|k| shard_served(&rig, k)).collect();
     let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
     let share = moved as f64 / keys.len() as f64;
@@ -87,10 +96,10 @@ fn keys_land_on_their_shard_and_resharding_moves_the_share_jump_hash_predicts() 
 
 #[test]
 fn missing_keys_fall_back_or_get_400() {
-    let mut rig = rig(2, plugin(2, json!({})));
+    let mut rig = rig(2, plugin(2, |_| {}));
     let r = send(rig.addr(), "/", &[]).unwrap();
     assert_eq!(r.backend().as_deref(), Some("fallback-0"));
-    assert!(rig.update_plugin(plugin(2, json!({"missing_key": "reject"}))));
+    assert!(rig.update_plugin(plugin(2, |s| s.missing_key = Some("reject".into()))));
     let r = send(rig.addr(), "/", &[]).unwrap();
     assert_eq!(r.status, 400);
     assert!(r.backend().is_none());
@@ -100,7 +109,7 @@ fn missing_keys_fall_back_or_get_400() {
 
 #[test]
 fn in_flight_sessions_finish_on_their_old_shard_until_the_reshard_deadline() {
-    let mut rig = rig(5, plugin(4, json!({})));
+    let mut rig = rig(5, plugin(4, |_| {}));
     let key = (0..)
         .map(|i| format!("acct-{i}"))
         .find(|k| shard_of(k.as_bytes(), 4) != shard_of(k.as_bytes(), 5))
@@ -115,7 +124,7 @@ fn in_flight_sessions_finish_on_their_old_shard_until_the_reshard_deadline() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    assert!(rig.update_plugin(plugin(5, json!({"reshard_deadline": now + 3}))));
+    assert!(rig.update_plugin(plugin(5, |s| s.reshard_deadline = Some(now + 3))));
     for _ in 0..5 {
         let r = s.get(rig.addr()).unwrap();
         assert_eq!(

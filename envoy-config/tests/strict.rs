@@ -6,12 +6,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::json;
 use sticky_core::keys::{Key, KeyId, Keyring};
 use sticky_core::token::{self, Claims};
 use sticky_e2e::build::Build;
 use sticky_e2e::client::{Response, Session};
-use sticky_e2e::rig::{KEY_1, Spec, default_plugin};
+use sticky_e2e::plugin::to_json;
+use sticky_e2e::rig::{KEY_1, Spec, default_wire};
 
 /// The claims of the sticky token a response's `Set-Cookie` issues.
 fn issued(r: &Response) -> Option<Claims> {
@@ -28,12 +28,13 @@ sticky_e2e::for_each_build!(
 );
 
 fn strict_session_whose_host_left_eds_gets_one_503_then_a_host_of_its_cluster(build: Build) {
-    let mut plugin = default_plugin(&["v1", "v2"]);
+    let mut plugin = default_wire(&["v1", "v2"]);
     // The native direct wiring gets `override_host: {"strict": true}` from
     // `Spec::strict`; the others say it at the top level.
     if build != Build::Native {
-        plugin["strict"] = json!(true);
+        plugin.strict = Some(true);
     }
+    let plugin = to_json(&plugin);
     let mut rig = build.start(Spec {
         clusters: vec![("v1".into(), 50, 2), ("v2".into(), 50, 2)],
         plugin: Some(plugin),

@@ -7,11 +7,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use sticky_core::config::wire;
 use sticky_e2e::backend::Backend;
 use sticky_e2e::build::Build;
 use sticky_e2e::client::{Response, request};
 use sticky_e2e::envoy::Envoy;
-use sticky_e2e::rig::{Rig, Spec, default_plugin};
+use sticky_e2e::plugin::to_json;
+use sticky_e2e::rig::{Rig, Spec, default_wire};
 use stickyctl::eds::Health;
 
 const H: &str = "mcp-session-id";
@@ -19,9 +21,13 @@ const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{
 const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
 
 fn plugin(clusters: &[&str]) -> Value {
-    let mut p = default_plugin(clusters);
-    p["wrap"] = serde_json::json!({"header": "Mcp-Session-Id"});
-    p
+    to_json(&wire::PluginConfig {
+        wrap: Some(wire::Wrap {
+            header: Some("Mcp-Session-Id".into()),
+            ..wire::Wrap::default()
+        }),
+        ..default_wire(clusters)
+    })
 }
 
 fn start(build: Build, clusters: Vec<(String, u32, usize)>) -> Rig {
@@ -292,8 +298,14 @@ fn draining_and_removed_hosts_follow_the_drain_and_repin_rules(build: Build) {
 }
 
 fn ids_up_to_the_limit_are_wrapped_and_longer_ones_go_out_raw(build: Build) {
-    let mut p = default_plugin(&["v1"]);
-    p["wrap"] = serde_json::json!({"header": "Mcp-Session-Id", "max_id_bytes": 1024});
+    let p = to_json(&wire::PluginConfig {
+        wrap: Some(wire::Wrap {
+            header: Some("Mcp-Session-Id".into()),
+            max_id_bytes: Some(1024),
+            ..wire::Wrap::default()
+        }),
+        ..default_wire(&["v1"])
+    });
     let mut rig = build.start(Spec {
         plugin: Some(p),
         clusters: vec![("v1".into(), 100, 3)],

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sticky_e2e::envoy::Envoy;
-use stickyctl::eds::{self, Endpoint, Health};
-use stickyctl::render::envoy::{Affinity, ClusterPlan, Plan, bootstrap};
+use sticky_e2e::{plan, plugin};
+use stickyctl::eds::{Endpoint, Health};
+use stickyctl::render::envoy::{Affinity, Plan, bootstrap};
 
 use crate::Identity;
 use crate::instance::{Binaries, Instance, Kind};
@@ -88,12 +89,13 @@ impl Artifacts {
 /// The plugin config every sticky stage uses: cookie `sticky` (not `Secure`:
 /// the demo is plain HTTP on loopback) and the session header for gRPC.
 pub fn plugin_config(clusters: &[&str]) -> Value {
-    json!({
-        "cookie": {"name": "sticky", "ttl_seconds": 600, "secure": false},
-        "session_header": crate::client::SESSION_HEADER,
-        "clusters": clusters,
-        "keys": [{"id": "demo", "secret": DEMO_KEY}],
-    })
+    plugin::to_json(&plugin::loopback(
+        "sticky",
+        crate::client::SESSION_HEADER,
+        clusters,
+        "demo",
+        DEMO_KEY,
+    ))
 }
 
 /// The Envoy affinity for `mode`.
@@ -197,29 +199,19 @@ impl Stage {
                 ));
                 instances.insert(inst.identity.name.clone(), inst);
             }
-            let eds_path = eds_dir.join(format!("{cluster}.json"));
             let plain: Vec<Endpoint> = eps.iter().map(|(_, e)| e.clone()).collect();
-            eds::write(&eds_path, cluster, &plain, "sticky", 1).map_err(|e| e.to_string())?;
-            clusters.push(ClusterPlan {
-                name: cluster.clone(),
-                weight: *weight,
-                eds_path,
-            });
+            clusters.push(plan::eds_cluster(&eds_dir, cluster, *weight, &plain)?);
             endpoints.insert(cluster.clone(), eps);
         }
         let names: Vec<&str> = spec.clusters.iter().map(|c| c.0.as_str()).collect();
         let plan = Plan {
-            listen_address: "127.0.0.1".into(),
             listen_port: spec.listen_port,
-            admin_port: 0,
-            affinity: affinity(spec.mode, artifacts.wasm.clone()),
-            plugin_config: plugin_config(&names),
-            clusters,
-            eds_dir,
-            retry: true,
-            strict: false,
-            runtime_key_prefix: Some("sticky.split".into()),
-            connect_timeout_ms: 250,
+            ..plan::loopback(
+                affinity(spec.mode, artifacts.wasm.clone()),
+                plugin_config(&names),
+                clusters,
+                eds_dir,
+            )
         };
         let mut config = bootstrap(&plan);
         if spec.kind == Kind::Counter {
@@ -227,8 +219,7 @@ impl Stage {
         }
         retry_headroom(&mut config);
         let config_path = dir.path().join("envoy.json");
-        let text = serde_json::to_vec_pretty(&config).map_err(|e| e.to_string())?;
-        std::fs::write(&config_path, text).map_err(|e| e.to_string())?;
+        plan::write_bootstrap(&config_path, &config)?;
         let envoy = Envoy::start(&artifacts.envoy, &config_path, dir.path(), &[])
             .map_err(|e| e.to_string())?;
         let stage = Stage {
@@ -243,11 +234,9 @@ impl Stage {
             _dir: dir,
         };
         for (cluster, eps) in &stage.endpoints {
-            let stat = format!("cluster.{cluster}.membership_total");
-            let want = u64::try_from(eps.len()).unwrap_or(0);
             if !stage
                 .envoy
-                .wait_for(Duration::from_secs(10), |e| e.stat(&stat) == Some(want))
+                .wait_members(&[(cluster.as_str(), eps.len())], Duration::from_secs(10))
             {
                 return Err(format!("Envoy did not load the endpoints of {cluster}"));
             }
@@ -322,23 +311,8 @@ impl Stage {
 
     /// Shifts the weighted split live (Envoy runtime admin layer).
     pub fn set_weights(&self, weights: &[(&str, u32)]) -> Result<(), String> {
-        let prefix = self.plan.runtime_key_prefix.clone().unwrap_or_default();
-        let query: Vec<String> = weights
-            .iter()
-            .map(|(c, w)| format!("{prefix}.{c}={w}"))
-            .collect();
-        let (status, body) = self
-            .envoy
-            .admin_post(&format!("/runtime_modify?{}", query.join("&")))
-            .map_err(|e| format!("runtime_modify: {e}"))?;
-        if status == 200 {
-            Ok(())
-        } else {
-            Err(format!(
-                "runtime_modify: HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-            ))
-        }
+        let prefix = self.plan.runtime_key_prefix.as_deref().unwrap_or_default();
+        self.envoy.admin.set_weights(prefix, weights)
     }
 
     /// sticky's counters from Envoy's /stats (`wasmcustom.sticky.*`), non-zero only.
@@ -352,16 +326,7 @@ impl Stage {
 
     /// Envoy log lines that betray a crashed filter (should be none).
     pub fn wasm_failures(&self) -> Vec<String> {
-        self.envoy
-            .log()
-            .lines()
-            .filter(|l| {
-                l.contains("panicked at")
-                    || l.contains("Uncaught RuntimeError")
-                    || l.contains("Wasm VM failed")
-            })
-            .map(str::to_owned)
-            .collect()
+        self.envoy.wasm_failures()
     }
 
     fn cluster_of(&self, name: &str) -> Result<String, String> {
@@ -384,8 +349,6 @@ impl Stage {
         change(eps);
         let plain: Vec<Endpoint> = eps.iter().map(|(_, e)| e.clone()).collect();
         self.version = self.version.saturating_add(1);
-        let stat = format!("cluster.{cluster}.update_success");
-        let before = self.envoy.stat(&stat).unwrap_or(0);
         let path = self
             .plan
             .clusters
@@ -393,14 +356,7 @@ impl Stage {
             .find(|c| c.name == cluster)
             .map(|c| c.eds_path.clone())
             .ok_or_else(|| format!("no EDS file for {cluster}"))?;
-        eds::write(&path, cluster, &plain, "sticky", self.version).map_err(|e| e.to_string())?;
-        if self.envoy.wait_for(Duration::from_secs(5), |e| {
-            e.stat(&stat).unwrap_or(0) > before
-        }) {
-            Ok(())
-        } else {
-            Err(format!("Envoy did not apply the EDS update of {cluster}"))
-        }
+        self.envoy.apply_eds(&path, cluster, &plain, self.version)
     }
 }
 

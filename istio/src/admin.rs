@@ -1,8 +1,9 @@
 //! Envoy's admin interface, just enough to see when an EDS change has been
 //! applied: `GET /clusters?format=json`, polled until a host shows the state
-//! we wrote.
+//! we wrote. Its small HTTP/1.1 [`request`] is also the real-Envoy harness's
+//! admin transport (sticky-e2e depends on stickyctl, not the other way).
 
-use std::io::{Read as _, Write as _};
+use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -36,36 +37,58 @@ pub fn get(addr: &str, path: &str) -> Result<Vec<u8>> {
         message: m,
     };
     let sa = resolve(addr)?;
-    let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(2))
-        .map_err(|e| err(format!("connect: {e}")))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| err(e.to_string()))?;
+    let (status, body) =
+        request(sa, "GET", path, Duration::from_secs(5)).map_err(|e| err(e.to_string()))?;
+    if status != 200 {
+        return Err(err(format!("GET {path}: HTTP {status}")));
+    }
+    Ok(body)
+}
+
+/// One HTTP/1.1 request without a body on a fresh connection
+/// (`connection: close`): the status and the body, de-chunked. The admin
+/// client of stickyctl and of the real-Envoy harness (sticky-e2e).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    read_timeout: Duration,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let io = |what: &str, e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"));
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| io("connect", e))?;
+    s.set_read_timeout(Some(read_timeout))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
     )
-    .map_err(|e| err(format!("write: {e}")))?;
+    .map_err(|e| io("write", e))?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .map_err(|e| err(format!("read: {e}")))?;
+    s.read_to_end(&mut raw).map_err(|e| io("read", e))?;
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| err("no HTTP response".into()))?;
+        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "no HTTP response"))?;
     let head = String::from_utf8_lossy(raw.get(..end).unwrap_or_default()).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(err(format!("GET {path}: HTTP {status}")));
-    }
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let body = raw.get(end.saturating_add(4)..).unwrap_or_default();
-    Ok(if head.contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_vec()
-    })
+    Ok((
+        status,
+        if head.contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        },
+    ))
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
+/// The payload of a `transfer-encoding: chunked` body (stops at the last
+/// chunk or at the first malformed one).
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(b.get(..nl).unwrap_or_default()).into_owned();
@@ -144,5 +167,20 @@ pub fn wait_for(
             });
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dechunk;
+
+    #[test]
+    fn dechunk_joins_chunks_and_stops_at_the_last() {
+        assert_eq!(
+            dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n"),
+            b"Wikipedia"
+        );
+        assert_eq!(dechunk(b"a\r\nshort"), b"");
+        assert_eq!(dechunk(b""), b"");
     }
 }

@@ -1,8 +1,10 @@
-//! The plugin config JSON (README "Configuration", the public contract),
-//! built from a resolved policy and checked by the filter's own parser before
-//! it is written anywhere.
+//! The plugin config (README "Configuration", the public contract), built
+//! as the filter's own wire model from a resolved policy and checked by the
+//! filter's own validation before it is written anywhere.
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+use sticky_core::config::wire::{self, PluginConfig};
+use sticky_core::config::{Config, KeySource};
 
 use crate::error::{Error, Result};
 use crate::keys::Key;
@@ -14,83 +16,95 @@ pub const HOST_HEADER: &str = "x-sticky-host";
 pub const CLUSTER_HEADER: &str = "x-sticky-cluster";
 
 /// Builds the plugin config for `clusters` (the allow-list, in order) and,
-/// when the policy shards, `shard_clusters` (shard order: shard 0 first).
+/// when the policy shards, `shard_clusters` (shard order: shard 0 first),
+/// checked by the filter's own reader and validation, as JSON.
 pub fn config(
     resolved: &Resolved,
     clusters: &[String],
     shard_clusters: &[String],
     keys: &[Key],
 ) -> Result<Value> {
-    let s = &resolved.session;
-    let mut cookie = json!({
-        "name": s.cookie_name,
-        "ttl_seconds": s.ttl_seconds,
-        "path": s.path,
-        "secure": s.secure,
-        "http_only": s.http_only,
-        "same_site": s.same_site,
-    });
-    if let Some(d) = &s.domain {
-        cookie["domain"] = json!(d);
-    }
-    let mut config = Map::new();
-    config.insert("cookie".into(), cookie);
-    if let Some(h) = &s.session_header {
-        config.insert("session_header".into(), json!(h));
-    }
-    config.insert("clusters".into(), json!(clusters));
-    config.insert("keys".into(), json!(keys));
-    config.insert("host_header".into(), json!(HOST_HEADER));
-    config.insert("cluster_header".into(), json!(CLUSTER_HEADER));
-    config.insert(
-        "drain_metadata_namespace".into(),
-        json!(resolved.drain_namespace),
-    );
-    if s.idle_timeout.is_some() || s.absolute_timeout.is_some() || s.refresh_interval.is_some() {
-        let mut session = json!({
-            "idle_timeout_seconds": s.idle_timeout.unwrap_or(0),
-            "absolute_timeout_seconds": s.absolute_timeout.unwrap_or(0),
-        });
-        if let Some(r) = s.refresh_interval {
-            session["refresh_interval_seconds"] = json!(r);
-        }
-        config.insert("session".into(), session);
-    }
-    if let Some(sharding) = &resolved.policy.sharding {
-        // The filter adds shard clusters to its allow-list itself.
-        config.insert(
-            "sharding".into(),
-            json!({
-                "key": sharding.key_json(),
-                "clusters": shard_clusters,
-                "missing_key": sharding.missing_key_str(),
-            }),
-        );
-    }
-    if let Some(wrap) = &resolved.policy.ext.wrap {
-        let mut w = json!({"header": wrap.header.to_ascii_lowercase()});
-        if let Some(n) = wrap.max_id_bytes {
-            w["max_id_bytes"] = json!(n);
-        }
-        if let Some(c) = wrap.issue_cookie {
-            w["issue_cookie"] = json!(c);
-        }
-        config.insert("wrap".into(), w);
-    }
-    if resolved.policy.ext.strict {
-        // The filter must know: Envoy's 503 for a gone pinned host then
-        // carries a cluster-only token, so the session recovers.
-        config.insert("strict".into(), json!(true));
-    }
-    let value = Value::Object(config);
+    let wire = build(resolved, clusters, shard_clusters, keys);
+    let value = serde_json::to_value(&wire).map_err(|e| Error::PluginConfig(e.to_string()))?;
     check(&value)?;
     Ok(value)
+}
+
+/// The wire model of [`config`], unchecked.
+pub fn build(
+    resolved: &Resolved,
+    clusters: &[String],
+    shard_clusters: &[String],
+    keys: &[Key],
+) -> PluginConfig {
+    let s = &resolved.session;
+    let timeouts =
+        s.idle_timeout.is_some() || s.absolute_timeout.is_some() || s.refresh_interval.is_some();
+    PluginConfig {
+        cookie: Some(wire::Cookie {
+            name: Some(s.cookie_name.clone()),
+            ttl_seconds: Some(s.ttl_seconds),
+            path: Some(s.path.clone()),
+            domain: s.domain.clone(),
+            secure: Some(s.secure),
+            http_only: Some(s.http_only),
+            same_site: Some(s.same_site.clone()),
+        }),
+        session_header: s.session_header.clone(),
+        clusters: Some(clusters.to_vec()),
+        keys: Some(
+            keys.iter()
+                .map(|k| wire::Key::new(&k.id, &k.secret))
+                .collect(),
+        ),
+        host_header: Some(HOST_HEADER.to_owned()),
+        cluster_header: Some(CLUSTER_HEADER.to_owned()),
+        drain_metadata_namespace: Some(resolved.drain_namespace.clone()),
+        session: timeouts.then(|| wire::Session {
+            idle_timeout_seconds: Some(s.idle_timeout.unwrap_or(0)),
+            absolute_timeout_seconds: Some(s.absolute_timeout.unwrap_or(0)),
+            refresh_interval_seconds: s.refresh_interval,
+            ..wire::Session::default()
+        }),
+        // The filter adds shard clusters to its allow-list itself.
+        sharding: resolved
+            .policy
+            .sharding
+            .as_ref()
+            .map(|sharding| wire::Sharding {
+                key: Some(shard_key(&sharding.key)),
+                clusters: Some(shard_clusters.to_vec()),
+                missing_key: Some(sharding.missing_key_str().to_owned()),
+                ..wire::Sharding::default()
+            }),
+        wrap: resolved.policy.ext.wrap.as_ref().map(|w| wire::Wrap {
+            header: Some(w.header.to_ascii_lowercase()),
+            max_id_bytes: w.max_id_bytes,
+            issue_cookie: w.issue_cookie,
+        }),
+        // The filter must know: Envoy's 503 for a gone pinned host then
+        // carries a cluster-only token, so the session recovers.
+        strict: resolved.policy.ext.strict.then_some(true),
+        ..PluginConfig::default()
+    }
+}
+
+/// `sharding.key` for a key source.
+pub fn shard_key(source: &KeySource) -> wire::ShardKey {
+    let mut key = wire::ShardKey::default();
+    match source {
+        KeySource::Header(h) => key.header = Some(h.clone()),
+        KeySource::Cookie(c) => key.cookie = Some(c.clone()),
+        KeySource::PathSegment(n) => key.path_segment = u64::try_from(*n).ok(),
+        KeySource::Query(q) => key.query = Some(q.clone()),
+    }
+    key
 }
 
 /// Runs the filter's own config parser over `value`.
 pub fn check(value: &Value) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| Error::PluginConfig(e.to_string()))?;
-    sticky_core::config::Config::from_json(&bytes)
+    Config::from_json(&bytes)
         .map(|_| ())
         .map_err(|e| Error::PluginConfig(e.to_string()))
 }

@@ -1,9 +1,13 @@
-//! Plugin configuration: the public JSON contract (wire form) and the validated
-//! [`Config`] the filter runs on. Every error names the offending field.
+//! Plugin configuration: the public JSON contract ([`wire`], read by the
+//! filter's own strict reader) and the validated [`Config`] the filter runs
+//! on. Every error names the offending field.
 
 use std::fmt;
 
-use crate::json::{self, Json};
+mod read;
+pub mod wire;
+
+pub use wire::PluginConfig;
 
 use crate::keys::{Key, KeyId, Keyring};
 
@@ -230,20 +234,19 @@ pub struct Config {
 impl Config {
     /// Parses and validates the plugin configuration JSON.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let doc = json::parse(bytes)
-            .map_err(|e| ConfigError::new("<root>", format!("not valid JSON: {e}")))?;
-        let mut root = Obj::new(String::new(), &doc)?;
-        let cookie = cookie_config(
-            root.object("cookie")?
-                .unwrap_or_else(|| Obj::empty("cookie")),
-        )?;
+        Self::from_wire(&PluginConfig::from_json(bytes)?)
+    }
+
+    /// Validates a wire document: fills the defaults, checks every value.
+    pub fn from_wire(wire: &PluginConfig) -> Result<Self, ConfigError> {
+        let cookie = cookie_config(wire.cookie.as_ref().unwrap_or(&wire::Cookie::default()))?;
         let host_header = owned_header_name(
             "host_header",
-            root.string("host_header")?.unwrap_or("x-sticky-host"),
+            wire.host_header.as_deref().unwrap_or("x-sticky-host"),
         )?;
         let cluster_header = owned_header_name(
             "cluster_header",
-            root.string("cluster_header")?.unwrap_or("x-sticky-cluster"),
+            wire.cluster_header.as_deref().unwrap_or("x-sticky-cluster"),
         )?;
         if host_header == cluster_header {
             return Err(ConfigError::new(
@@ -251,7 +254,7 @@ impl Config {
                 "must differ from host_header",
             ));
         }
-        let session_header = match root.string("session_header")? {
+        let session_header = match wire.session_header.as_deref() {
             None => None,
             Some(name) => {
                 let name = owned_header_name("session_header", name)?;
@@ -264,8 +267,8 @@ impl Config {
                 Some(name)
             }
         };
-        let sharding = root.object("sharding")?.map(sharding_config).transpose()?;
-        let mut clusters = cluster_list("clusters", root.array("clusters")?.unwrap_or_default())?;
+        let sharding = wire.sharding.as_ref().map(sharding_config).transpose()?;
+        let mut clusters = cluster_list("clusters", wire.clusters.as_deref().unwrap_or_default())?;
         if let Some(sharding) = &sharding {
             // Shard clusters are on the allow-list: session tokens may name them.
             for shard in &sharding.clusters {
@@ -280,8 +283,8 @@ impl Config {
                 "must list at least one cluster (the allow-list of clusters a session may name)",
             ));
         }
-        let keys = keys(root.array("keys")?.unwrap_or_default())?;
-        let namespace = root.string("drain_metadata_namespace")?.unwrap_or("sticky");
+        let keys = keys(wire.keys.as_deref().unwrap_or_default())?;
+        let namespace = wire.drain_metadata_namespace.as_deref().unwrap_or("sticky");
         if namespace.is_empty() || namespace.bytes().any(|b| b == 0) {
             return Err(ConfigError::new(
                 "drain_metadata_namespace",
@@ -292,16 +295,14 @@ impl Config {
             metadata_namespace: namespace.to_owned(),
             check_interval_seconds: seconds(
                 "drain_check_interval_seconds",
-                root.u64("drain_check_interval_seconds")?.unwrap_or(1),
+                wire.drain_check_interval_seconds.unwrap_or(1),
             )?,
         };
-        let session = session_config(
-            root.object("session")?
-                .unwrap_or_else(|| Obj::empty("session")),
-        )?;
-        let migration = root
-            .object("migration")?
-            .map(|obj| migration_config(obj, &clusters, &host_header, &cluster_header))
+        let session = session_config(wire.session.as_ref().unwrap_or(&wire::Session::default()))?;
+        let migration = wire
+            .migration
+            .as_ref()
+            .map(|m| migration_config(m, &clusters, &host_header, &cluster_header))
             .transpose()?;
         let reserved = [
             host_header.as_str(),
@@ -309,17 +310,15 @@ impl Config {
             session_header.as_deref().unwrap_or(""),
             "cookie",
         ];
-        let wrap = root
-            .object("wrap")?
-            .map(|obj| wrap_config(obj, &reserved))
+        let wrap = wire
+            .wrap
+            .as_ref()
+            .map(|w| wrap_config(w, &reserved))
             .transpose()?;
-        let override_host = root
-            .object("override_host")?
-            .map(override_host_config)
-            .transpose()?;
-        let strict =
-            root.bool("strict")?.unwrap_or(false) || override_host.is_some_and(|o| o.strict);
-        root.finish()?;
+        let override_host = wire.override_host.as_ref().map(|o| OverrideHostConfig {
+            strict: o.strict.unwrap_or(false),
+        });
+        let strict = wire.strict.unwrap_or(false) || override_host.is_some_and(|o| o.strict);
         Ok(Config {
             cookie,
             session_header,
@@ -385,145 +384,22 @@ impl Config {
     }
 }
 
-/// A JSON object read field by field; a field nobody read is an error.
-struct Obj<'a> {
-    path: String,
-    entries: &'a [(String, Json)],
-    used: Vec<bool>,
-}
-
-impl<'a> Obj<'a> {
-    fn new(path: String, value: &'a Json) -> Result<Self, ConfigError> {
-        match value {
-            Json::Object(entries) => Ok(Self {
-                path,
-                used: vec![false; entries.len()],
-                entries,
-            }),
-            other => {
-                let field = if path.is_empty() {
-                    "<root>".to_owned()
-                } else {
-                    path
-                };
-                Err(ConfigError::new(
-                    field,
-                    format!("must be a JSON object, got {}", other.kind()),
-                ))
-            }
-        }
-    }
-
-    fn empty(path: &str) -> Self {
-        Self {
-            path: path.to_owned(),
-            entries: &[],
-            used: Vec::new(),
-        }
-    }
-
-    fn field(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    /// The value of `key`, marking it read; `null` reads as absent.
-    fn take(&mut self, key: &str) -> Option<&'a Json> {
-        let i = self.entries.iter().position(|(k, _)| k == key)?;
-        if let Some(used) = self.used.get_mut(i) {
-            *used = true;
-        }
-        match self.entries.get(i) {
-            Some((_, Json::Null)) | None => None,
-            Some((_, value)) => Some(value),
-        }
-    }
-
-    fn wrong(&self, key: &str, want: &str, got: &Json) -> ConfigError {
-        ConfigError::new(
-            self.field(key),
-            format!("must be {want}, got {}", got.kind()),
-        )
-    }
-
-    fn string(&mut self, key: &str) -> Result<Option<&'a str>, ConfigError> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.wrong(key, "a string", other)),
-        }
-    }
-
-    fn u64(&mut self, key: &str) -> Result<Option<u64>, ConfigError> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(value) => value
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| self.wrong(key, "a whole number >= 0", value)),
-        }
-    }
-
-    fn bool(&mut self, key: &str) -> Result<Option<bool>, ConfigError> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Json::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.wrong(key, "true or false", other)),
-        }
-    }
-
-    fn object(&mut self, key: &str) -> Result<Option<Obj<'a>>, ConfigError> {
-        let path = self.field(key);
-        self.take(key)
-            .map(|value| Obj::new(path, value))
-            .transpose()
-    }
-
-    fn array(&mut self, key: &str) -> Result<Option<&'a [Json]>, ConfigError> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Json::Array(items)) => Ok(Some(items)),
-            Some(other) => Err(self.wrong(key, "an array", other)),
-        }
-    }
-
-    /// Refuses the first field nobody read: a typo must not pass silently.
-    fn finish(self) -> Result<(), ConfigError> {
-        let unknown = self
-            .entries
-            .iter()
-            .zip(&self.used)
-            .find(|(_, used)| !**used)
-            .map(|((key, _), _)| key);
-        match unknown {
-            None => Ok(()),
-            Some(key) => Err(ConfigError::new(
-                self.field(key),
-                format!("unknown field `{key}`"),
-            )),
-        }
-    }
-}
-
-fn cookie_config(mut obj: Obj<'_>) -> Result<CookieConfig, ConfigError> {
-    let name = obj.string("name")?.unwrap_or("sticky");
+fn cookie_config(obj: &wire::Cookie) -> Result<CookieConfig, ConfigError> {
+    let name = obj.name.as_deref().unwrap_or("sticky");
     if name.is_empty() || name.len() > MAX_NAME || !name.bytes().all(is_tchar) {
         return Err(ConfigError::new(
             "cookie.name",
             "must be 1-64 characters of an RFC 6265 token (letters, digits, !#$%&'*+-.^_`|~)",
         ));
     }
-    let path = obj.string("path")?.unwrap_or("/");
+    let path = obj.path.as_deref().unwrap_or("/");
     if !path.starts_with('/') || !path.bytes().all(is_attr_char) {
         return Err(ConfigError::new(
             "cookie.path",
             "must start with '/' and hold no ';', spaces or control characters",
         ));
     }
-    let domain = obj.string("domain")?;
+    let domain = obj.domain.as_deref();
     if let Some(domain) = domain
         && (domain.is_empty() || !domain.bytes().all(is_attr_char))
     {
@@ -532,9 +408,9 @@ fn cookie_config(mut obj: Obj<'_>) -> Result<CookieConfig, ConfigError> {
             "must be a non-empty domain without ';', spaces or control characters",
         ));
     }
-    let secure = obj.bool("secure")?.unwrap_or(true);
-    let http_only = obj.bool("http_only")?.unwrap_or(true);
-    let same_site_text = obj.string("same_site")?.unwrap_or("Lax");
+    let secure = obj.secure.unwrap_or(true);
+    let http_only = obj.http_only.unwrap_or(true);
+    let same_site_text = obj.same_site.as_deref().unwrap_or("Lax");
     let same_site = match same_site_text.to_ascii_lowercase().as_str() {
         "strict" => SameSite::Strict,
         "lax" => SameSite::Lax,
@@ -552,8 +428,7 @@ fn cookie_config(mut obj: Obj<'_>) -> Result<CookieConfig, ConfigError> {
             "None requires cookie.secure: true (browsers drop the cookie otherwise)",
         ));
     }
-    let ttl_seconds = seconds("cookie.ttl_seconds", obj.u64("ttl_seconds")?.unwrap_or(600))?;
-    obj.finish()?;
+    let ttl_seconds = seconds("cookie.ttl_seconds", obj.ttl_seconds.unwrap_or(600))?;
     Ok(CookieConfig {
         name: name.to_owned(),
         ttl_seconds,
@@ -565,19 +440,19 @@ fn cookie_config(mut obj: Obj<'_>) -> Result<CookieConfig, ConfigError> {
     })
 }
 
-fn session_config(mut obj: Obj<'_>) -> Result<SessionConfig, ConfigError> {
+fn session_config(obj: &wire::Session) -> Result<SessionConfig, ConfigError> {
     let idle = seconds(
         "session.idle_timeout_seconds",
-        obj.u64("idle_timeout_seconds")?.unwrap_or(0),
+        obj.idle_timeout_seconds.unwrap_or(0),
     )?;
     let absolute = seconds(
         "session.absolute_timeout_seconds",
-        obj.u64("absolute_timeout_seconds")?.unwrap_or(0),
+        obj.absolute_timeout_seconds.unwrap_or(0),
     )?;
     // Refresh often enough that an active session never idles out, rarely
     // enough that most responses carry no Set-Cookie. A defaulted interval
     // is held to the same rule as an explicit one.
-    let explicit = obj.u64("refresh_interval_seconds")?;
+    let explicit = obj.refresh_interval_seconds;
     let refresh = match explicit {
         Some(r) => seconds("session.refresh_interval_seconds", r)?,
         None => (idle / 4).max(1),
@@ -598,8 +473,7 @@ fn session_config(mut obj: Obj<'_>) -> Result<SessionConfig, ConfigError> {
     }
     let max_lifetime = seconds(
         "session.max_lifetime_seconds",
-        obj.u64("max_lifetime_seconds")?
-            .unwrap_or(DEFAULT_MAX_LIFETIME),
+        obj.max_lifetime_seconds.unwrap_or(DEFAULT_MAX_LIFETIME),
     )?;
     if max_lifetime < MIN_MAX_LIFETIME || max_lifetime < refresh.saturating_mul(2) {
         return Err(ConfigError::new(
@@ -609,7 +483,6 @@ fn session_config(mut obj: Obj<'_>) -> Result<SessionConfig, ConfigError> {
             ),
         ));
     }
-    obj.finish()?;
     Ok(SessionConfig {
         idle_timeout_seconds: idle,
         absolute_timeout_seconds: absolute,
@@ -619,12 +492,12 @@ fn session_config(mut obj: Obj<'_>) -> Result<SessionConfig, ConfigError> {
 }
 
 fn migration_config(
-    mut obj: Obj<'_>,
+    obj: &wire::Migration,
     clusters: &[String],
     host_header: &str,
     cluster_header: &str,
 ) -> Result<MigrationConfig, ConfigError> {
-    let cookie = match obj.string("envoy_cookie")? {
+    let cookie = match obj.envoy_cookie.as_deref() {
         Some(name) if name.is_empty() || name.len() > MAX_NAME || !name.bytes().all(is_tchar) => {
             return Err(ConfigError::new(
                 "migration.envoy_cookie",
@@ -634,7 +507,8 @@ fn migration_config(
         other => other.map(str::to_owned),
     };
     let header = obj
-        .string("header")?
+        .header
+        .as_deref()
         .map(|h| header_name("migration.header", h))
         .transpose()?;
     if header
@@ -652,7 +526,7 @@ fn migration_config(
             "must name envoy_cookie, header, or both",
         ));
     }
-    let cluster = obj.string("cluster")?.map(str::to_owned);
+    let cluster = obj.cluster.clone();
     if let Some(c) = &cluster
         && !clusters.contains(c)
     {
@@ -661,7 +535,7 @@ fn migration_config(
             format!("must be one of `clusters`, got \"{c}\""),
         ));
     }
-    let cookie_path = obj.string("cookie_path")?.unwrap_or("/");
+    let cookie_path = obj.cookie_path.as_deref().unwrap_or("/");
     if !cookie_path.starts_with('/') || !cookie_path.bytes().all(is_attr_char) {
         return Err(ConfigError::new(
             "migration.cookie_path",
@@ -669,8 +543,7 @@ fn migration_config(
         ));
     }
     let cookie_path = cookie_path.to_owned();
-    let trust_cluster = obj.bool("trust_cluster")?.unwrap_or(false);
-    obj.finish()?;
+    let trust_cluster = obj.trust_cluster.unwrap_or(false);
     Ok(MigrationConfig {
         cookie,
         header,
@@ -680,17 +553,18 @@ fn migration_config(
     })
 }
 
-fn sharding_config(mut obj: Obj<'_>) -> Result<ShardingConfig, ConfigError> {
-    let mut key = obj.object("key")?.ok_or_else(|| {
+fn sharding_config(obj: &wire::Sharding) -> Result<ShardingConfig, ConfigError> {
+    let key = obj.key.as_ref().ok_or_else(|| {
         ConfigError::new(
             "sharding.key",
             "is required: {\"header\" | \"cookie\" | \"path_segment\" | \"query\": ...}",
         )
     })?;
     let sources = [
-        key.string("header")?
+        key.header
+            .as_deref()
             .map(|h| header_name("sharding.key.header", h).map(KeySource::Header)),
-        key.string("cookie")?.map(|c| {
+        key.cookie.as_deref().map(|c| {
             if c.is_empty() || c.len() > MAX_NAME || !c.bytes().all(is_tchar) {
                 Err(ConfigError::new(
                     "sharding.key.cookie",
@@ -700,14 +574,14 @@ fn sharding_config(mut obj: Obj<'_>) -> Result<ShardingConfig, ConfigError> {
                 Ok(KeySource::Cookie(c.to_owned()))
             }
         }),
-        key.u64("path_segment")?.map(|n| match usize::try_from(n) {
+        key.path_segment.map(|n| match usize::try_from(n) {
             Ok(n @ 1..=64) => Ok(KeySource::PathSegment(n)),
             _ => Err(ConfigError::new(
                 "sharding.key.path_segment",
                 "must be 1-64 (1 = the first segment)",
             )),
         }),
-        key.string("query")?.map(|q| {
+        key.query.as_deref().map(|q| {
             if q.is_empty() || q.bytes().any(|b| b == b'&' || b == b'=' || b <= b' ') {
                 Err(ConfigError::new(
                     "sharding.key.query",
@@ -718,7 +592,6 @@ fn sharding_config(mut obj: Obj<'_>) -> Result<ShardingConfig, ConfigError> {
             }
         }),
     ];
-    key.finish()?;
     let mut chosen = sources.into_iter().flatten();
     let source = chosen.next().ok_or_else(|| {
         ConfigError::new(
@@ -734,7 +607,7 @@ fn sharding_config(mut obj: Obj<'_>) -> Result<ShardingConfig, ConfigError> {
     }
     let clusters = cluster_list(
         "sharding.clusters",
-        obj.array("clusters")?.unwrap_or_default(),
+        obj.clusters.as_deref().unwrap_or_default(),
     )?;
     if clusters.is_empty() {
         return Err(ConfigError::new(
@@ -742,7 +615,7 @@ fn sharding_config(mut obj: Obj<'_>) -> Result<ShardingConfig, ConfigError> {
             "must list the shard clusters in shard order (shard-0 first)",
         ));
     }
-    let missing_key = match obj.string("missing_key")?.unwrap_or("fallback") {
+    let missing_key = match obj.missing_key.as_deref().unwrap_or("fallback") {
         "fallback" => MissingKey::Fallback,
         "reject" => MissingKey::Reject,
         other => {
@@ -752,8 +625,7 @@ fn sharding_config(mut obj: Obj<'_>) -> Result<ShardingConfig, ConfigError> {
             ));
         }
     };
-    let reshard_deadline = obj.u64("reshard_deadline")?;
-    obj.finish()?;
+    let reshard_deadline = obj.reshard_deadline;
     Ok(ShardingConfig {
         key: source,
         clusters,
@@ -762,8 +634,8 @@ fn sharding_config(mut obj: Obj<'_>) -> Result<ShardingConfig, ConfigError> {
     })
 }
 
-fn wrap_config(mut obj: Obj<'_>, reserved: &[&str]) -> Result<WrapConfig, ConfigError> {
-    let Some(name) = obj.string("header")? else {
+fn wrap_config(obj: &wire::Wrap, reserved: &[&str]) -> Result<WrapConfig, ConfigError> {
+    let Some(name) = obj.header.as_deref() else {
         return Err(ConfigError::new(
             "wrap.header",
             "is required: the header the application mints its session id in",
@@ -776,7 +648,7 @@ fn wrap_config(mut obj: Obj<'_>, reserved: &[&str]) -> Result<WrapConfig, Config
             "must differ from host_header, cluster_header, session_header and cookie",
         ));
     }
-    let max = obj.u64("max_id_bytes")?.unwrap_or(DEFAULT_WRAP_ID_BYTES);
+    let max = obj.max_id_bytes.unwrap_or(DEFAULT_WRAP_ID_BYTES);
     if max == 0 || max > MAX_WRAP_ID_BYTES {
         return Err(ConfigError::new(
             "wrap.max_id_bytes",
@@ -785,8 +657,7 @@ fn wrap_config(mut obj: Obj<'_>, reserved: &[&str]) -> Result<WrapConfig, Config
     }
     let max_id_bytes =
         usize::try_from(max).map_err(|_| ConfigError::new("wrap.max_id_bytes", "too large"))?;
-    let issue_cookie = obj.bool("issue_cookie")?.unwrap_or(false);
-    obj.finish()?;
+    let issue_cookie = obj.issue_cookie.unwrap_or(false);
     Ok(WrapConfig {
         header,
         max_id_bytes,
@@ -794,22 +665,10 @@ fn wrap_config(mut obj: Obj<'_>, reserved: &[&str]) -> Result<WrapConfig, Config
     })
 }
 
-fn override_host_config(mut obj: Obj<'_>) -> Result<OverrideHostConfig, ConfigError> {
-    let strict = obj.bool("strict")?.unwrap_or(false);
-    obj.finish()?;
-    Ok(OverrideHostConfig { strict })
-}
-
-fn cluster_list(path: &str, items: &[Json]) -> Result<Vec<String>, ConfigError> {
+fn cluster_list(path: &str, items: &[String]) -> Result<Vec<String>, ConfigError> {
     let mut clusters: Vec<String> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    for (i, name) in items.iter().enumerate() {
         let field = format!("{path}[{i}]");
-        let Json::String(name) = item else {
-            return Err(ConfigError::new(
-                field,
-                format!("must be a string, got {}", item.kind()),
-            ));
-        };
         if name.is_empty()
             || name.len() > MAX_CLUSTER_NAME
             || !name.bytes().all(|b| (0x21..0x7f).contains(&b))
@@ -830,7 +689,7 @@ fn cluster_list(path: &str, items: &[Json]) -> Result<Vec<String>, ConfigError> 
     Ok(clusters)
 }
 
-fn keys(items: &[Json]) -> Result<Keyring, ConfigError> {
+fn keys(items: &[wire::Key]) -> Result<Keyring, ConfigError> {
     if items.is_empty() {
         return Err(ConfigError::new(
             "keys",
@@ -839,8 +698,7 @@ fn keys(items: &[Json]) -> Result<Keyring, ConfigError> {
     }
     let mut out: Vec<Key> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let mut obj = Obj::new(format!("keys[{i}]"), item)?;
-        let id_text = obj.string("id")?.unwrap_or_default();
+        let id_text = item.id.as_deref().unwrap_or_default();
         let id = KeyId::new(id_text).ok_or_else(|| {
             ConfigError::new(
                 format!("keys[{i}].id"),
@@ -853,8 +711,9 @@ fn keys(items: &[Json]) -> Result<Keyring, ConfigError> {
                 format!("duplicate key id \"{id_text}\""),
             ));
         }
-        let secret_text = obj
-            .string("secret")?
+        let secret_text = item
+            .secret
+            .as_deref()
             .ok_or_else(|| ConfigError::new(format!("keys[{i}].secret"), "is required"))?;
         let secret = decode_secret(secret_text.trim()).ok_or_else(|| {
             ConfigError::new(
@@ -871,7 +730,6 @@ fn keys(items: &[Json]) -> Result<Keyring, ConfigError> {
                 ),
             )
         })?;
-        obj.finish()?;
         out.push(Key::new(id, &secret));
     }
     Ok(Keyring::new(out))

@@ -2,9 +2,10 @@
 //! own `Mcp-Session-Id`, two Envoy replicas with the same keys, and a client
 //! that only echoes the header, switching replicas on every request.
 
-use serde_json::json;
+use sticky_core::config::wire;
 use sticky_e2e::client::{Response, request};
-use sticky_e2e::rig::{Rig, Spec, default_plugin};
+use sticky_e2e::plugin::to_json;
+use sticky_e2e::rig::{Rig, Spec, default_wire};
 
 const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"demo","version":"1"}}}"#;
 const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
@@ -30,8 +31,13 @@ pub fn run() -> Result<(), String> {
     println!(
         "\n== wrap mode: an MCP server minting Mcp-Session-Id behind two Envoy replicas (v1 50, v2 50)"
     );
-    let mut plugin = default_plugin(&["v1", "v2"]);
-    plugin["wrap"] = json!({"header": "Mcp-Session-Id"});
+    let plugin = to_json(&wire::PluginConfig {
+        wrap: Some(wire::Wrap {
+            header: Some("Mcp-Session-Id".into()),
+            ..wire::Wrap::default()
+        }),
+        ..default_wire(&["v1", "v2"])
+    });
     let rig = Rig::start(Spec {
         clusters: vec![("v1".into(), 50, 2), ("v2".into(), 50, 2)],
         plugin: Some(plugin),
