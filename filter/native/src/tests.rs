@@ -4,7 +4,9 @@
 
 use std::ffi::c_void;
 
+use sticky_core::config::wire::{self, PluginConfig};
 use sticky_core::metrics::Metric;
+use sticky_core::testing::json;
 
 use crate::abi::{EnvoyBuffer, EnvoyPtr};
 use crate::fake_envoy::{self, FakeEnv, FakeStream, Meta};
@@ -13,17 +15,35 @@ use crate::hooks::*;
 /// base64 of 32 bytes 0x11.
 const KEY: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
 
-/// The plugin config of the direct wiring (`override_host` present).
-fn plugin(extra: &str) -> String {
-    dropin(&format!(r#", "override_host": {{}}{extra}"#))
+/// The plugin config of the drop-in wiring: exactly the wasm's.
+fn dropin_wire() -> PluginConfig {
+    PluginConfig {
+        cookie: Some(wire::Cookie {
+            name: Some("sticky".into()),
+            secure: Some(false),
+            ..wire::Cookie::default()
+        }),
+        session_header: Some("x-sticky-session".into()),
+        ..PluginConfig::new(&["v1", "v2"], "k1", KEY)
+    }
 }
 
-/// The plugin config of the drop-in wiring: exactly the wasm's.
-fn dropin(extra: &str) -> String {
-    format!(
-        r#"{{"cookie": {{"name": "sticky", "secure": false}}, "session_header": "x-sticky-session",
-            "clusters": ["v1", "v2"], "keys": [{{"id": "k1", "secret": "{KEY}"}}]{extra}}}"#
-    )
+/// The plugin config of the direct wiring (`override_host` present).
+fn direct_wire() -> PluginConfig {
+    PluginConfig {
+        override_host: Some(wire::OverrideHost::default()),
+        ..dropin_wire()
+    }
+}
+
+/// [`direct_wire`] as JSON.
+fn plugin() -> String {
+    json(&direct_wire())
+}
+
+/// [`dropin_wire`] as JSON.
+fn dropin() -> String {
+    json(&dropin_wire())
 }
 
 fn buffer(bytes: &[u8]) -> EnvoyBuffer {
@@ -46,7 +66,7 @@ fn configure(json: &str) -> *const c_void {
 fn the_exported_config_hook_takes_a_valid_config_and_refuses_a_bad_one() {
     let mut envoy_config = 0u8;
     let ptr: EnvoyPtr = std::ptr::from_mut(&mut envoy_config).cast();
-    let json = plugin("");
+    let json = plugin();
     // SAFETY: this test's own config, filter and stream pointers, live for the call.
     unsafe {
         let config = envoy_dynamic_module_on_http_filter_config_new(
@@ -147,7 +167,7 @@ fn program_init_returns_the_abi_version_envoy_1_40_expects() {
 
 #[test]
 fn an_invalid_config_is_refused_and_the_log_names_the_field() {
-    let bad = plugin("").replace(KEY, "c2hvcnQ=");
+    let bad = plugin().replace(KEY, "c2hvcnQ=");
     assert!(configure(&bad).is_null());
     assert!(
         fake_envoy::logs()
@@ -162,7 +182,7 @@ fn an_invalid_config_is_refused_and_the_log_names_the_field() {
 
 #[test]
 fn a_valid_config_defines_every_counter_under_its_metric_name() {
-    let config = configure(&plugin(""));
+    let config = configure(&plugin());
     assert!(!config.is_null());
     let names: Vec<String> =
         fake_envoy::process(|p| p.counters.iter().map(|c| c.0.clone()).collect());
@@ -173,7 +193,7 @@ fn a_valid_config_defines_every_counter_under_its_metric_name() {
 
 #[test]
 fn a_new_session_gets_a_cookie_and_later_requests_pin_cluster_and_host() {
-    let config = configure(&plugin(""));
+    let config = configure(&plugin());
     let mut first = request(&[]);
     exchange(config, &mut first, Some(("10.0.0.7:8080", "v2")));
     assert_eq!(first.override_host, None);
@@ -210,7 +230,7 @@ fn a_new_session_gets_a_cookie_and_later_requests_pin_cluster_and_host() {
 
 #[test]
 fn client_sent_internal_headers_are_removed_and_the_route_matched_again() {
-    let config = configure(&plugin(""));
+    let config = configure(&plugin());
     let mut s = request(&[
         ("x-sticky-cluster", b"v2"),
         ("x-sticky-host", b"MTAuMC4wLjc6ODA4MA=="),
@@ -232,7 +252,7 @@ fn client_sent_internal_headers_are_removed_and_the_route_matched_again() {
 
 #[test]
 fn every_cookie_header_is_read() {
-    let config = configure(&plugin(""));
+    let config = configure(&plugin());
     let mut first = request(&[]);
     exchange(config, &mut first, Some(("10.0.0.7:8080", "v1")));
     let cookie = cookie_of(&first);
@@ -244,7 +264,7 @@ fn every_cookie_header_is_read() {
 
 #[test]
 fn the_session_header_works_without_cookies() {
-    let config = configure(&plugin(""));
+    let config = configure(&plugin());
     let mut first = request(&[]);
     exchange(config, &mut first, Some(("10.0.0.7:8080", "v1")));
     let token = first.response_values("x-sticky-session").remove(0);
@@ -256,7 +276,7 @@ fn the_session_header_works_without_cookies() {
 
 #[test]
 fn a_forged_token_is_counted_and_gets_a_fresh_session() {
-    let config = configure(&plugin(""));
+    let config = configure(&plugin());
     let mut s = request(&[("cookie", b"sticky=AQJrMXx0OV49gWiqSEVq")]);
     exchange(config, &mut s, Some(("10.0.0.1:8080", "v1")));
     assert_eq!(s.override_host, None);
@@ -267,7 +287,7 @@ fn a_forged_token_is_counted_and_gets_a_fresh_session() {
 
 #[test]
 fn a_local_reply_issues_nothing() {
-    let config = configure(&plugin(""));
+    let config = configure(&plugin());
     let mut s = request(&[]);
     exchange(config, &mut s, None);
     assert!(s.response.is_empty());
@@ -276,7 +296,10 @@ fn a_local_reply_issues_nothing() {
 
 #[test]
 fn a_passed_drain_deadline_in_host_metadata_moves_the_session() {
-    let config = configure(&plugin(r#", "drain_check_interval_seconds": 0"#));
+    let config = configure(&json(&PluginConfig {
+        drain_check_interval_seconds: Some(0),
+        ..direct_wire()
+    }));
     let mut first = request(&[]);
     exchange(config, &mut first, Some(("10.0.0.7:8080", "v1")));
     let cookie = cookie_of(&first);
@@ -318,7 +341,10 @@ fn a_passed_drain_deadline_in_host_metadata_moves_the_session() {
 
 #[test]
 fn a_deadline_written_as_a_string_is_read_too() {
-    let config = configure(&plugin(r#", "drain_check_interval_seconds": 0"#));
+    let config = configure(&json(&PluginConfig {
+        drain_check_interval_seconds: Some(0),
+        ..direct_wire()
+    }));
     let mut first = request(&[]);
     exchange(config, &mut first, Some(("10.0.0.7:8080", "v1")));
     let cookie = cookie_of(&first);
@@ -337,7 +363,7 @@ fn a_deadline_written_as_a_string_is_read_too() {
 
 #[test]
 fn streams_outlive_their_config_and_tolerate_null_pointers() {
-    let config = configure(&plugin(""));
+    let config = configure(&plugin());
     let mut s = request(&[]);
     // SAFETY: this test's own config, filter and stream pointers, live for the call.
     let filter = unsafe { envoy_dynamic_module_on_http_filter_new(config, s.ptr()) };
@@ -369,7 +395,7 @@ fn streams_outlive_their_config_and_tolerate_null_pointers() {
 
 #[test]
 fn per_route_config_is_refused() {
-    let json = plugin("");
+    let json = plugin();
     // SAFETY: this test's own config, filter and stream pointers, live for the call.
     let ptr = unsafe {
         envoy_dynamic_module_on_http_filter_per_route_config_new(
@@ -383,7 +409,7 @@ fn per_route_config_is_refused() {
 
 #[test]
 fn workers_beyond_the_shard_count_share_caches_safely() {
-    let config = configure(&plugin(""));
+    let config = configure(&plugin());
     for worker in [0, 63, 64, 1000, u32::MAX] {
         let mut s = request(&[]);
         s.worker = worker;
@@ -395,7 +421,7 @@ fn workers_beyond_the_shard_count_share_caches_safely() {
 
 #[test]
 fn drop_in_pins_through_the_host_header_for_stateful_session() {
-    let config = configure(&dropin(""));
+    let config = configure(&dropin());
     let mut first = request(&[]);
     exchange_dropin(config, &mut first, Some(("10.0.0.7:8080", "v2")));
     let cookie = cookie_of(&first);
@@ -429,7 +455,7 @@ fn drop_in_pins_through_the_host_header_for_stateful_session() {
 
 #[test]
 fn drop_in_replaces_client_sent_internal_headers() {
-    let config = configure(&dropin(""));
+    let config = configure(&dropin());
     let mut s = request(&[
         ("x-sticky-cluster", b"v2"),
         ("x-sticky-host", b"MTAuMC4wLjc6ODA4MA=="),
@@ -447,7 +473,10 @@ fn drop_in_replaces_client_sent_internal_headers() {
 
 #[test]
 fn a_strict_override_host_is_passed_to_envoy() {
-    let config = configure(&dropin(r#", "override_host": {"strict": true}"#));
+    let config = configure(&json(&PluginConfig {
+        override_host: Some(wire::OverrideHost { strict: Some(true) }),
+        ..dropin_wire()
+    }));
     let mut first = request(&[]);
     exchange(config, &mut first, Some(("10.0.0.7:8080", "v2")));
     let cookie = cookie_of(&first);
@@ -459,9 +488,18 @@ fn a_strict_override_host_is_passed_to_envoy() {
 
 #[test]
 fn a_missing_shard_key_is_answered_locally_and_stops_the_request() {
-    let config = configure(&dropin(
-        r#", "sharding": {"key": {"header": "x-tenant"}, "clusters": ["v1", "v2"], "missing_key": "reject"}"#,
-    ));
+    let config = configure(&json(&PluginConfig {
+        sharding: Some(wire::Sharding {
+            key: Some(wire::ShardKey {
+                header: Some("x-tenant".into()),
+                ..wire::ShardKey::default()
+            }),
+            clusters: Some(vec!["v1".into(), "v2".into()]),
+            missing_key: Some("reject".into()),
+            ..wire::Sharding::default()
+        }),
+        ..dropin_wire()
+    }));
     assert!(!config.is_null(), "{:?}", fake_envoy::logs());
     let mut s = request(&[]);
     // SAFETY: this test's own config, filter and stream pointers, live for the call.
@@ -484,9 +522,9 @@ fn the_route_is_matched_again_only_when_the_pinned_cluster_is_not_the_routed_one
     let wirings: [(&str, Exchange); 2] = [("direct", exchange), ("drop-in", exchange_dropin)];
     for (wiring, exchange_with) in wirings {
         let config = configure(&if wiring == "direct" {
-            plugin("")
+            plugin()
         } else {
-            dropin("")
+            dropin()
         });
         let mut first = request(&[]);
         exchange_with(config, &mut first, Some(("10.0.0.7:8080", "v2")));

@@ -28,11 +28,10 @@ fn cached_tokens_are_still_checked_for_lifetime_and_allow_list() {
         super::lookup(&cfg, &[t.as_bytes()], NOW + 500, &mut cache),
         Lookup::Rejected(Reject::Expired)
     );
-    let narrower = Config::from_json(
-        crate::testing::config_json("")
-            .replace(r#""clusters": ["v1", "v2"]"#, r#""clusters": ["v2"]"#)
-            .as_bytes(),
-    )
+    let narrower = Config::from_wire(&crate::config::wire::PluginConfig {
+        clusters: Some(vec!["v2".into()]),
+        ..crate::testing::wire()
+    })
     .unwrap();
     assert_eq!(
         super::lookup(&narrower, &[t.as_bytes()], NOW, &mut cache),

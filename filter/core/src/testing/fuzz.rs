@@ -4,22 +4,29 @@
 #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 use crate::config::Config;
+use crate::config::wire::{self, PluginConfig};
 use crate::cookie::{self, Candidates};
 use crate::filter;
 use crate::session;
-use crate::testing::{FakeHost, config_json};
+use crate::testing::FakeHost;
 use crate::token;
 use crate::worker::Worker;
 
 fn fuzz_config() -> Config {
-    Config::from_json(
-        config_json(
-            r#""session_header": "x-sticky-session", "strict": true,
-               "migration": {"header": "x-legacy"},
-               "wrap": {"header": "mcp-session-id", "max_id_bytes": 64, "issue_cookie": true},"#,
-        )
-        .as_bytes(),
-    )
+    Config::from_wire(&PluginConfig {
+        session_header: Some("x-sticky-session".into()),
+        strict: Some(true),
+        migration: Some(wire::Migration {
+            header: Some("x-legacy".into()),
+            ..wire::Migration::default()
+        }),
+        wrap: Some(wire::Wrap {
+            header: Some("mcp-session-id".into()),
+            max_id_bytes: Some(64),
+            issue_cookie: Some(true),
+        }),
+        ..crate::testing::wire()
+    })
     .unwrap()
 }
 

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::wire::{self, PluginConfig};
 use crate::drain::{DEADLINE_KEY, DRAINING_KEY, HostDrain};
 use crate::host::{Host, Pinning, Removal};
 use crate::metrics::Metric;
@@ -181,18 +182,36 @@ pub const KEY_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 /// base64 of 32 bytes 0x02: a second test key.
 pub const KEY_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
-/// A valid config JSON with clusters v1/v2 and key `a`; `extra` is spliced in
-/// as additional top-level fields (e.g. `"session_header": "x-s",`).
+/// The default test config as the filter's wire model: clusters v1/v2, key
+/// `a` ([`KEY_A`]), cookie `sticky` for 600 s, not `Secure` (plain HTTP).
+pub fn wire() -> PluginConfig {
+    PluginConfig {
+        cookie: Some(wire::Cookie {
+            name: Some("sticky".into()),
+            ttl_seconds: Some(600),
+            secure: Some(false),
+            ..wire::Cookie::default()
+        }),
+        ..PluginConfig::new(&["v1", "v2"], "a", KEY_A)
+    }
+}
+
+/// The JSON text the filter reads for `config` (pretty-printed, so parser
+/// tests can edit one `"field": value` pair of it).
+pub fn json(config: &PluginConfig) -> String {
+    serde_json::to_string_pretty(config).unwrap()
+}
+
+/// [`wire`] as JSON text with `extra` spliced in as additional top-level
+/// fields (e.g. `"cokie": {},`): for tests of the reader on hand-made input.
 pub fn config_json(extra: &str) -> String {
-    format!(
-        r#"{{{extra} "clusters": ["v1", "v2"], "keys": [{{"id": "a", "secret": "{KEY_A}"}}],
-            "cookie": {{"name": "sticky", "ttl_seconds": 600, "secure": false}}}}"#
-    )
+    let base = json(&wire());
+    format!("{{{extra}{}", base.strip_prefix('{').unwrap())
 }
 
 /// The parsed default test config.
 pub fn config() -> crate::config::Config {
-    crate::config::Config::from_json(config_json("").as_bytes()).unwrap()
+    crate::config::Config::from_wire(&wire()).unwrap()
 }
 
 pub mod fuzz;

@@ -20,7 +20,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use super::sim::{Client, Exchange, Health, Runner, Sim};
-use super::{FakeHost, KEY_A, KEY_B, config_json};
+use super::{FakeHost, KEY_A, KEY_B, json};
+use crate::config::wire::{self, PluginConfig};
 use crate::keys::{Key, KeyId, Keyring, NONCE_LEN};
 use crate::token::{self, Claims};
 
@@ -268,15 +269,14 @@ pub fn claims(cluster: &str, host: &str, now: u64) -> Claims {
 
 /// A config with the given keys (id, base64 secret), in sealing order.
 pub fn config_with_keys(keys: &[(&str, &str)]) -> String {
-    let keys: Vec<String> = keys
-        .iter()
-        .map(|(id, secret)| format!(r#"{{"id": "{id}", "secret": "{secret}"}}"#))
-        .collect();
-    format!(
-        r#"{{"clusters": ["v1", "v2"], "keys": [{}],
-            "cookie": {{"name": "sticky", "ttl_seconds": 600, "secure": false}}}}"#,
-        keys.join(", ")
-    )
+    json(&PluginConfig {
+        keys: Some(
+            keys.iter()
+                .map(|(id, secret)| wire::Key::new(id, secret))
+                .collect(),
+        ),
+        ..super::wire()
+    })
 }
 
 /// The key id a token was sealed with.
@@ -331,11 +331,14 @@ fn assert_no_leak(e: &Exchange) {
 }
 
 fn default_config() -> String {
-    config_json("")
+    json(&super::wire())
 }
 
 fn header_config() -> String {
-    config_json(r#""session_header": "x-sticky-session","#)
+    json(&PluginConfig {
+        session_header: Some("x-sticky-session".into()),
+        ..super::wire()
+    })
 }
 
 /// Calls `$callback!` with the name of every scenario of [`all`], so each
@@ -486,7 +489,15 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "idle_timeout_refreshes_active_sessions_and_ends_idle_ones",
-            config: || config_json(r#""session": {"idle_timeout_seconds": 60},"#),
+            config: || {
+                json(&PluginConfig {
+                    session: Some(wire::Session {
+                        idle_timeout_seconds: Some(60),
+                        ..wire::Session::default()
+                    }),
+                    ..super::wire()
+                })
+            },
             run: idle_timeout,
         },
         Scenario {
@@ -521,7 +532,12 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "strict_gone_host_is_one_503_then_another_host_of_the_cluster",
-            config: || config_json(r#""strict": true,"#),
+            config: || {
+                json(&PluginConfig {
+                    strict: Some(true),
+                    ..super::wire()
+                })
+            },
             run: strict_gone_host,
         },
         Scenario {
@@ -537,9 +553,17 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "browser_session_cookie_has_no_max_age_and_its_token_expires",
             config: || {
-                r#"{"clusters": ["v1", "v2"], "keys": [{"id": "a", "secret": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}],
-                    "cookie": {"name": "sticky", "ttl_seconds": 0, "secure": true, "same_site": "Strict", "path": "/app"}}"#
-                    .to_owned()
+                json(&PluginConfig {
+                    cookie: Some(wire::Cookie {
+                        name: Some("sticky".into()),
+                        ttl_seconds: Some(0),
+                        secure: Some(true),
+                        same_site: Some("Strict".into()),
+                        path: Some("/app".into()),
+                        ..wire::Cookie::default()
+                    }),
+                    ..super::wire()
+                })
             },
             run: browser_session_cookie,
         },
@@ -560,17 +584,36 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "envoy_native_cookie_migrates_to_a_sealed_token",
             config: || {
-                config_json(r#""migration": {"envoy_cookie": "envoy-session", "cluster": "v2"},"#)
+                json(&PluginConfig {
+                    migration: Some(wire::Migration {
+                        envoy_cookie: Some("envoy-session".into()),
+                        cluster: Some("v2".into()),
+                        ..wire::Migration::default()
+                    }),
+                    ..super::wire()
+                })
             },
             run: legacy_migration,
         },
         Scenario {
             name: "shard_keys_route_by_jump_hash_and_missing_keys_get_400",
             config: || {
-                format!(
-                    r#"{{"keys": [{{"id": "a", "secret": "{KEY_A}"}}], "clusters": ["v1"], "cookie": {{"secure": false}},
-                        "sharding": {{"key": {{"query": "room"}}, "clusters": ["shard-0", "shard-1", "shard-2"], "missing_key": "reject"}}}}"#
-                )
+                json(&PluginConfig {
+                    cookie: Some(wire::Cookie {
+                        secure: Some(false),
+                        ..wire::Cookie::default()
+                    }),
+                    sharding: Some(wire::Sharding {
+                        key: Some(wire::ShardKey {
+                            query: Some("room".into()),
+                            ..wire::ShardKey::default()
+                        }),
+                        clusters: Some(vec!["shard-0".into(), "shard-1".into(), "shard-2".into()]),
+                        missing_key: Some("reject".into()),
+                        ..wire::Sharding::default()
+                    }),
+                    ..PluginConfig::new(&["v1"], "a", KEY_A)
+                })
             },
             run: sharded_keys,
         },
@@ -590,7 +633,14 @@ pub fn all() -> Vec<Scenario> {
 const MCP: &str = "mcp-session-id";
 
 fn wrap_config() -> String {
-    config_json(r#""wrap": {"header": "Mcp-Session-Id", "max_id_bytes": 64},"#)
+    json(&PluginConfig {
+        wrap: Some(wire::Wrap {
+            header: Some("Mcp-Session-Id".into()),
+            max_id_bytes: Some(64),
+            ..wire::Wrap::default()
+        }),
+        ..super::wire()
+    })
 }
 
 /// A client that keeps no cookies and echoes the `mcp-session-id` it got.

@@ -1,4 +1,5 @@
 #![allow(clippy::as_conversions, clippy::arithmetic_side_effects)]
+use crate::config::wire;
 use crate::drain::{DEADLINE_KEY, DRAINING_KEY};
 use crate::testing::config_json;
 use crate::testing::sim::{Client, Exchange, Health, NativeRunner, Runner, Sim};
@@ -447,11 +448,14 @@ fn a_wrapped_id_sealed_under_an_old_key_is_re_sealed_under_the_new_one() {
     let mut s = mcp();
     let mut c = Echo::default();
     let first = mint(&mut s, &mut c, "k-rot");
-    let rotated = config_json(r#""wrap": {"header": "Mcp-Session-Id"},"#).replace(
-        &format!(r#"[{{"id": "a", "secret": "{KEY_A}"}}]"#),
-        &format!(r#"[{{"id": "b", "secret": "{KEY_B}"}}, {{"id": "a", "secret": "{KEY_A}"}}]"#),
-    );
-    assert!(rotated.contains(r#""id": "b""#));
+    let rotated = crate::testing::json(&wire::PluginConfig {
+        wrap: Some(wire::Wrap {
+            header: Some("Mcp-Session-Id".into()),
+            ..wire::Wrap::default()
+        }),
+        keys: Some(vec![wire::Key::new("b", KEY_B), wire::Key::new("a", KEY_A)]),
+        ..crate::testing::wire()
+    });
     assert!(s.runner.configure(rotated.as_bytes()));
     // The application does not echo its id: the re-sealed token still goes out.
     let e = c.send(&mut s);
@@ -459,14 +463,10 @@ fn a_wrapped_id_sealed_under_an_old_key_is_re_sealed_under_the_new_one() {
     assert_eq!(e.request_header(H).as_deref(), Some("k-rot"));
     let token = e.response_header(H).expect("re-sealed id");
     assert_eq!(s.host.counter("sticky.tokens_resealed"), 1);
-    let only_b = crate::config::Config::from_json(
-        config_json("")
-            .replace(
-                &format!(r#""id": "a", "secret": "{KEY_A}""#),
-                &format!(r#""id": "b", "secret": "{KEY_B}""#),
-            )
-            .as_bytes(),
-    )
+    let only_b = crate::config::Config::from_wire(&wire::PluginConfig {
+        keys: Some(vec![wire::Key::new("b", KEY_B)]),
+        ..crate::testing::wire()
+    })
     .unwrap();
     let claims = token::open(token.as_bytes(), &only_b.keys).unwrap();
     assert_eq!(claims.app_id, b"k-rot");
