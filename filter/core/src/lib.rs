@@ -19,6 +19,7 @@ pub mod json;
 pub mod keys;
 pub mod legacy;
 pub mod metrics;
+pub mod plugin;
 pub mod session;
 pub mod shard;
 pub mod source;
