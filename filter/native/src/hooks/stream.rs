@@ -126,14 +126,16 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
             let decided = shared
                 .plugin
                 .on_request(filter.worker_index(stream), &mut host, now);
-            if let Ok(mut slot) = filter.stream.try_borrow_mut() {
-                *slot = decided;
-            }
-            if host.replied() {
+            // A local reply was sent: Envoy answers, the request stops here.
+            let status = if decided == session::Stream::Refused {
                 STATUS_STOP_ITERATION
             } else {
                 STATUS_CONTINUE
+            };
+            if let Ok(mut slot) = filter.stream.try_borrow_mut() {
+                *slot = decided;
             }
+            status
         },
     )
 }
