@@ -35,6 +35,9 @@ pub struct RequestEdits<'a> {
     pub reroute: bool,
     /// The request follows a valid token's host (counted).
     pub pinned: bool,
+    /// Wrap mode: the application's session header gets back this id, the
+    /// one its token wrapped (counted).
+    pub wrap_id: Option<&'a [u8]>,
 }
 
 impl<'a> RequestEdits<'a> {
@@ -45,6 +48,7 @@ impl<'a> RequestEdits<'a> {
             host,
             reroute,
             pinned: false,
+            wrap_id: None,
         };
         match stream {
             Stream::Pinned(c) => Self {
@@ -66,10 +70,25 @@ impl<'a> RequestEdits<'a> {
         }
     }
 
+    /// The same edits, putting the application's `id` back into its
+    /// session header when the request's token wrapped one (wrap mode).
+    pub fn restoring(self, id: Option<&'a [u8]>) -> Self {
+        Self {
+            wrap_id: id,
+            ..self
+        }
+    }
+
     /// Carries the edits out: removals first (a removal makes the route
     /// stale, which rules out keeping the cached route), then writes, then
     /// one route re-match if anything routing-relevant changed.
     pub fn apply<H: Host>(&self, cfg: &Config, host: &mut H) {
+        // The backend only ever sees its own ids; the header steers no
+        // route, so writing it asks for no re-match.
+        if let (Some(id), Some(wrap)) = (self.wrap_id, &cfg.wrap) {
+            host.set_request_header(&wrap.header, id);
+            host.count(Metric::WrapUnwrapped);
+        }
         let pinning = host.pinning();
         let mut route = RouteState::default();
         match pinning {

@@ -1,6 +1,7 @@
 //! sticky's core: configuration, the sealed session token, cookie parsing and
 //! the session decisions, with no dependency on proxy-wasm or Envoy. The wasm
-//! and native builds adapt [`host::Host`] and call [`filter`].
+//! and native builds adapt [`host::Host`], keep a [`plugin::Plugin`] per
+//! filter configuration and call its per-stream entry points.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod json;
 pub mod keys;
 pub mod legacy;
 pub mod metrics;
+pub mod plugin;
 pub mod session;
 pub mod shard;
 pub mod source;

@@ -13,8 +13,9 @@ use crate::token::{Claims, Reject};
 use crate::worker::Worker;
 
 /// Request phase: opens the value of the application's session header. On
-/// success the header holds the original id again and the claims pin the
-/// request. Anything else (an id that was never wrapped, a tampered,
+/// success the claims pin the request and carry the original id, which the
+/// request's edits put back ([`crate::edits::RequestEdits::wrap_id`]).
+/// Anything else (an id that was never wrapped, a tampered,
 /// expired or foreign token) stays untouched: the backend sees what the
 /// client sent and decides, as it would without sticky; it is counted and
 /// logged (rate-limited).
@@ -28,8 +29,6 @@ pub fn unwrap_request<H: Host>(
     let value = host.request_header(&wrap.header)?;
     let reason = match session::lookup(cfg, &[&value], now, &mut worker.tokens) {
         Lookup::Valid(claims) if !claims.app_id.is_empty() => {
-            host.set_request_header(&wrap.header, &claims.app_id);
-            host.count(Metric::WrapUnwrapped);
             worker.wrapped.insert(&claims.app_id, &value);
             return Some(claims);
         }

@@ -21,7 +21,8 @@ static PANIC_LOGGED: AtomicBool = AtomicBool::new(false);
 ///
 /// `AssertUnwindSafe` is sound here: the state a panicking hook may leave
 /// half-updated is per-stream (dropped with the stream) or a worker cache
-/// behind a `Mutex`, whose poisoning the hooks handle by resetting the cache.
+/// behind a `Mutex`, whose poisoning the core's `plugin::Shards` handles by
+/// resetting the cache.
 pub fn guard<R>(hook: &str, fallback: R, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,

@@ -52,7 +52,6 @@ pub struct NativeHost<'a> {
     counters: &'a MetricIds<usize>,
     pinning: Pinning,
     env: &'a dyn Env,
-    replied: bool,
 }
 
 impl<'a> NativeHost<'a> {
@@ -68,14 +67,7 @@ impl<'a> NativeHost<'a> {
             counters,
             pinning,
             env,
-            replied: false,
         }
-    }
-
-    /// Whether the filter answered the request locally (the hook must stop
-    /// iteration then).
-    pub fn replied(&self) -> bool {
-        self.replied
     }
 }
 
@@ -126,7 +118,6 @@ impl Host for NativeHost<'_> {
     fn send_local_reply(&mut self, status: u32, body: &str) -> bool {
         self.stream
             .send_local_reply(status, body, "sticky_local_reply");
-        self.replied = true;
         true
     }
 

@@ -8,10 +8,9 @@ use sticky_core::drain::{DEADLINE_KEY, DRAINING_KEY, HostDrain};
 use sticky_core::host::{Host, Pinning, Removal};
 use sticky_core::metrics::{Metric, MetricIds};
 
-/// Counter ids, defined once per VM; a counter that cannot be defined is
-/// skipped.
-pub fn define_metrics() -> MetricIds<u32> {
-    MetricIds::define(|metric| hostcalls::define_metric(MetricType::Counter, metric.name()).ok())
+/// Defines one counter of the VM; `None` (never counted) when it cannot.
+pub fn define_metric(metric: Metric) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Counter, metric.name()).ok()
 }
 
 /// The proxy as seen through proxy-wasm, for the current stream.

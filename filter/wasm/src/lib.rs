@@ -12,12 +12,8 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use sticky_core::config::Config;
-use sticky_core::filter;
 use sticky_core::session::Stream;
 use sticky_core::worker::Worker;
-
-use sticky_core::metrics::MetricIds;
 
 use crate::host::WasmHost;
 
@@ -26,17 +22,16 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(StickyRoot::default()) });
 }}
 
-/// What every stream of a VM shares.
-struct Shared {
-    config: Config,
-    metrics: MetricIds<u32>,
-    /// Per-worker caches (one VM per worker; single-threaded).
-    worker: RefCell<Worker>,
-}
+/// What every stream of a VM shares; one VM per Envoy worker, so its caches
+/// sit in a `RefCell` (single-threaded).
+type Plugin = sticky_core::plugin::Plugin<u32, RefCell<Worker>>;
+
+/// The index a VM's streams lock their caches with: the VM is the worker.
+const VM: u32 = 0;
 
 #[derive(Default)]
 struct StickyRoot {
-    shared: Option<Rc<Shared>>,
+    plugin: Option<Rc<Plugin>>,
 }
 
 impl Context for StickyRoot {}
@@ -44,22 +39,11 @@ impl Context for StickyRoot {}
 impl RootContext for StickyRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = host::plugin_configuration().unwrap_or_default();
-        match Config::from_json(&bytes) {
-            Ok(config) if config.override_host.is_some() => {
-                // proxy-wasm has no upstream override: only the header wiring.
-                log::error!(
-                    "sticky: invalid sticky config: field `override_host`: needs the native build (dist/libsticky.so); the wasm pins hosts through host_header"
-                );
-                false
-            }
-            Ok(config) => {
-                log::info!("{}", config.summary());
-                let metrics = host::define_metrics();
-                self.shared = Some(Rc::new(Shared {
-                    config,
-                    metrics,
-                    worker: RefCell::new(Worker::default()),
-                }));
+        // proxy-wasm has no upstream override: only the header wiring.
+        match Plugin::load(&bytes, false, host::define_metric, RefCell::default()) {
+            Ok(plugin) => {
+                log::info!("{}", plugin.config.summary());
+                self.plugin = Some(Rc::new(plugin));
                 true
             }
             Err(e) => {
@@ -73,7 +57,7 @@ impl RootContext for StickyRoot {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Returning None would panic in the SDK: an unconfigured root yields a pass-through.
         Some(Box::new(StickyStream {
-            shared: self.shared.clone(),
+            plugin: self.plugin.clone(),
             stream: Stream::Untouched,
         }))
     }
@@ -84,7 +68,7 @@ impl RootContext for StickyRoot {
 }
 
 struct StickyStream {
-    shared: Option<Rc<Shared>>,
+    plugin: Option<Rc<Plugin>>,
     stream: Stream,
 }
 
@@ -92,23 +76,11 @@ impl Context for StickyStream {}
 
 impl HttpContext for StickyStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if let Some(shared) = &self.shared {
+        if let Some(plugin) = &self.plugin {
             let mut host = WasmHost {
-                metrics: &shared.metrics,
+                metrics: &plugin.metrics,
             };
-            // Busy caches (re-entry): decide without them, never skip the
-            // request phase, which also strips client-sent internal headers.
-            self.stream = match shared.worker.try_borrow_mut() {
-                Ok(mut worker) => {
-                    filter::on_request(&shared.config, &mut worker, &mut host, host::now())
-                }
-                Err(_) => filter::on_request(
-                    &shared.config,
-                    &mut Worker::default(),
-                    &mut host,
-                    host::now(),
-                ),
-            };
+            self.stream = plugin.on_request(VM, &mut host, host::now());
             if self.stream == Stream::Refused {
                 // A local reply was sent: Envoy answers, the request stops here.
                 return Action::Pause;
@@ -118,19 +90,11 @@ impl HttpContext for StickyStream {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if let Some(shared) = &self.shared {
+        if let Some(plugin) = &self.plugin {
             let mut host = WasmHost {
-                metrics: &shared.metrics,
+                metrics: &plugin.metrics,
             };
-            if let Ok(mut worker) = shared.worker.try_borrow_mut() {
-                filter::on_response(
-                    &shared.config,
-                    &mut worker,
-                    &self.stream,
-                    &mut host,
-                    host::now(),
-                );
-            }
+            plugin.on_response(VM, &self.stream, &mut host, host::now());
         }
         Action::Continue
     }

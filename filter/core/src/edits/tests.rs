@@ -134,3 +134,22 @@ fn a_removed_client_copy_forces_the_rematch_even_when_routed() {
     assert_eq!(host.clears, 1);
     assert_eq!(host.fake.request_values("x-sticky-cluster"), [b"v1"]);
 }
+
+#[test]
+fn a_restored_wrap_id_is_written_into_the_applications_header_and_counted() {
+    let wire = crate::config::wire::PluginConfig {
+        wrap: Some(crate::config::wire::Wrap {
+            header: Some("mcp-session-id".into()),
+            ..Default::default()
+        }),
+        ..crate::testing::wire()
+    };
+    let cfg = crate::config::Config::from_wire(&wire).unwrap();
+    let stream = Stream::Pinned(claims("v1", "10.0.0.1:80", 1000));
+    let edits = RequestEdits::of(&stream);
+    assert_eq!(edits.wrap_id, None, "deciding the stream restores nothing");
+    let mut host = request(&[("mcp-session-id", "sealed")]);
+    edits.restoring(Some(b"app-7")).apply(&cfg, &mut host);
+    assert_eq!(host.request_values("mcp-session-id"), [b"app-7"]);
+    assert_eq!(host.counter("sticky.wrap.ids_unwrapped"), 1);
+}
