@@ -19,12 +19,21 @@ use crate::wrap;
 pub fn on_request<H: Host>(cfg: &Config, worker: &mut Worker, host: &mut H, now: u64) -> Stream {
     let cookies = host.request_cookies();
     let mut wrap_id = None;
-    let stream = decide(cfg, worker, host, cookies.as_deref(), &mut wrap_id, now);
+    let mut stream = decide(cfg, worker, host, cookies.as_deref(), &mut wrap_id, now);
+    if stream == Stream::Refused && !host.send_local_reply(400, MISSING_SHARD_KEY) {
+        // A host that cannot answer locally: the request goes on without
+        // affinity (fail open), its internal headers stripped.
+        stream = Stream::Fresh;
+    }
     RequestEdits::of(&stream)
         .restoring(wrap_id.as_deref())
         .apply(cfg, host);
     stream
 }
+
+/// The body of the 400 a key-sharded route answers to a request without a
+/// key (`sharding.missing_key: reject`).
+const MISSING_SHARD_KEY: &str = "sticky: this route needs a shard key\n";
 
 /// Fails open: a request the filter could not handle goes on without
 /// affinity, and without any internal header a client sent.

@@ -33,9 +33,7 @@ pub(super) fn shard_stream<H: Host>(
     };
     let Some(key) = shard::extract(&sharding.key, header.as_deref(), cookies, path.as_deref())
     else {
-        if sharding.missing_key == MissingKey::Reject
-            && host.send_local_reply(400, "sticky: this route needs a shard key\n")
-        {
+        if sharding.missing_key == MissingKey::Reject {
             return Stream::Refused;
         }
         return session::plan(lookup, drain, now);

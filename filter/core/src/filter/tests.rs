@@ -288,6 +288,32 @@ fn requests_without_a_key_fall_back_or_get_400() {
 }
 
 #[test]
+fn a_missing_key_goes_on_without_affinity_when_the_host_cannot_answer_400() {
+    let cfg = crate::config::Config::from_json(
+        config_json(r#""sharding": {"key": {"header": "x-account"}, "clusters": ["shard-0"], "missing_key": "reject"},"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut host = crate::testing::FakeHost {
+        request: vec![("x-sticky-cluster".into(), b"shard-0".to_vec())],
+        cannot_reply: true,
+        ..Default::default()
+    };
+    let stream = crate::filter::on_request(&cfg, &mut Default::default(), &mut host, 1_000);
+    assert_eq!(stream, crate::session::Stream::Fresh);
+    assert_eq!(host.local_reply, None);
+    assert!(
+        host.request_values("x-sticky-cluster").is_empty(),
+        "a client-sent cluster header never steers"
+    );
+    host.cannot_reply = false;
+    host.request = vec![("x-sticky-cluster".into(), b"shard-0".to_vec())];
+    let stream = crate::filter::on_request(&cfg, &mut Default::default(), &mut host, 1_000);
+    assert_eq!(stream, crate::session::Stream::Refused);
+    assert_eq!(host.local_reply.map(|(status, _)| status), Some(400));
+}
+
+#[test]
 fn resharding_keeps_sessions_on_their_old_shard_until_the_deadline() {
     let four = r#""sharding": {"key": {"header": "x-account"}, "clusters": ["shard-0", "shard-1", "shard-2", "shard-3"]},"#;
     let mut s = shard_sim(four);

@@ -37,6 +37,8 @@ pub struct FakeHost {
     pub metadata_reads: u64,
     /// A local reply the filter sent instead of routing: (status, body).
     pub local_reply: Option<(u32, Vec<u8>)>,
+    /// The host cannot answer locally (`send_local_reply` fails).
+    pub cannot_reply: bool,
     /// Warnings the filter logged, across streams.
     pub logs: Vec<String>,
     /// How pinned hosts reach the simulated Envoy; `None`: the header-based
@@ -132,6 +134,9 @@ impl Host for FakeHost {
         self.override_host = Some((host.to_owned(), strict));
     }
     fn send_local_reply(&mut self, status: u32, body: &str) -> bool {
+        if self.cannot_reply {
+            return false;
+        }
         self.local_reply = Some((status, body.as_bytes().to_vec()));
         true
     }
