@@ -8,6 +8,7 @@ pub mod backend;
 pub mod build;
 pub mod client;
 pub mod envoy;
+pub mod fleet;
 pub mod mcp;
 pub mod plan;
 pub mod plugin;

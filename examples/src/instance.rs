@@ -137,6 +137,21 @@ impl Instance {
     }
 }
 
+impl sticky_e2e::fleet::Upstream for Instance {
+    fn name(&self) -> &str {
+        &self.identity.name
+    }
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn kill(&mut self) {
+        Instance::kill(self);
+    }
+    fn is_alive(&self) -> bool {
+        !self.killed
+    }
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
