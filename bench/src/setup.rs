@@ -12,14 +12,11 @@ use serde_json::{Value, json};
 use sticky_e2e::client;
 use sticky_e2e::envoy::Envoy;
 use sticky_e2e::fleet::{Fleet, native_module};
-use sticky_e2e::plugin;
+use sticky_e2e::rig::default_plugin;
 use stickyctl::render::envoy::{Affinity, NativeWiring, bootstrap};
 
 use crate::upstream::Upstream;
 
-/// base64 of 32 bytes 0x11, the e2e rig's key: tokens stay valid across the
-/// Envoy restarts of a run because every configuration shares the backends.
-const KEY: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
 /// Module name of `bench/empty-module` (`lib<name>.so`).
 pub const EMPTY_MODULE: &str = "sticky_bench_empty_module";
 /// Session cookie name for every configuration that issues one.
@@ -246,7 +243,9 @@ impl World {
         let module = native_module(&mut affinity, module)?;
         let plugin = match v {
             Variant::FloorWasm => self.floor_config(),
-            _ => plugin_config(&self.fleet.cluster_names()),
+            // The e2e rig's default (cookie `sticky`, the session header, key
+            // `k1`): tokens stay valid across the Envoy restarts of a run.
+            _ => default_plugin(&self.fleet.cluster_names()),
         };
         let plan = self.fleet.plan(affinity, plugin);
         self.fleet
@@ -269,18 +268,6 @@ impl World {
         let encoded = STANDARD.encode(host);
         json!(format!("x-sticky-cluster=v1;x-sticky-host={encoded}"))
     }
-}
-
-/// sticky's plugin configuration: the e2e rig's default (cookie, the session
-/// header for API clients, both clusters allowed).
-pub fn plugin_config(clusters: &[&str]) -> Value {
-    plugin::to_json(&plugin::loopback(
-        COOKIE,
-        "x-sticky-session",
-        clusters,
-        "k1",
-        KEY,
-    ))
 }
 
 /// The e2e harness starts Envoy with two workers (what the functional tests

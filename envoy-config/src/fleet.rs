@@ -139,13 +139,6 @@ impl<U: Upstream> Fleet<U> {
             .unwrap_or_else(|| panic!("no backend {name}"))
     }
 
-    /// The name of the upstream at "ip:port".
-    pub fn backend_at(&self, host: &str) -> Option<String> {
-        self.upstreams()
-            .find(|u| u.addr().to_string() == host)
-            .map(|u| u.name().to_owned())
-    }
-
     /// The cluster an upstream belongs to.
     pub fn cluster_of(&self, name: &str) -> Option<String> {
         self.backends
@@ -175,24 +168,18 @@ impl<U: Upstream> Fleet<U> {
             .map(PathBuf::from)
             .unwrap_or_else(|| crate::artifact("STICKY_ENVOY", ".venv/envoy"));
         let started = Envoy::start_with_module(&bin, &config, &run, module)?;
-        if self.wait_loaded(&started) {
-            Ok(started)
-        } else {
-            Err(StartError {
-                message: format!("Envoy did not load every endpoint within {EDS_LOAD:?}"),
-                log: started.log(),
-            })
-        }
-    }
-
-    /// Waits until `envoy` sees every endpoint as last written.
-    pub fn wait_loaded(&self, envoy: &Envoy) -> bool {
         let members: Vec<(&str, usize)> = self
             .endpoints
             .iter()
             .map(|(c, eps)| (c.as_str(), eps.len()))
             .collect();
-        envoy.wait_members(&members, EDS_LOAD)
+        if started.wait_members(&members, EDS_LOAD) {
+            return Ok(started);
+        }
+        Err(StartError {
+            message: format!("Envoy did not load every endpoint within {EDS_LOAD:?}"),
+            log: started.log(),
+        })
     }
 
     /// Rewrites a cluster's EDS file after `change` and waits until `envoy`

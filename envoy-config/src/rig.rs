@@ -161,16 +161,6 @@ impl<U: Upstream> Rig<U> {
         self.envoy.listener
     }
 
-    /// Rewrites a cluster's EDS file after `change` and waits until Envoy
-    /// applied it.
-    pub fn change_endpoints(
-        &mut self,
-        cluster: &str,
-        change: impl FnOnce(&mut Vec<Endpoint>),
-    ) -> Result<(), String> {
-        self.fleet.change_endpoints(&self.envoy, cluster, change)
-    }
-
     /// Starts one more upstream in `cluster` and adds it to EDS; returns its name.
     pub fn add_upstream(&mut self, cluster: &str) -> Result<String, String> {
         self.fleet.add(&self.envoy, cluster)
@@ -208,12 +198,6 @@ impl<U: Upstream> Rig<U> {
     pub fn shift_weights(&self, weights: &[(&str, u32)]) -> Result<(), String> {
         let prefix = self.plan.runtime_key_prefix.as_deref().unwrap_or_default();
         self.envoy.admin.set_weights(prefix, weights)
-    }
-
-    /// [`Rig::change_endpoints`]; panics on failure (tests).
-    pub fn update_endpoints(&mut self, cluster: &str, f: impl FnOnce(&mut Vec<Endpoint>)) {
-        self.change_endpoints(cluster, f)
-            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// [`Rig::add_upstream`]; panics on failure (tests).

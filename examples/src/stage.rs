@@ -62,18 +62,9 @@ impl Artifacts {
     /// service binaries given; an error says which `make` target builds what
     /// is missing.
     pub fn locate(binaries: Binaries) -> Result<Self, String> {
-        let find = |var: &str, default: &str, make: &str| -> Result<PathBuf, String> {
-            let path = std::env::var_os(var)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| sticky_e2e::root().join(default));
-            if path.exists() {
-                Ok(path)
-            } else {
-                Err(format!(
-                    "{} not found (run `{make}` or set {var})",
-                    path.display()
-                ))
-            }
+        let find = |var: &str, default: &str, make: &str| {
+            let hint = format!("run `{make}` or set {var}");
+            sticky_e2e::locate(var, sticky_e2e::root().join(default), &hint)
         };
         Ok(Self {
             envoy: find("STICKY_ENVOY", ".venv/envoy", "make setup")?,
