@@ -84,9 +84,6 @@ impl sticky_e2e::fleet::Upstream for Upstream {
             let _ = TcpStream::connect(self.addr);
         }
     }
-    fn is_alive(&self) -> bool {
-        !self.stopped.load(Ordering::SeqCst)
-    }
 }
 
 impl Drop for Upstream {

@@ -85,11 +85,6 @@ impl Backend {
             .clone()
     }
 
-    /// Whether it still serves (not killed).
-    pub fn is_alive(&self) -> bool {
-        !self.state.stopped.load(Ordering::SeqCst)
-    }
-
     /// Stops accepting and resets every open connection: a killed process.
     pub fn kill(&self) {
         if self.state.stopped.swap(true, Ordering::SeqCst) {

@@ -25,8 +25,6 @@ pub trait Upstream {
     fn addr(&self) -> SocketAddr;
     /// Kills it as a crash would: its in-memory state is gone.
     fn kill(&mut self);
-    /// Whether it still runs (not killed).
-    fn is_alive(&self) -> bool;
 }
 
 impl Upstream for Backend {
@@ -39,19 +37,16 @@ impl Upstream for Backend {
     fn kill(&mut self) {
         Backend::kill(self);
     }
-    fn is_alive(&self) -> bool {
-        Backend::is_alive(self)
-    }
 }
 
 /// Starts upstream `name` of cluster `cluster`.
-pub type Launcher<U> = Box<dyn Fn(&str, &str) -> Result<U, String> + Send + Sync>;
+type Launcher<U> = Box<dyn Fn(&str, &str) -> Result<U, String> + Send + Sync>;
 
 /// How long an Envoy may take to load every cluster's endpoints.
 const EDS_LOAD: Duration = Duration::from_secs(10);
 
-/// Upstreams by cluster behind their EDS files; dropped, it kills them and
-/// removes its directory.
+/// Upstreams by cluster behind their EDS files; dropped, it drops them
+/// (every upstream type here stops on drop) and removes its directory.
 pub struct Fleet<U = Backend> {
     /// Upstreams by cluster, in start order (killed ones included).
     pub backends: BTreeMap<String, Vec<U>>,

@@ -140,9 +140,6 @@ impl sticky_e2e::fleet::Upstream for Instance {
     fn kill(&mut self) {
         Instance::kill(self);
     }
-    fn is_alive(&self) -> bool {
-        !self.killed
-    }
 }
 
 impl Drop for Instance {
