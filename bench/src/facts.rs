@@ -54,9 +54,8 @@ fn setting_an_internal_header_replaces_every_client_copy_in(v: Variant) {
     let cookie = cookie_of(&first);
     // Another cluster's host, which a client copy surviving the set would reach.
     let elsewhere = world
-        .clusters
-        .iter()
-        .flat_map(|c| &c.2)
+        .fleet
+        .upstreams()
         .find(|u| u.addr.port().to_string() != upstream)
         .unwrap();
     let forged = STANDARD.encode(elsewhere.addr.to_string());

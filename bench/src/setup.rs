@@ -5,22 +5,18 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sticky_e2e::client;
 use sticky_e2e::envoy::Envoy;
-use sticky_e2e::{plan, plugin};
-use stickyctl::eds::Endpoint;
-use stickyctl::render::envoy::{Affinity, ClusterPlan, NativeWiring, bootstrap};
+use sticky_e2e::fleet::{Fleet, native_module};
+use sticky_e2e::rig::default_plugin;
+use stickyctl::render::envoy::{Affinity, NativeWiring, bootstrap};
 
 use crate::upstream::Upstream;
 
-/// base64 of 32 bytes 0x11, the e2e rig's key: tokens stay valid across the
-/// Envoy restarts of a run because every configuration shares the backends.
-const KEY: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
 /// Module name of `bench/empty-module` (`lib<name>.so`).
 pub const EMPTY_MODULE: &str = "sticky_bench_empty_module";
 /// Session cookie name for every configuration that issues one.
@@ -169,11 +165,9 @@ impl Artifacts {
 
 /// Backends and EDS shared by every configuration of a run.
 pub struct World {
-    /// Upstreams by cluster, in split order.
-    pub clusters: Vec<(String, u32, Vec<Upstream>)>,
-    eds_dir: PathBuf,
+    /// The upstreams and their EDS files.
+    pub fleet: Fleet<Upstream>,
     envoy_wrapper: PathBuf,
-    dir: tempfile::TempDir,
 }
 
 impl World {
@@ -195,34 +189,23 @@ impl World {
         envoy_cpu: Option<u32>,
         upstream_extra: &str,
     ) -> Result<World, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let eds_dir = dir.path().join("eds");
-        std::fs::create_dir_all(&eds_dir).map_err(|e| e.to_string())?;
-        let mut clusters = Vec::new();
-        let (name, weight) = ("v1", 100);
-        let ups = (0..2)
-            .map(|_| Upstream::start_with(upstream_extra))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("upstream: {e}"))?;
-        let eps: Vec<Endpoint> = ups
-            .iter()
-            .map(|u| Endpoint::healthy("127.0.0.1", u.addr.port()))
-            .collect();
-        plan::eds_cluster(&eds_dir, name, weight, &eps)?;
-        clusters.push((name.to_owned(), weight, ups));
-        let envoy_wrapper = write_wrapper(dir.path(), envoy, envoy_cpu)?;
+        let extra = upstream_extra.to_owned();
+        let fleet = Fleet::start(&[("v1".into(), 100, 2)], move |_, name| {
+            Upstream::start_with(name, &extra).map_err(|e| format!("upstream: {e}"))
+        })?;
+        let envoy_wrapper = write_wrapper(fleet.dir(), envoy, envoy_cpu)?;
         Ok(World {
-            clusters,
-            eds_dir,
+            fleet,
             envoy_wrapper,
-            dir,
         })
     }
 
     /// Renders the bootstrap for `v` and starts Envoy with one worker.
     pub fn start_envoy(&self, v: Variant, art: &Artifacts) -> Result<Envoy, String> {
-        let names: Vec<&str> = self.clusters.iter().map(|c| c.0.as_str()).collect();
-        let affinity = match v {
+        if let Some(why) = art.missing(v) {
+            return Err(format!("{}: {why}", v.name()));
+        }
+        let mut affinity = match v {
             Variant::None => Affinity::None,
             Variant::EnvoyCookie => Affinity::EnvoyCookie {
                 name: COOKIE.into(),
@@ -253,69 +236,38 @@ impl World {
                 wiring: NativeWiring::DropIn,
             },
         };
+        let module = match v {
+            Variant::EmptyNative => art.empty_native.as_deref(),
+            _ => art.native.as_deref(),
+        };
+        let module = native_module(&mut affinity, module)?;
         let plugin = match v {
             Variant::FloorWasm => self.floor_config(),
-            _ => plugin_config(&names),
+            // The e2e rig's default (cookie `sticky`, the session header, key
+            // `k1`): tokens stay valid across the Envoy restarts of a run.
+            _ => default_plugin(&self.fleet.cluster_names()),
         };
-        let clusters = self
-            .clusters
-            .iter()
-            .map(|(name, weight, _)| ClusterPlan {
-                name: name.clone(),
-                weight: *weight,
-                eds_path: self.eds_dir.join(format!("{}.json", plan::file_safe(name))),
-            })
-            .collect();
-        let plan = plan::loopback(affinity, plugin, clusters, self.eds_dir.clone());
-        let run_dir = tempfile::tempdir_in(self.dir.path()).map_err(|e| e.to_string())?;
-        let config = run_dir.path().join("envoy.json");
-        plan::write_bootstrap(&config, &bootstrap(&plan))?;
-        let module = match v {
-            Variant::StickyNative | Variant::StickyNativeDropIn => art.native.as_deref(),
-            Variant::EmptyNative => art.empty_native.as_deref(),
-            _ => None,
-        };
-        // The run directory lives as long as the world; Envoy's log stays readable.
-        let run_dir = run_dir.keep();
-        let envoy = Envoy::start_with_module(&self.envoy_wrapper, &config, &run_dir, module)
-            .map_err(|e| format!("{} did not start: {e}", v.name()))?;
-        let members: Vec<(&str, usize)> = self
-            .clusters
-            .iter()
-            .map(|(c, _, ups)| (c.as_str(), ups.len()))
-            .collect();
-        if !envoy.wait_members(&members, Duration::from_secs(5)) {
-            return Err(format!("{}: EDS not loaded within 5 s", v.name()));
-        }
-        Ok(envoy)
+        let plan = self.fleet.plan(affinity, plugin);
+        self.fleet
+            .launch(
+                &bootstrap(&plan),
+                Some(&self.envoy_wrapper),
+                module.as_deref(),
+            )
+            .map_err(|e| format!("{} did not start: {e}", v.name()))
     }
-}
 
-impl World {
     /// The floor filter's configuration: pin every request to `v1`'s first host.
     fn floor_config(&self) -> Value {
         let host = self
-            .clusters
-            .first()
-            .and_then(|(_, _, ups)| ups.first())
+            .fleet
+            .get("v1-0")
             .map(|u| u.addr.to_string())
             .unwrap_or_default();
         // Standard base64 with padding: what HeaderBasedSessionState decodes.
         let encoded = STANDARD.encode(host);
         json!(format!("x-sticky-cluster=v1;x-sticky-host={encoded}"))
     }
-}
-
-/// sticky's plugin configuration: the e2e rig's default (cookie, the session
-/// header for API clients, both clusters allowed).
-pub fn plugin_config(clusters: &[&str]) -> Value {
-    plugin::to_json(&plugin::loopback(
-        COOKIE,
-        "x-sticky-session",
-        clusters,
-        "k1",
-        KEY,
-    ))
 }
 
 /// The e2e harness starts Envoy with two workers (what the functional tests

@@ -31,15 +31,17 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// A running upstream; stops accepting when dropped.
 pub struct Upstream {
+    /// Its name in the fleet (`v1-0`).
+    pub name: String,
     /// Where it listens.
     pub addr: SocketAddr,
     stopped: Arc<AtomicBool>,
 }
 
 impl Upstream {
-    /// Starts an upstream on an ephemeral loopback port whose responses also
-    /// carry `extra` header lines (each ending in `\r\n`; usually empty).
-    pub fn start_with(extra: &str) -> io::Result<Self> {
+    /// Starts upstream `name` on an ephemeral loopback port whose responses
+    /// also carry `extra` header lines (each ending in `\r\n`; usually empty).
+    pub fn start_with(name: &str, extra: &str) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let answer: Arc<[u8]> = response(addr.port(), extra).into();
@@ -60,15 +62,33 @@ impl Upstream {
                     }
                 }
             })?;
-        Ok(Self { addr, stopped })
+        Ok(Self {
+            name: name.to_owned(),
+            addr,
+            stopped,
+        })
+    }
+}
+
+impl sticky_e2e::fleet::Upstream for Upstream {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// Stops accepting; connections already open are served until they close.
+    fn kill(&mut self) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            // Wake the accept loop so it sees the flag.
+            let _ = TcpStream::connect(self.addr);
+        }
     }
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(self.addr);
+        sticky_e2e::fleet::Upstream::kill(self);
     }
 }
 
@@ -153,7 +173,7 @@ mod tests {
 
     #[test]
     fn answers_pipelined_requests() {
-        let up = Upstream::start_with("").unwrap();
+        let up = Upstream::start_with("v1-0", "").unwrap();
         let mut c = TcpStream::connect(up.addr).unwrap();
         c.write_all(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
             .unwrap();

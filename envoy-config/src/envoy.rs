@@ -17,6 +17,8 @@ pub struct Envoy {
     pub admin: Admin,
     /// The HTTP listener.
     pub listener: SocketAddr,
+    /// The bootstrap it runs.
+    pub config: PathBuf,
     /// Envoy's log file.
     pub log_path: PathBuf,
     /// How long Envoy took from spawn to /ready.
@@ -35,6 +37,16 @@ pub struct StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}\n--- envoy log ---\n{}", self.message, self.log)
+    }
+}
+
+impl From<String> for StartError {
+    /// A failure before Envoy ran: no log yet.
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            log: String::new(),
+        }
     }
 }
 
@@ -80,6 +92,7 @@ impl Envoy {
             child,
             admin: Admin::new(unreachable_addr()),
             listener: "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable_addr()),
+            config: config.to_owned(),
             log_path,
             startup: Duration::ZERO,
         };

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod build;
 pub mod client;
 pub mod envoy;
+pub mod fleet;
 pub mod mcp;
 pub mod plan;
 pub mod plugin;
@@ -24,18 +25,22 @@ pub fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// The path in env var `var`, or `default`; when it does not exist, an
+/// error naming it and `hint` (how to get it).
+pub fn locate(var: &str, default: PathBuf, hint: &str) -> Result<PathBuf, String> {
+    let path = std::env::var_os(var).map_or(default, PathBuf::from);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("{} not found ({hint})", path.display()))
+    }
+}
+
 /// Path of an artifact from an env var or its default under the root; panics
 /// with the command to run when it is missing (tests only).
 pub fn artifact(var: &str, default: &str) -> PathBuf {
-    let path = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(default));
-    assert!(
-        path.exists(),
-        "{} not found (set {var} or run `make setup wasm` first)",
-        path.display()
-    );
-    path
+    let hint = format!("set {var} or run `make setup wasm` first");
+    locate(var, root().join(default), &hint).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Writes a measured table to `results/NAME` when `STICKY_RECORD=1` (the

@@ -1,19 +1,20 @@
-//! A whole test set-up: backends per cluster, EDS files, a bootstrap rendered
-//! by stickyctl, and Envoy running it.
+//! A whole set-up: a [`Fleet`] of upstreams per cluster (in-process
+//! backends by default), a bootstrap rendered by stickyctl, and Envoy running
+//! it; changes go through EDS, LDS and the runtime admin layer, as a control
+//! plane's do.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sticky_core::config::wire::PluginConfig;
-use stickyctl::eds::{self, Endpoint};
+use stickyctl::eds::{self, Endpoint, Health};
 use stickyctl::render::envoy::{Affinity, Plan, bootstrap};
 
 use crate::backend::Backend;
 use crate::envoy::{Envoy, StartError};
-use crate::plan;
+use crate::fleet::{Fleet, Upstream, native_module};
 
 /// base64 of 32 bytes 0x11: the rig's sealing key, id `k1`.
 pub const KEY_1: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
@@ -42,6 +43,12 @@ pub struct Spec {
     /// (e.g. a `fault-injection` build); Envoy loads it by its name
     /// (`lib<name>.so`) from its directory.
     pub native_module: Option<PathBuf>,
+    /// The listener port on 127.0.0.1 (0: an ephemeral one).
+    pub listen_port: u16,
+    /// The Envoy binary; `None` means `STICKY_ENVOY` or `.venv/envoy`.
+    pub envoy: Option<PathBuf>,
+    /// Changes to every rendered bootstrap (e.g. HTTP/2 upstreams).
+    pub edits: Vec<fn(&mut Value)>,
 }
 
 impl Default for Spec {
@@ -54,6 +61,9 @@ impl Default for Spec {
             strict: false,
             lds: false,
             native_module: None,
+            listen_port: 0,
+            envoy: None,
+            edits: Vec::new(),
         }
     }
 }
@@ -69,247 +79,186 @@ pub fn default_plugin(clusters: &[&str]) -> Value {
     crate::plugin::to_json(&default_wire(clusters))
 }
 
-/// A running set-up.
-pub struct Rig {
+/// A running set-up; reads of its upstreams and endpoints go to its
+/// [`Fleet`]. Dropped, it stops Envoy, then every upstream.
+pub struct Rig<U = Backend> {
     /// Envoy.
     pub envoy: Envoy,
-    /// Backends by cluster.
-    pub backends: BTreeMap<String, Vec<Backend>>,
-    /// Endpoints as last written, by cluster.
-    pub endpoints: BTreeMap<String, Vec<Endpoint>>,
     /// The rendered plan.
     pub plan: Plan,
-    /// The bootstrap file.
+    /// The bootstrap file of the running Envoy.
     pub config_path: PathBuf,
-    version: u64,
-    pub(crate) lds_path: Option<PathBuf>,
-    pub(crate) native_module: Option<PathBuf>,
-    _dir: tempfile::TempDir,
+    fleet: Fleet<U>,
+    lds: Option<Lds>,
+    native_module: Option<PathBuf>,
+    envoy_bin: Option<PathBuf>,
+    edits: Vec<fn(&mut Value)>,
 }
 
-fn write_lds(path: &std::path::Path, listener: &Value, version: u64) -> std::io::Result<()> {
-    let mut listener = listener.clone();
-    listener["@type"] = json!("type.googleapis.com/envoy.config.listener.v3.Listener");
-    let doc = json!({"version_info": version.to_string(), "resources": [listener]});
-    eds::write_atomic(
-        path,
-        &serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?,
-    )
+/// The watched LDS file of a `Spec::lds` rig.
+struct Lds {
+    path: PathBuf,
+    version: u64,
+}
+
+impl<U> Deref for Rig<U> {
+    type Target = Fleet<U>;
+    fn deref(&self) -> &Fleet<U> {
+        &self.fleet
+    }
 }
 
 impl Rig {
-    /// Starts backends, writes EDS and the bootstrap, starts Envoy.
+    /// Starts in-process backends, writes EDS and the bootstrap, starts Envoy.
     pub fn start(spec: Spec) -> Result<Rig, StartError> {
-        let err = |m: String| StartError {
-            message: m,
-            log: String::new(),
-        };
-        let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
-        let eds_dir = dir.path().join("eds");
-        std::fs::create_dir_all(&eds_dir).map_err(|e| err(e.to_string()))?;
-        let mut backends = BTreeMap::new();
-        let mut endpoints = BTreeMap::new();
-        let mut clusters = Vec::new();
-        for (name, weight, n) in &spec.clusters {
-            let bs: Vec<Backend> = (0..*n)
-                .map(|i| Backend::start(&format!("{name}-{i}")))
-                .collect::<Result<_, _>>()
-                .map_err(|e| err(e.to_string()))?;
-            let eps: Vec<Endpoint> = bs
-                .iter()
-                .map(|b| Endpoint::healthy("127.0.0.1", b.addr.port()))
-                .collect();
-            clusters.push(plan::eds_cluster(&eds_dir, name, *weight, &eps).map_err(err)?);
-            backends.insert(name.clone(), bs);
-            endpoints.insert(name.clone(), eps);
-        }
-        let names: Vec<&str> = spec.clusters.iter().map(|c| c.0.as_str()).collect();
-        let mut affinity = spec
-            .affinity
-            .clone()
-            .unwrap_or_else(|| Affinity::StickyWasm {
-                wasm_path: crate::artifact("STICKY_WASM", "dist/sticky.wasm"),
-            });
-        if let (Affinity::StickyNative { module, .. }, Some(so)) =
-            (&mut affinity, &spec.native_module)
-        {
-            *module = module_name(so)
-                .ok_or_else(|| err(format!("{} is not named lib<name>.so", so.display())))?;
-        }
+        Rig::start_with(spec, |_, name| {
+            Backend::start(name).map_err(|e| format!("backend {name}: {e}"))
+        })
+    }
+}
+
+impl<U: Upstream> Rig<U> {
+    /// [`Rig::start`] with the upstreams `launcher` starts (cluster, name).
+    pub fn start_with(
+        spec: Spec,
+        launcher: impl Fn(&str, &str) -> Result<U, String> + Send + Sync + 'static,
+    ) -> Result<Rig<U>, StartError> {
+        let fleet = Fleet::start(&spec.clusters, launcher)?;
+        let affinity = spec.affinity.unwrap_or_else(|| Affinity::StickyWasm {
+            wasm_path: crate::artifact("STICKY_WASM", "dist/sticky.wasm"),
+        });
         let plugin = spec
             .plugin
-            .clone()
-            .unwrap_or_else(|| default_plugin(&names));
-        let plan = Plan {
+            .unwrap_or_else(|| default_plugin(&fleet.cluster_names()));
+        let mut plan = Plan {
             retry: spec.retry,
             strict: spec.strict,
-            ..plan::loopback(affinity, plugin, clusters, eds_dir)
+            listen_port: spec.listen_port,
+            ..fleet.plan(affinity, plugin)
         };
-        let config_path = dir.path().join("envoy.json");
-        let mut boot = bootstrap(&plan);
-        let lds_path = dir.path().join("lds").join("listeners.json");
-        if spec.lds {
-            let lds_dir = dir.path().join("lds");
-            std::fs::create_dir_all(&lds_dir).map_err(|e| err(e.to_string()))?;
-            // A fixed port: an LDS update of a port-0 listener would rebind elsewhere.
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| err(e.to_string()))?
-                .port();
-            let mut listener = boot["static_resources"]["listeners"][0].take();
-            listener["address"]["socket_address"]["port_value"] = json!(port);
-            boot["static_resources"]
-                .as_object_mut()
-                .map(|o| o.remove("listeners"));
-            boot["dynamic_resources"] = json!({"lds_config": {
-                "resource_api_version": "V3",
-                "path_config_source": {"path": lds_path, "watched_directory": {"path": lds_dir}},
-            }});
-            write_lds(&lds_path, &listener, 1).map_err(|e| err(e.to_string()))?;
-        }
-        plan::write_bootstrap(&config_path, &boot).map_err(err)?;
-        let envoy = start_envoy(
-            &plan.affinity,
+        let (envoy, lds) = launch(
+            &fleet,
+            &mut plan,
+            &spec.edits,
+            spec.envoy.as_deref(),
             spec.native_module.as_deref(),
-            &config_path,
-            dir.path(),
+            spec.lds,
         )?;
-        let rig = Rig {
-            lds_path: spec.lds.then_some(lds_path),
-            native_module: spec.native_module,
+        Ok(Rig {
+            config_path: envoy.config.clone(),
             envoy,
-            backends,
-            endpoints,
             plan,
-            config_path,
-            version: 1,
-            _dir: dir,
-        };
-        rig.wait_hosts_healthy();
-        Ok(rig)
+            fleet,
+            lds,
+            native_module: spec.native_module,
+            envoy_bin: spec.envoy,
+            edits: spec.edits,
+        })
     }
 
     /// The listener address.
-    pub fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> std::net::SocketAddr {
         self.envoy.listener
     }
 
-    /// A backend by name (`v1-0`, ...).
-    pub fn backend(&self, name: &str) -> &Backend {
-        self.backends
-            .values()
-            .flatten()
-            .find(|b| b.name == name)
-            .unwrap_or_else(|| panic!("no backend {name}"))
+    /// Starts one more upstream in `cluster` and adds it to EDS; returns its name.
+    pub fn add_upstream(&mut self, cluster: &str) -> Result<String, String> {
+        self.fleet.add(&self.envoy, cluster)
     }
 
-    /// The name of the backend at "ip:port".
-    pub fn backend_at(&self, host: &str) -> Option<String> {
-        self.backends
-            .values()
-            .flatten()
-            .find(|b| b.host() == host)
-            .map(|b| b.name.clone())
+    /// Changes one upstream's endpoint (found by name) and applies it.
+    pub fn change_upstream(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut Endpoint),
+    ) -> Result<(), String> {
+        self.fleet.change_upstream(&self.envoy, name, change)
     }
 
-    /// The cluster a backend belongs to.
-    pub fn cluster_of(&self, backend: &str) -> Option<String> {
-        self.backends
-            .iter()
-            .find(|(_, bs)| bs.iter().any(|b| b.name == backend))
-            .map(|(c, _)| c.clone())
+    /// Marks an upstream DRAINING in EDS, with an optional deadline (unix
+    /// seconds) in `filter_metadata.sticky.drain_deadline`.
+    pub fn drain(&mut self, name: &str, deadline: Option<u64>) -> Result<(), String> {
+        self.change_upstream(name, |e| {
+            e.health = Health::Draining;
+            e.drain_deadline = deadline;
+        })
     }
 
-    /// Rewrites a cluster's EDS file and waits until Envoy applied it.
-    pub fn update_endpoints(&mut self, cluster: &str, f: impl FnOnce(&mut Vec<Endpoint>)) {
-        let eps = self
-            .endpoints
-            .get_mut(cluster)
-            .unwrap_or_else(|| panic!("no cluster {cluster}"));
-        f(eps);
-        self.version += 1;
-        let path = self
-            .plan
-            .clusters
-            .iter()
-            .find(|c| c.name == cluster)
-            .map(|c| c.eds_path.clone())
-            .unwrap_or_default();
-        self.envoy
-            .apply_eds(&path, cluster, eps, self.version)
-            .unwrap_or_else(|e| panic!("{e}"));
+    /// Removes one upstream's endpoint from EDS (it keeps running).
+    pub fn remove_upstream(&mut self, name: &str) -> Result<(), String> {
+        self.fleet.remove(&self.envoy, name)
     }
 
-    /// Starts one more backend in `cluster` and adds it to EDS; returns its name.
-    pub fn add_backend(&mut self, cluster: &str) -> String {
-        let n = self.backends.get(cluster).map_or(0, Vec::len);
-        let b =
-            Backend::start(&format!("{cluster}-{n}")).unwrap_or_else(|e| panic!("backend: {e}"));
-        let (name, port) = (b.name.clone(), b.addr.port());
-        self.backends.entry(cluster.to_owned()).or_default().push(b);
-        self.update_endpoints(cluster, |eps| {
-            eps.push(Endpoint::healthy("127.0.0.1", port))
-        });
-        name
-    }
-
-    /// Changes one backend's endpoint (found by name) and applies it.
-    pub fn update_backend(&mut self, backend: &str, f: impl FnOnce(&mut Endpoint)) {
-        let cluster = self
-            .cluster_of(backend)
-            .unwrap_or_else(|| panic!("no backend {backend}"));
-        let port = self.backend(backend).addr.port();
-        self.update_endpoints(&cluster, |eps| {
-            if let Some(e) = eps.iter_mut().find(|e| e.port == port) {
-                f(e);
-            }
-        });
-    }
-
-    /// Removes one backend's endpoint from EDS (the process keeps running).
-    pub fn remove_backend(&mut self, backend: &str) {
-        let cluster = self
-            .cluster_of(backend)
-            .unwrap_or_else(|| panic!("no backend {backend}"));
-        let port = self.backend(backend).addr.port();
-        self.update_endpoints(&cluster, |eps| eps.retain(|e| e.port != port));
+    /// Kills an upstream; EDS still lists it, as right after a crash.
+    pub fn kill(&mut self, name: &str) -> Result<(), String> {
+        self.fleet.kill(name)
     }
 
     /// Shifts the split's weights live through Envoy's runtime admin layer.
-    pub fn set_weights(&self, weights: &[(&str, u32)]) {
+    pub fn shift_weights(&self, weights: &[(&str, u32)]) -> Result<(), String> {
         let prefix = self.plan.runtime_key_prefix.as_deref().unwrap_or_default();
-        self.envoy
-            .admin
-            .set_weights(prefix, weights)
+        self.envoy.admin.set_weights(prefix, weights)
+    }
+
+    /// [`Rig::add_upstream`]; panics on failure (tests).
+    pub fn add_backend(&mut self, cluster: &str) -> String {
+        self.add_upstream(cluster).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Rig::change_upstream`]; panics on failure (tests).
+    pub fn update_backend(&mut self, backend: &str, f: impl FnOnce(&mut Endpoint)) {
+        self.change_upstream(backend, f)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`Rig::remove_upstream`]; panics on failure (tests).
+    pub fn remove_backend(&mut self, backend: &str) {
+        self.remove_upstream(backend)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`Rig::shift_weights`]; panics on failure (tests).
+    pub fn set_weights(&self, weights: &[(&str, u32)]) {
+        self.shift_weights(weights)
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Replaces Envoy with a new one in another affinity mode (and plugin
-    /// config) in front of the same, still running backends: a rollout.
+    /// config) in front of the same, still running upstreams: a rollout.
     pub fn replace_envoy(&mut self, affinity: Affinity, plugin: Value) -> Result<(), StartError> {
         self.envoy.stop();
         self.plan.affinity = affinity;
         self.plan.plugin_config = plugin;
-        let text = serde_json::to_vec_pretty(&bootstrap(&self.plan)).map_err(|e| StartError {
-            message: e.to_string(),
-            log: String::new(),
-        })?;
-        let dir = self._dir.path().join(format!("envoy-{}", self.version));
-        self.version += 1;
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&self.config_path, text))
-            .map_err(|e| StartError {
-                message: e.to_string(),
-                log: String::new(),
-            })?;
-        self.envoy = start_envoy(
-            &self.plan.affinity,
+        let (envoy, _) = launch(
+            &self.fleet,
+            &mut self.plan,
+            &self.edits,
+            self.envoy_bin.as_deref(),
             self.native_module.as_deref(),
-            &self.config_path,
-            &dir,
+            false,
         )?;
-        self.wait_hosts_healthy();
+        self.config_path = envoy.config.clone();
+        self.envoy = envoy;
         Ok(())
+    }
+
+    /// Starts another Envoy on this rig's plan in front of its upstreams
+    /// (listener over LDS or not, it is served statically).
+    pub(crate) fn launch_another(&self) -> Result<Envoy, StartError> {
+        let (envoy, _) = launch(
+            &self.fleet,
+            &mut self.plan.clone(),
+            &self.edits,
+            self.envoy_bin.as_deref(),
+            self.native_module.as_deref(),
+            false,
+        )?;
+        Ok(envoy)
+    }
+
+    /// Whether this rig serves its listener over LDS.
+    pub(crate) fn serves_lds(&self) -> bool {
+        self.lds.is_some()
     }
 
     /// Replaces the plugin configuration of the running Envoy through LDS
@@ -327,34 +276,30 @@ impl Rig {
         plugin: Value,
         edit: impl FnOnce(String) -> String,
     ) -> bool {
-        let path = self
-            .lds_path
-            .clone()
-            .unwrap_or_else(|| panic!("update_plugin needs Spec::lds"));
         self.plan.plugin_config = plugin;
-        let mut listener = bootstrap(&self.plan)["static_resources"]["listeners"][0].take();
-        listener["address"]["socket_address"]["port_value"] = json!(self.addr().port());
-        let text = plugin_text(&mut listener)
-            .unwrap_or_else(|| panic!("no sticky filter configuration in the listener"));
-        *text = Value::String(edit(text.as_str().unwrap_or_default().to_owned()));
-        self.push_listener(&path, &listener)
+        self.update_listener(|listener| {
+            let text = plugin_text(listener)
+                .unwrap_or_else(|| panic!("no sticky filter configuration in the listener"));
+            *text = Value::String(edit(text.as_str().unwrap_or_default().to_owned()));
+        })
     }
 
     /// Pushes the rendered listener after `edit` changed it (e.g. removed
     /// the sticky filter, as if it were bypassed); `true` if Envoy applied it.
     pub fn update_listener(&mut self, edit: impl FnOnce(&mut Value)) -> bool {
-        let path = self
-            .lds_path
-            .clone()
-            .unwrap_or_else(|| panic!("update_listener needs Spec::lds"));
-        let mut listener = bootstrap(&self.plan)["static_resources"]["listeners"][0].take();
+        let mut listener =
+            render(&self.plan, &self.edits)["static_resources"]["listeners"][0].take();
         listener["address"]["socket_address"]["port_value"] = json!(self.addr().port());
         edit(&mut listener);
-        self.push_listener(&path, &listener)
+        self.push_listener(&listener)
     }
 
     /// Writes `listener` to the LDS file and waits for Envoy's verdict.
-    fn push_listener(&mut self, path: &std::path::Path, listener: &Value) -> bool {
+    fn push_listener(&mut self, listener: &Value) -> bool {
+        let lds = self
+            .lds
+            .as_mut()
+            .unwrap_or_else(|| panic!("LDS updates need Spec::lds"));
         let (ok, bad) = (
             "listener_manager.lds.update_success",
             "listener_manager.lds.update_rejected",
@@ -363,8 +308,8 @@ impl Rig {
             self.envoy.stat(ok).unwrap_or(0),
             self.envoy.stat(bad).unwrap_or(0),
         );
-        self.version += 1;
-        write_lds(path, listener, self.version).unwrap_or_else(|e| panic!("lds write: {e}"));
+        lds.version += 1;
+        write_lds(&lds.path, listener, lds.version).unwrap_or_else(|e| panic!("lds write: {e}"));
         let mut accepted = None;
         self.envoy.wait_for(Duration::from_secs(10), |e| {
             if e.stat(ok).unwrap_or(0) > before.0 {
@@ -387,25 +332,83 @@ impl Rig {
         accepted
     }
 
-    /// Waits until every cluster reports its hosts (EDS loaded).
-    fn wait_hosts_healthy(&self) {
-        self.wait_healthy(&self.envoy);
-    }
-
-    /// Waits until `envoy` (this rig's, or a replica) sees every endpoint.
-    pub(crate) fn wait_healthy(&self, envoy: &Envoy) {
-        let members: Vec<(&str, usize)> = self
-            .endpoints
-            .iter()
-            .map(|(c, eps)| (c.as_str(), eps.len()))
-            .collect();
-        envoy.wait_members(&members, Duration::from_secs(5));
+    /// sticky's non-zero counters from Envoy's /stats (`wasmcustom.sticky.*`).
+    pub fn sticky_counters(&self) -> Vec<(String, u64)> {
+        self.envoy
+            .stats_matching("wasmcustom.sticky")
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .collect()
     }
 
     /// The log lines that betray a crashed filter (should be none).
     pub fn wasm_failures(&self) -> Vec<String> {
         self.envoy.wasm_failures()
     }
+}
+
+/// Starts Envoy on `plan` (with `edits`) in front of `fleet`: a native
+/// affinity loads `module` (or dist/'s), named in `plan` after its file;
+/// with `lds` the listener is served from a watched file.
+fn launch<U: Upstream>(
+    fleet: &Fleet<U>,
+    plan: &mut Plan,
+    edits: &[fn(&mut Value)],
+    envoy: Option<&Path>,
+    module: Option<&Path>,
+    lds: bool,
+) -> Result<(Envoy, Option<Lds>), StartError> {
+    let module = native_module(&mut plan.affinity, module)?;
+    let mut boot = render(plan, edits);
+    let lds = if lds {
+        Some(serve_listener_over_lds(&mut boot, fleet.dir())?)
+    } else {
+        None
+    };
+    let envoy = fleet.launch(&boot, envoy, module.as_deref())?;
+    Ok((envoy, lds))
+}
+
+/// `plan`'s bootstrap with `edits` applied.
+fn render(plan: &Plan, edits: &[fn(&mut Value)]) -> Value {
+    let mut boot = bootstrap(plan);
+    for edit in edits {
+        edit(&mut boot);
+    }
+    boot
+}
+
+/// Moves the bootstrap's listener to a watched LDS file under `dir`, on a
+/// fixed port: an LDS update of a port-0 listener would rebind elsewhere.
+fn serve_listener_over_lds(boot: &mut Value, dir: &Path) -> Result<Lds, String> {
+    let lds_dir = dir.join("lds");
+    let path = lds_dir.join("listeners.json");
+    std::fs::create_dir_all(&lds_dir).map_err(|e| e.to_string())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut listener = boot["static_resources"]["listeners"][0].take();
+    listener["address"]["socket_address"]["port_value"] = json!(port);
+    boot["static_resources"]
+        .as_object_mut()
+        .map(|o| o.remove("listeners"));
+    boot["dynamic_resources"] = json!({"lds_config": {
+        "resource_api_version": "V3",
+        "path_config_source": {"path": path, "watched_directory": {"path": lds_dir}},
+    }});
+    write_lds(&path, &listener, 1).map_err(|e| e.to_string())?;
+    Ok(Lds { path, version: 1 })
+}
+
+fn write_lds(path: &Path, listener: &Value, version: u64) -> std::io::Result<()> {
+    let mut listener = listener.clone();
+    listener["@type"] = json!("type.googleapis.com/envoy.config.listener.v3.Listener");
+    let doc = json!({"version_info": version.to_string(), "resources": [listener]});
+    eds::write_atomic(
+        path,
+        &serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?,
+    )
 }
 
 /// The `filter_config` / `configuration` string of the sticky filter in a
@@ -422,28 +425,4 @@ fn plugin_text(listener: &mut Value) -> Option<&mut Value> {
     } else {
         typed.pointer_mut("/config/configuration/value")
     }
-}
-
-/// The dynamic module name Envoy derives `path` from: `lib<name>.so`.
-fn module_name(path: &std::path::Path) -> Option<String> {
-    let file = path.file_name()?.to_str()?;
-    Some(file.strip_prefix("lib")?.strip_suffix(".so")?.to_owned())
-}
-
-/// Starts the pinned Envoy on `config` with what `affinity` needs: the
-/// native module's directory (`native_module`'s, or dist/'s) in
-/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`.
-pub(crate) fn start_envoy(
-    affinity: &Affinity,
-    native_module: Option<&std::path::Path>,
-    config: &std::path::Path,
-    dir: &std::path::Path,
-) -> Result<Envoy, StartError> {
-    let module = matches!(affinity, Affinity::StickyNative { .. }).then(|| {
-        native_module
-            .map(PathBuf::from)
-            .unwrap_or_else(|| crate::artifact("STICKY_NATIVE", "dist/libsticky.so"))
-    });
-    let bin = crate::artifact("STICKY_ENVOY", ".venv/envoy");
-    Envoy::start_with_module(&bin, config, dir, module.as_deref())
 }

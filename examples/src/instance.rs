@@ -37,18 +37,11 @@ impl Binaries {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let find = |var: &str, name: &str| -> Result<PathBuf, String> {
-            let path = std::env::var_os(var)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| dir.join(name));
-            if path.exists() {
-                Ok(path)
-            } else {
-                Err(format!(
-                    "{} not found (build it with `cargo build --release -p sticky-examples --bins`, or set {var})",
-                    path.display()
-                ))
-            }
+        let find = |var: &str, name: &str| {
+            let hint = format!(
+                "build it with `cargo build --release -p sticky-examples --bins`, or set {var}"
+            );
+            sticky_e2e::locate(var, dir.join(name), &hint)
         };
         Ok(Self {
             cart: find("STICKY_CART_BIN", "sticky-cart")?,
@@ -134,6 +127,18 @@ impl Instance {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+impl sticky_e2e::fleet::Upstream for Instance {
+    fn name(&self) -> &str {
+        &self.identity.name
+    }
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn kill(&mut self) {
+        Instance::kill(self);
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::client::{CartSession, CounterSession, DemoSession};
-use crate::instance::Kind;
+use crate::instance::{Instance, Kind};
 use crate::stage::{Artifacts, Mode, Stage, StageSpec};
 
 /// Number of phases.
@@ -376,7 +376,7 @@ fn conduct(
     std::thread::sleep(scenario.phase);
 
     enter(1);
-    let added = stage.add_instance("v1")?;
+    let added = stage.add_upstream("v1")?;
     say(format!(
         "{} scale-up: started {added} and added it to EDS",
         t()
@@ -407,8 +407,8 @@ fn conduct(
     std::thread::sleep(scenario.phase);
 
     enter(4);
-    stage.remove("v1-0")?;
-    let pid = stage.kill("v1-0")?;
+    stage.remove_upstream("v1-0")?;
+    let pid = kill(stage, "v1-0")?;
     say(format!(
         "{} v1-0 removed from EDS and stopped (pid {pid})",
         t()
@@ -416,7 +416,7 @@ fn conduct(
     std::thread::sleep(scenario.phase);
 
     enter(5);
-    stage.set_weights(&[("v1", 90), ("v2", 10)])?;
+    stage.shift_weights(&[("v1", 90), ("v2", 10)])?;
     say(format!(
         "{} canary: weights v1=90 v2=10 (POST /runtime_modify)",
         t()
@@ -424,7 +424,7 @@ fn conduct(
     std::thread::sleep(scenario.phase);
 
     enter(6);
-    stage.set_weights(&[("v1", 0), ("v2", 100)])?;
+    stage.shift_weights(&[("v1", 0), ("v2", 100)])?;
     say(format!("{} canary: weights v1=0 v2=100", t()));
     if let Some(landed) = new_sessions_land_on(stage, 6) {
         say(format!(
@@ -437,7 +437,7 @@ fn conduct(
     enter(7);
     for victim in ["v1-1", "v2-0"] {
         gone(victim, Instant::now());
-        let pid = stage.kill(victim)?;
+        let pid = kill(stage, victim)?;
         say(format!(
             "{} {victim} killed with SIGKILL (pid {pid}); EDS still lists it, as right after a crash",
             t()
@@ -446,6 +446,13 @@ fn conduct(
     std::thread::sleep(scenario.phase);
     say(format!("{} traffic stops", t()));
     Ok(())
+}
+
+/// Kills an instance by PID (SIGKILL); returns the PID.
+fn kill(stage: &mut Stage, name: &str) -> Result<u32, String> {
+    let pid = stage.instance(name).map(Instance::pid);
+    stage.kill(name)?;
+    pid.ok_or_else(|| format!("no instance {name}"))
 }
 
 /// Where `n` brand-new cookie sessions land now (cart stages only): one
