@@ -5,7 +5,9 @@
 # configuration: Envoy 1.40 (one worker) under valgrind, 300 warm-up requests,
 # counters zeroed, N requests carrying a session cookie (h2load, HTTP/1.1,
 # 4 connections), counters dumped. Needs `make native bench-empty-wasm` and
-# stickyctl built; prints one line per configuration.
+# stickyctl built; prints one line per configuration. With
+# STICKY_CALLGRIND_KEEP=DIR each configuration's dump is kept as DIR/VARIANT.cg,
+# for `callgrind_annotate --inclusive=yes`.
 #
 #   bench/callgrind/run.sh [N] [configuration...]
 set -euo pipefail
@@ -49,6 +51,9 @@ for v in $variants; do
   sleep 1
   kill $pid; wait $pid 2>/dev/null || true
   dump=$(ls -t "$work"/cg.$v.$pid.* | grep -v "\.$pid$" | head -1)
+  if [ -n "${STICKY_CALLGRIND_KEEP:-}" ]; then
+    mkdir -p "$STICKY_CALLGRIND_KEEP" && cp "$dump" "$STICKY_CALLGRIND_KEEP/$v.cg"
+  fi
   ir=$(grep -E "^(summary|totals):" "$dump" | head -1 | awk '{print $2}')
   printf '%-22s %8d instructions/request  (%s)\n' "$v" $((ir / n)) "$done_line"
 done

@@ -42,6 +42,7 @@ pub struct RequestEdits<'a> {
 
 impl<'a> RequestEdits<'a> {
     /// The edits the request phase's decision `stream` calls for.
+    #[inline(always)]
     pub fn of(stream: &'a Stream) -> Self {
         let edits = |cluster, host, reroute| Self {
             cluster,
@@ -72,6 +73,7 @@ impl<'a> RequestEdits<'a> {
 
     /// The same edits, putting the application's `id` back into its
     /// session header when the request's token wrapped one (wrap mode).
+    #[inline(always)]
     pub fn restoring(self, id: Option<&'a [u8]>) -> Self {
         Self {
             wrap_id: id,
@@ -82,6 +84,7 @@ impl<'a> RequestEdits<'a> {
     /// Carries the edits out: removals first (a removal makes the route
     /// stale, which rules out keeping the cached route), then writes, then
     /// one route re-match if anything routing-relevant changed.
+    #[inline]
     pub fn apply<H: Host>(&self, cfg: &Config, host: &mut H) {
         // The backend only ever sees its own ids; the header steers no
         // route, so writing it asks for no re-match.
@@ -94,10 +97,10 @@ impl<'a> RequestEdits<'a> {
         match pinning {
             // A set replaces every client copy: remove only what is not set.
             Pinning::SessionFilter => {
-                if self.host == Edit::Remove {
+                if matches!(self.host, Edit::Remove) {
                     route.removed(host.remove_request_header(&cfg.host_header), false);
                 }
-                if self.cluster == Edit::Remove {
+                if matches!(self.cluster, Edit::Remove) {
                     route.removed(host.remove_request_header(&cfg.cluster_header), true);
                 }
             }
@@ -161,6 +164,7 @@ impl RouteState {
     /// Writes the cluster header, unless Envoy routes the stream there
     /// already (if it had not matched a route yet, it just did, on the
     /// client's headers; the route strips the header before the upstream).
+    #[inline]
     fn set_cluster<H: Host>(&mut self, cfg: &Config, host: &mut H, cluster: &str) {
         let value = cluster.as_bytes();
         if !self.dirty && host.routed_to_cluster(value) {

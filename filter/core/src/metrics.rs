@@ -131,6 +131,7 @@ impl<Id: Copy> MetricIds<Id> {
     }
 
     /// The id of `metric`, if it was defined.
+    #[inline]
     pub fn get(&self, metric: Metric) -> Option<Id> {
         self.0.get(metric.index()).copied().flatten()
     }

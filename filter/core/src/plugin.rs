@@ -54,6 +54,7 @@ impl<Id: Copy, W: Workers> Plugin<Id, W> {
     }
 
     /// Request phase of a stream on worker `worker`.
+    #[inline(always)]
     pub fn on_request<H: Host>(&self, worker: u32, host: &mut H, now: u64) -> Stream {
         match self.workers.lock(worker) {
             Some(mut caches) => filter::on_request(&self.config, &mut caches, host, now),
@@ -64,6 +65,7 @@ impl<Id: Copy, W: Workers> Plugin<Id, W> {
     }
 
     /// Response phase of a stream the request phase left as `stream`.
+    #[inline(always)]
     pub fn on_response<H: Host>(&self, worker: u32, stream: &Stream, host: &mut H, now: u64) {
         match self.workers.lock(worker) {
             Some(mut caches) => filter::on_response(&self.config, &mut caches, stream, host, now),

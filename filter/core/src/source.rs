@@ -23,6 +23,7 @@ pub trait SessionSource {
 pub struct CookieSource<'a>(pub &'a CookieConfig);
 
 impl SessionSource for CookieSource<'_> {
+    #[inline]
     fn candidates<'a>(&self, carried: &'a [u8], out: &mut Candidates<'a>) {
         cookie::find_cookies(carried, self.0.name.as_bytes(), out);
     }
@@ -38,6 +39,7 @@ impl SessionSource for CookieSource<'_> {
 pub struct HeaderSource<'a>(pub &'a str);
 
 impl SessionSource for HeaderSource<'_> {
+    #[inline]
     fn candidates<'a>(&self, carried: &'a [u8], out: &mut Candidates<'a>) {
         cookie::find_header_tokens(carried, out);
     }
@@ -69,6 +71,7 @@ impl<'a> LegacyCookieSource<'a> {
 }
 
 impl SessionSource for LegacyCookieSource<'_> {
+    #[inline]
     fn candidates<'a>(&self, carried: &'a [u8], out: &mut Candidates<'a>) {
         cookie::find_cookies(carried, self.name.as_bytes(), out);
     }
@@ -87,6 +90,7 @@ impl SessionSource for LegacyCookieSource<'_> {
 pub struct LegacyHeaderSource<'a>(pub &'a str);
 
 impl SessionSource for LegacyHeaderSource<'_> {
+    #[inline]
     fn candidates<'a>(&self, carried: &'a [u8], out: &mut Candidates<'a>) {
         cookie::find_header_tokens(carried, out);
     }
@@ -100,6 +104,7 @@ impl SessionSource for LegacyHeaderSource<'_> {
 pub struct WrapSource<'a>(pub &'a WrapConfig);
 
 impl SessionSource for WrapSource<'_> {
+    #[inline]
     fn candidates<'a>(&self, carried: &'a [u8], out: &mut Candidates<'a>) {
         out.push(carried);
     }

@@ -418,3 +418,40 @@ fn strict_mode_keeps_the_token_on_other_local_replies() {
     assert!(matches!(stream, crate::session::Stream::Pinned(_)));
     assert_eq!(runner_host.response_values("set-cookie").len(), 1);
 }
+
+#[test]
+fn a_wrapped_id_is_restored_when_its_key_sends_it_to_another_shard() {
+    let mut s = shard_sim(
+        r#""sharding": {"key": {"header": "x-account"}, "clusters": ["shard-0", "shard-1"]}, "wrap": {"header": "mcp-session-id"},"#,
+    );
+    let shard = |k: &str| crate::shard::shard_of(k.as_bytes(), 2);
+    let (a, b) = (
+        "acct-0",
+        (1..)
+            .map(|i| format!("acct-{i}"))
+            .find(|k| shard(k) != shard("acct-0"))
+            .unwrap(),
+    );
+    let client = |key: &str, token: Option<&str>| {
+        let mut c = keyed(key);
+        c.no_cookies = true;
+        c.extra
+            .extend(token.map(|t| ("mcp-session-id".to_owned(), t.as_bytes().to_vec())));
+        c
+    };
+    s.app_response = vec![("mcp-session-id".into(), b"app-id-1".to_vec())];
+    let first = s.send(&mut client(a, None));
+    s.app_response.clear();
+    let token = first
+        .response_header("mcp-session-id")
+        .expect("the id is wrapped");
+    for (key, same_shard) in [(a, true), (b.as_str(), false)] {
+        let e = s.send(&mut client(key, Some(&token)));
+        assert_eq!(e.cluster == first.cluster, same_shard, "{key}");
+        assert_eq!(
+            e.request_header("mcp-session-id").as_deref(),
+            Some("app-id-1"),
+            "the application gets its own id back ({key})"
+        );
+    }
+}

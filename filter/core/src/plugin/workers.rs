@@ -24,6 +24,7 @@ pub trait Workers {
 impl Workers for RefCell<Worker> {
     type Locked<'a> = RefMut<'a, Worker>;
 
+    #[inline]
     fn lock(&self, _index: u32) -> Option<RefMut<'_, Worker>> {
         self.try_borrow_mut().ok()
     }
