@@ -10,8 +10,6 @@
 //! A crashed native module takes Envoy down with it, so every test ends by
 //! checking that Envoy is still running.
 
-use std::time::Duration;
-
 use serde_json::json;
 use sticky_e2e::client::{Response, Session};
 use sticky_e2e::envoy::Envoy;
@@ -100,34 +98,21 @@ fn invalid_config_fails_the_module_init_naming_the_field() {
     }
 }
 
-/// A second Envoy running the wasm build on the same EDS files, so in front
-/// of the same backends as `rig`.
-fn wasm_twin(rig: &Rig) -> (Envoy, tempfile::TempDir) {
+/// A second Envoy running the wasm build on the rig's fleet, so in front of
+/// the same backends (the same EDS files).
+fn wasm_twin(rig: &Rig) -> Envoy {
     let mut plan = rig.plan.clone();
     plan.affinity = Affinity::StickyWasm {
         wasm_path: sticky_e2e::artifact("STICKY_WASM", "dist/sticky.wasm"),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("envoy.json");
-    std::fs::write(
-        &config,
-        serde_json::to_vec_pretty(&bootstrap(&plan)).unwrap(),
-    )
-    .unwrap();
-    let bin = sticky_e2e::artifact("STICKY_ENVOY", ".venv/envoy");
-    let envoy = Envoy::start(&bin, &config, dir.path(), &[]).unwrap_or_else(|e| panic!("{e}"));
-    for (cluster, eps) in &rig.endpoints {
-        let stat = format!("cluster.{cluster}.membership_total");
-        let want = eps.len() as u64;
-        assert!(envoy.wait_for(Duration::from_secs(5), |e| e.stat(&stat) == Some(want)));
-    }
-    (envoy, dir)
+    rig.launch(&bootstrap(&plan), None, None)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn tokens_are_interchangeable_between_the_wasm_and_native_builds() {
     let mut rig = rig();
-    let (wasm, _dir) = wasm_twin(&rig);
+    let wasm = wasm_twin(&rig);
     // Issued by wasm, honoured by native.
     for i in 0..10 {
         let mut s = Session::new(format!("w2n-{i}"));
