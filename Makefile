@@ -41,7 +41,7 @@ export STICKY_NATIVE := $(CURDIR)/$(NATIVE)
 FAULT_DIR     := $(TARGET_DIR)/fault
 export STICKY_NATIVE_FAULT := $(FAULT_DIR)/debug/libsticky_native.so
 
-.PHONY: all setup toolchain envoy kubernetes-validate tools wasm native native-fault build test test-unit e2e lint fmt demo bench bench-smoke bench-bins bench-empty-wasm fuzz fuzz-smoke soak clean
+.PHONY: all setup toolchain envoy kubernetes-validate tools wasm native native-fault build test test-unit e2e lint fmt demo bench bench-smoke bench-bins bench-empty-wasm fuel-profile fuzz fuzz-smoke soak clean
 
 all: wasm native
 
@@ -194,6 +194,19 @@ bench: setup wasm bench-empty-wasm bench-bins
 	  else native=none; echo "make native failed: sticky-native is reported as not available"; fi; \
 	  STICKY_EMPTY_WASM="$(BENCH_EMPTY)" STICKY_EMPTY_NATIVE="$(BENCH_EMPTY_NATIVE)" STICKY_NATIVE="$$native" \
 	  cargo run --locked --release -p sticky-bench -- $(BENCH_ARGS)
+
+## fuel-profile: host-tests' fuel (≈ wasm instructions) of sticky.wasm per function, per
+## stream, on the pinned, new-session and wrap paths (dist/sticky.wasm's code, built with
+## its name section in an own target dir). Keep a profile and compare with it later:
+## make fuel-profile FUEL_PROFILE_ARGS="--save DIR", then FUEL_PROFILE_ARGS="--baseline DIR".
+PROFILE_DIR       := $(TARGET_DIR)/fuel-profile
+FUEL_PROFILE_ARGS ?=
+fuel-profile: toolchain tools
+	CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$(WASM_RUSTFLAGS)" \
+	  cargo build --locked --release --target $(WASM_TARGET) -p sticky-wasm --target-dir $(PROFILE_DIR)
+	wasm-opt $(filter-out --strip-debug --strip-producers,$(WASM_OPT_FLAGS)) -g \
+	  $(PROFILE_DIR)/$(WASM_TARGET)/release/sticky_wasm.wasm -o $(PROFILE_DIR)/sticky-named.wasm
+	cargo run --locked -p sticky-fuel-profile -- $(PROFILE_DIR)/sticky-named.wasm $(FUEL_PROFILE_ARGS)
 
 ## bench-smoke: every benchmark path for ~1 s each; asserts numbers came out (part of `make test`).
 ## The smoke runs the debug builds `make test` already compiled (it only checks

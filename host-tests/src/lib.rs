@@ -16,6 +16,7 @@ pub mod env;
 pub mod error;
 pub mod guest;
 pub mod module;
+pub mod profile;
 pub mod properties;
 pub mod runner;
 pub mod state;

@@ -16,8 +16,9 @@ use wasmtime::{Linker, Module, Store, TypedFunc, WasmParams, WasmResults};
 use crate::abi;
 use crate::error::HostError;
 use crate::module;
+use crate::profile::Profile;
 use crate::state::{HostState, LogLine, Phase};
-use crate::{env, wasi};
+use crate::{env, profile, wasi};
 
 /// Fuel (≈ wasm instructions) one callback may burn before it counts as a
 /// runaway loop. The costliest path needs well under 1% of it.
@@ -89,6 +90,8 @@ impl WasmRunner {
         let load = |e: wasmtime::Error| HostError::Load(format!("{e:#}"));
         env::add_to_linker(engine, &mut linker).map_err(load)?;
         wasi::add_to_linker(&mut linker).map_err(load)?;
+        profile::add_to_linker(&mut linker, |state: &mut HostState| &mut state.profile)
+            .map_err(load)?;
         let mut store = Store::new(engine, HostState::new(FakeHost::default()));
 
         let unknown: Vec<String> = module
@@ -374,6 +377,11 @@ impl WasmRunner {
     /// What the last complete stream cost.
     pub fn last_cost(&self) -> &StreamCost {
         &self.cost
+    }
+
+    /// Fuel per function of an instrumented module ([`crate::profile`]).
+    pub fn profile(&mut self) -> &mut Profile {
+        &mut self.store.data_mut().profile
     }
 
     /// Current size of the filter's linear memory in bytes.

@@ -10,6 +10,8 @@ use sticky_core::metrics::Metric;
 use sticky_core::testing::FakeHost;
 use wasmtime::{Memory, TypedFunc};
 
+use crate::profile::Profile;
+
 /// Which callback of the filter is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -106,6 +108,8 @@ pub struct HostState {
     pub violation: Option<String>,
     /// The module's memory export.
     pub memory: Option<Memory>,
+    /// Fuel per function, when the module is instrumented (`make fuel-profile`).
+    pub profile: Profile,
     /// The module's `proxy_on_memory_allocate`.
     pub alloc: Option<TypedFunc<i32, i32>>,
 }
@@ -129,6 +133,7 @@ impl HostState {
             calls: BTreeMap::new(),
             violation: None,
             memory: None,
+            profile: Profile::default(),
             alloc: None,
         }
     }
