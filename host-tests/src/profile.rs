@@ -36,6 +36,8 @@ struct Frame {
 pub struct Profile {
     stack: Vec<Frame>,
     costs: BTreeMap<u32, Cost>,
+    /// Calls and inclusive fuel per (caller, callee).
+    edges: BTreeMap<(u32, u32), Cost>,
     /// An exit that did not match its entry (a trap unwound the stack).
     unbalanced: bool,
 }
@@ -62,6 +64,12 @@ impl Profile {
         let inclusive = frame.fuel_at_entry.saturating_sub(fuel);
         if let Some(caller) = self.stack.last_mut() {
             caller.callees = caller.callees.saturating_add(inclusive);
+            let edge = self
+                .edges
+                .entry((caller.function, frame.function))
+                .or_default();
+            edge.calls = edge.calls.saturating_add(1);
+            edge.inclusive = edge.inclusive.saturating_add(inclusive);
         }
         let cost = self.costs.entry(frame.function).or_default();
         cost.calls = cost.calls.saturating_add(1);
@@ -74,11 +82,18 @@ impl Profile {
     /// Forgets what was recorded (calls still running are kept).
     pub fn clear(&mut self) {
         self.costs.clear();
+        self.edges.clear();
     }
 
     /// The costs recorded since the last [`Profile::clear`], by function.
     pub fn costs(&self) -> &BTreeMap<u32, Cost> {
         &self.costs
+    }
+
+    /// Calls and inclusive fuel per (caller, callee) since the last
+    /// [`Profile::clear`] (`own` is not kept per edge).
+    pub fn edges(&self) -> &BTreeMap<(u32, u32), Cost> {
+        &self.edges
     }
 
     /// Whether every exit matched its entry (a trap leaves calls open).

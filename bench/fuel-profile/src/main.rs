@@ -32,6 +32,9 @@ struct Args {
     /// Compare with a profile kept with `--save` (e.g. before a change).
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Also list who calls the functions whose name contains this.
+    #[arg(long)]
+    callers: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,9 @@ fn run(args: &Args) -> Result<(), String> {
                 println!("{}", report::diff(path.name(), &old, &measured, args.top));
             }
             None => println!("{}", report::table(path.name(), &measured, args.top)),
+        }
+        if let Some(pattern) = &args.callers {
+            println!("{}", report::callers(&measured, pattern));
         }
         if let Some(dir) = &args.save {
             report::save(&dir.join(&file), &measured)?;

@@ -56,6 +56,9 @@ pub struct Measured {
     pub fuel: u64,
     /// Cost per function name, over all streams.
     pub functions: BTreeMap<String, Cost>,
+    /// Calls and inclusive cost per (caller, callee) name, over all streams
+    /// (not saved: a diff compares functions).
+    pub edges: BTreeMap<(String, String), Cost>,
 }
 
 /// Runs `streams` streams of `path` through an instrumented `module`,
@@ -117,23 +120,37 @@ pub fn measure(
     if !profile.balanced() {
         return Err("a call never returned (the filter trapped)".into());
     }
-    let mut functions: BTreeMap<String, Cost> = BTreeMap::new();
-    for (index, cost) in profile.costs() {
-        let name = usize::try_from(*index)
+    let name = |index: u32| {
+        usize::try_from(index)
             .ok()
             .and_then(|i| names.get(i))
             .cloned()
-            .unwrap_or_else(|| format!("#{index}"));
-        let sum = functions.entry(name).or_default();
-        sum.calls = sum.calls.saturating_add(cost.calls);
-        sum.inclusive = sum.inclusive.saturating_add(cost.inclusive);
-        sum.own = sum.own.saturating_add(cost.own);
+            .unwrap_or_else(|| format!("#{index}"))
+    };
+    let mut functions: BTreeMap<String, Cost> = BTreeMap::new();
+    for (index, cost) in profile.costs() {
+        add(functions.entry(name(*index)).or_default(), cost);
+    }
+    let mut edges: BTreeMap<(String, String), Cost> = BTreeMap::new();
+    for ((caller, callee), cost) in profile.edges() {
+        add(
+            edges.entry((name(*caller), name(*callee))).or_default(),
+            cost,
+        );
     }
     Ok(Measured {
         streams,
         fuel,
         functions,
+        edges,
     })
+}
+
+/// Adds `cost` into `sum`.
+fn add(sum: &mut Cost, cost: &Cost) {
+    sum.calls = sum.calls.saturating_add(cost.calls);
+    sum.inclusive = sum.inclusive.saturating_add(cost.inclusive);
+    sum.own = sum.own.saturating_add(cost.own);
 }
 
 /// A client holding a wrapped id: the application minted `APP_ID` once and

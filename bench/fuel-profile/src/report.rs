@@ -39,6 +39,43 @@ pub fn table(name: &str, m: &Measured, top: usize) -> String {
     out
 }
 
+/// Who calls the functions whose name contains `pattern`, per stream, the
+/// costliest callers first.
+pub fn callers(m: &Measured, pattern: &str) -> String {
+    let mut out = String::new();
+    let callees: BTreeSet<&String> = m
+        .functions
+        .keys()
+        .filter(|name| name.contains(pattern))
+        .collect();
+    if callees.is_empty() {
+        return format!("no function named like `{pattern}` ran\n");
+    }
+    for callee in callees {
+        let _ = writeln!(
+            out,
+            "callers of {callee}:\n{:>8} {:>10}  caller",
+            "calls", "inclusive"
+        );
+        let mut rows: Vec<(&String, &Cost)> = m
+            .edges
+            .iter()
+            .filter(|((_, to), _)| to == callee)
+            .map(|((from, _), c)| (from, c))
+            .collect();
+        rows.sort_by_key(|(from, c)| (std::cmp::Reverse(c.inclusive), *from));
+        for (caller, c) in rows {
+            let _ = writeln!(
+                out,
+                "{:>8} {:>10}  {caller}",
+                calls(c.calls, m.streams),
+                per_stream(c.inclusive, m.streams)
+            );
+        }
+    }
+    out
+}
+
 /// Calls per stream, with one decimal.
 fn calls(total: u64, streams: u64) -> String {
     let tenths = per_stream(total.saturating_mul(10), streams);

@@ -10,6 +10,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod addr;
 pub mod b64;
+pub mod bytes;
 pub mod config;
 pub mod cookie;
 pub mod drain;

@@ -5,6 +5,7 @@
 //! opened are stored, lifetime and allow-list checks still run on every
 //! request, and a new configuration (new keys) starts with an empty cache.
 
+use crate::bytes;
 use crate::shard::fnv1a64;
 use crate::token::Claims;
 
@@ -48,7 +49,7 @@ impl TokenCache {
     /// The claims of `token` if it opened before.
     pub fn get(&self, token: &[u8]) -> Option<&Claims> {
         match self.slots.get(slot(token)) {
-            Some(Some(e)) if &*e.token == token => Some(&e.claims),
+            Some(Some(e)) if bytes::same(&e.token, token) => Some(&e.claims),
             _ => None,
         }
     }

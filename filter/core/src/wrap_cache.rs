@@ -6,6 +6,7 @@
 //! memory, an echo of an unchanged session gets back the very token the
 //! request came in with.
 
+use crate::bytes;
 use crate::shard::fnv1a64;
 
 /// Number of slots (direct-mapped: a colliding id replaces the slot).
@@ -38,7 +39,7 @@ impl WrapCache {
     /// The token `app_id` last arrived in, if remembered.
     pub fn get(&self, app_id: &[u8]) -> Option<&[u8]> {
         match self.slots.get(slot(app_id)) {
-            Some(Some(e)) if &*e.app_id == app_id => Some(&e.token),
+            Some(Some(e)) if bytes::same(&e.app_id, app_id) => Some(&e.token),
             _ => None,
         }
     }
@@ -50,8 +51,8 @@ impl WrapCache {
         }
         if let Some(s) = self.slots.get_mut(slot(app_id)) {
             if let Some(e) = s
-                && &*e.app_id == app_id
-                && &*e.token == token
+                && bytes::same(&e.app_id, app_id)
+                && bytes::same(&e.token, token)
             {
                 return;
             }

@@ -48,6 +48,9 @@ fn inclusive_cost_is_own_plus_callees_and_calls_are_counted() {
     assert_eq!(leaf.inclusive, leaf.own, "a leaf has no callees");
     assert!(leaf.own > 0 && leaf.own.is_multiple_of(2), "{leaf:?}");
     assert!(root.own > 0, "{root:?}");
+    let edge = profile.edges()[&(1, 0)];
+    assert_eq!((edge.calls, edge.inclusive), (2, leaf.inclusive));
+    assert_eq!(profile.edges().len(), 1, "root has no caller");
     assert_eq!(
         root.inclusive,
         root.own.saturating_add(leaf.inclusive),

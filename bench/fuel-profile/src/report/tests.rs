@@ -1,6 +1,6 @@
 use sticky_host_tests::profile::Cost;
 
-use super::{diff, load, save, table};
+use super::{callers, diff, load, save, table};
 use crate::paths::Measured;
 
 fn cost(calls: u64, inclusive: u64, own: u64) -> Cost {
@@ -19,6 +19,7 @@ fn measured(fuel: u64, functions: &[(&str, Cost)]) -> Measured {
             .iter()
             .map(|(n, c)| ((*n).to_owned(), *c))
             .collect(),
+        edges: Default::default(),
     }
 }
 
@@ -98,4 +99,21 @@ fn the_difference_lists_what_changed_most_first_and_skips_the_rest() {
         lines[2].starts_with("    +10") && lines[2].contains("0.0->2.0"),
         "{text}"
     );
+}
+
+#[test]
+fn callers_are_listed_costliest_first() {
+    let mut m = measured(100_000, &[("memcmp", cost(30, 9_000, 9_000))]);
+    m.edges
+        .insert(("cheap".into(), "memcmp".into()), cost(10, 1_000, 0));
+    m.edges
+        .insert(("dear".into(), "memcmp".into()), cost(20, 8_000, 0));
+    m.edges
+        .insert(("dear".into(), "other".into()), cost(1, 5, 0));
+    let text = callers(&m, "memc");
+    assert!(text.starts_with("callers of memcmp:"), "{text}");
+    let dear = text.find("     2.0        800  dear").unwrap();
+    let cheap = text.find("     1.0        100  cheap").unwrap();
+    assert!(dear < cheap && !text.contains("other"), "{text}");
+    assert!(callers(&m, "nothing").starts_with("no function named like `nothing`"));
 }
