@@ -8,11 +8,14 @@ import sys
 
 variant, port, admin, upstream, out, stickyctl, testdata = sys.argv[1:8]
 wiring = "drop-in" if variant == "sticky-native-dropin" else "direct"
+# sticky-wasm: the wasm build (V8), from the run's module directory.
+build = (["--wasm", os.path.join(os.path.dirname(os.path.abspath(out)), "mods", "sticky.wasm")]
+         if variant == "sticky-wasm" else ["--native", "sticky", "--wiring", wiring])
 route = os.path.join(os.path.dirname(os.path.abspath(__file__)), "route-one-cluster.yaml")
 rendered = out + ".d"
 subprocess.run(
     [stickyctl, "render", "envoy", "-p", os.path.join(testdata, "policy.yaml"), "-r", route,
-     "--keys", os.path.join(testdata, "keys.json"), "--native", "sticky", "--wiring", wiring,
+     "--keys", os.path.join(testdata, "keys.json")] + build + [
      "--listen", "127.0.0.1:" + port, "--admin-port", admin,
      "--endpoint", "reviews-v1=127.0.0.1:%s,127.0.0.2:%s" % (upstream, upstream),
      "--out", rendered],

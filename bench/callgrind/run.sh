@@ -5,7 +5,8 @@
 # configuration: Envoy 1.40 (one worker) under valgrind, 300 warm-up requests,
 # counters zeroed, N requests carrying a session cookie (h2load, HTTP/1.1,
 # 4 connections), counters dumped. Needs `make native bench-empty-wasm` and
-# stickyctl built; prints one line per configuration. With
+# stickyctl built; prints one line per configuration. `sticky-wasm` (not in
+# the default list) runs dist/sticky.wasm, or STICKY_WASM, in V8. With
 # STICKY_CALLGRIND_KEEP=DIR each configuration's dump is kept as DIR/VARIANT.cg,
 # for `callgrind_annotate --inclusive=yes`.
 #
@@ -22,6 +23,9 @@ work=$(mktemp -d)
 mkdir -p "$work/mods"
 cp "${STICKY_NATIVE:-$root/dist/libsticky.so}" "$work/mods/libsticky.so"
 cp "$target/native/libsticky_bench_empty_module.so" "$work/mods/"
+case " $variants " in
+  *" sticky-wasm "*) cp "${STICKY_WASM:-$root/dist/sticky.wasm}" "$work/mods/sticky.wasm" ;;
+esac
 upstream_port=${UPSTREAM_PORT:-18089}
 python3 "$here/upstream.py" $upstream_port &
 upstream=$!
@@ -31,8 +35,10 @@ kill -0 $upstream || { echo "upstream did not start on port $upstream_port (UPST
 port=10300
 for v in $variants; do
   port=$((port + 10)); admin=$((port + 1))
+  # V8 writes the code it runs: valgrind must re-check it (wasm only).
+  smc=; [ "$v" = sticky-wasm ] && smc=--smc-check=all-non-file
   python3 "$here/render.py" "$v" $port $admin $upstream_port "$work/$v.json" "$stickyctl" "$root/istio/testdata"
-  ENVOY_DYNAMIC_MODULES_SEARCH_PATH="$work/mods" valgrind --tool=callgrind \
+  ENVOY_DYNAMIC_MODULES_SEARCH_PATH="$work/mods" valgrind --tool=callgrind $smc \
     --callgrind-out-file="$work/cg.$v.%p" "$envoy" -c "$work/$v.json" --concurrency 1 -l error \
     --base-id $port > "$work/$v.log" 2>&1 &
   pid=$!
