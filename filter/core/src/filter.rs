@@ -145,7 +145,7 @@ pub fn on_response<H: Host>(
             host.remove_response_header(&cfg.host_header);
         } else if minted.is_none()
             && !(cfg.strict && host.response_header(":status").as_deref() == Some(b"503"))
-            && respond::pinned_host_needs_nothing(cfg, &worker.drain, stream, claims, now)
+            && respond::pinned_host_needs_nothing(cfg, &worker.drain, claims, now)
         {
             // No echo: the pinned host served it (in strict mode a 503 may
             // instead mean it is gone), its drain state is cached and fresh

@@ -237,7 +237,6 @@ fn write_token<H: Host>(cfg: &Config, host: &mut H, value: &str) {
 pub(super) fn pinned_host_needs_nothing(
     cfg: &Config,
     drain: &DrainCache,
-    stream: &Stream,
     claims: &Claims,
     now: u64,
 ) -> bool {
@@ -245,11 +244,7 @@ pub(super) fn pinned_host_needs_nothing(
     if drain.needs_check(pinned, now, cfg.drain.check_interval_seconds) {
         return false;
     }
-    let served = Served {
-        cluster: claims.cluster.as_bytes(),
-        host: pinned,
-    };
-    session::respond(cfg, stream, served, drain.get(pinned), now).is_none()
+    session::respond_own_host(cfg, claims, drain.get(pinned), now).is_none()
 }
 
 /// The served host's drain state: from the cache, re-read from endpoint

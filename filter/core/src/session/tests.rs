@@ -409,3 +409,52 @@ fn absolute_timeout_caps_expiry_and_stops_refreshes() {
         .is_none()
     );
 }
+
+#[test]
+fn the_own_host_shortcut_decides_as_respond_does() {
+    let cfg = config();
+    let refresh_due = {
+        let mut c = claims("10.0.0.1:80");
+        c.last_seen = NOW - 10_000;
+        c.expires_at = NOW + 10;
+        c
+    };
+    let resealed = Claims {
+        sealed_by_old_key: true,
+        ..claims("10.0.0.1:80")
+    };
+    let mut events = Vec::new();
+    for old in [claims("10.0.0.1:80"), refresh_due, resealed] {
+        for drain in [
+            None,
+            Some(HostDrain::new(true, None)),
+            Some(HostDrain::new(true, Some(NOW + 60))),
+            Some(HostDrain::new(true, Some(NOW - 1))),
+        ] {
+            let full = respond(
+                &cfg,
+                &Stream::Pinned(old.clone()),
+                served(&old.cluster, &old.host),
+                drain,
+                NOW,
+            );
+            assert_eq!(
+                respond_own_host(&cfg, &old, drain, NOW),
+                full,
+                "{old:?} {drain:?}"
+            );
+            events.push(full.map(|(_, e)| e));
+        }
+    }
+    for event in [
+        None,
+        Some(Event::Refreshed),
+        Some(Event::Resealed),
+        Some(Event::Drained),
+    ] {
+        assert!(
+            events.contains(&event),
+            "{event:?} never decided: {events:?}"
+        );
+    }
+}
