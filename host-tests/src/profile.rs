@@ -102,28 +102,26 @@ impl Profile {
     }
 }
 
+/// What a profile import records: the function and the fuel left.
+type Hook = fn(&mut Profile, u32, u64);
+
 /// Defines `sticky_profile.enter` and `sticky_profile.exit` on `linker`,
 /// recording into the [`Profile`] that `profile` finds in the store's data.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     profile: fn(&mut T) -> &mut Profile,
 ) -> Result<()> {
-    linker.func_wrap(
-        IMPORT_MODULE,
-        "enter",
-        move |mut c: Caller<'_, T>, function: u32| {
-            let fuel = c.get_fuel().unwrap_or(0);
-            profile(c.data_mut()).enter(function, fuel);
-        },
-    )?;
-    linker.func_wrap(
-        IMPORT_MODULE,
-        "exit",
-        move |mut c: Caller<'_, T>, function: u32| {
-            let fuel = c.get_fuel().unwrap_or(0);
-            profile(c.data_mut()).exit(function, fuel);
-        },
-    )?;
+    let hooks: [(&str, Hook); 2] = [("enter", Profile::enter), ("exit", Profile::exit)];
+    for (name, hook) in hooks {
+        linker.func_wrap(
+            IMPORT_MODULE,
+            name,
+            move |mut c: Caller<'_, T>, function: u32| {
+                let fuel = c.get_fuel().unwrap_or(0);
+                hook(profile(c.data_mut()), function, fuel);
+            },
+        )?;
+    }
     Ok(())
 }
 

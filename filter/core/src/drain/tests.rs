@@ -46,17 +46,14 @@ fn draining_flag_and_deadline() {
 #[test]
 fn cache_rate_limits_checks_and_knows_expiry() {
     let mut c = DrainCache::new();
-    assert!(c.needs_check(b"h:1", 10, 1));
-    c.record(
-        b"h:1",
-        HostDrain {
-            draining: true,
-            deadline: Some(20),
-        },
-        10,
-    );
-    assert!(!c.needs_check(b"h:1", 10, 1));
-    assert!(c.needs_check(b"h:1", 11, 1));
+    assert_eq!(c.fresh(b"h:1", 10, 1), None);
+    let state = HostDrain {
+        draining: true,
+        deadline: Some(20),
+    };
+    c.record(b"h:1", state, 10);
+    assert_eq!(c.fresh(b"h:1", 10, 1), Some(state));
+    assert_eq!(c.fresh(b"h:1", 11, 1), None, "a check is due again");
     assert!(!c.expired(b"h:1", 19));
     assert!(c.expired(b"h:1", 20));
     assert!(!c.expired(b"other:1", 20));

@@ -241,10 +241,10 @@ pub(super) fn pinned_host_needs_nothing(
     now: u64,
 ) -> bool {
     let pinned = claims.host.as_bytes();
-    if drain.needs_check(pinned, now, cfg.drain.check_interval_seconds) {
+    let Some(state) = drain.fresh(pinned, now, cfg.drain.check_interval_seconds) else {
         return false;
-    }
-    session::respond_own_host(cfg, claims, drain.get(pinned), now).is_none()
+    };
+    session::respond_own_host(cfg, claims, Some(state), now).is_none()
 }
 
 /// The served host's drain state: from the cache, re-read from endpoint
@@ -256,8 +256,8 @@ fn drain_state<H: Host>(
     served_host: &[u8],
     now: u64,
 ) -> Option<HostDrain> {
-    if !drain.needs_check(served_host, now, cfg.drain.check_interval_seconds) {
-        return drain.get(served_host);
+    if let Some(state) = drain.fresh(served_host, now, cfg.drain.check_interval_seconds) {
+        return Some(state);
     }
     let state = host.host_drain(&cfg.drain.metadata_namespace);
     drain.record(served_host, state, now);
